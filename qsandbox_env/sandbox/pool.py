@@ -1,0 +1,193 @@
+"""Parent side of the sandbox: starting, feeding, watching and replacing zygote processes.
+
+A :class:`ZygoteHandle` owns one zygote and talks to it over pipes; a :class:`ZygotePool` hands
+handles to callers one at a time. A zygote that dies or stops answering is killed and replaced,
+and the program it was running is tried once more before it is reported as a sandbox failure, so a
+``verify`` call never hangs and never loses a program.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import select
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+from qsandbox_env.sandbox import protocol
+
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Environment variables a zygote may inherit; everything else (tokens, keys, proxies) stays out.
+PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+              "VIRTUAL_ENV", "SYSTEMROOT")
+STARTUP_TIMEOUT = 300.0
+# How long past a program's own limit the parent waits before it declares the zygote stuck.
+GRACE_SECONDS = 20.0
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself failed (not the program): a zygote could not start or keeps dying."""
+
+
+@dataclass(frozen=True)
+class ZygoteConfig:
+    python: str
+    preload: tuple[str, ...]
+    warmups: tuple[str, ...]
+    isolate: bool
+    tmp_size: str
+
+    def as_json(self, uid: int) -> str:
+        return json.dumps({"preload": list(self.preload), "warmups": list(self.warmups),
+                           "isolate": self.isolate, "tmp_size": self.tmp_size, "uid": uid})
+
+
+def zygote_env() -> dict[str, str]:
+    env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+    env["PYTHONPATH"] = PACKAGE_ROOT
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["PYTHONNOUSERSITE"] = "1"
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    return env
+
+
+class ZygoteHandle:
+    """One zygote process and the pipes to it."""
+
+    def __init__(self, config: ZygoteConfig, uid: int) -> None:
+        self.config = config
+        self.uid = uid
+        self.proc: subprocess.Popen | None = None
+        self.info: dict = {}
+
+    def start(self) -> dict:
+        self.proc = subprocess.Popen(
+            [self.config.python, "-m", "qsandbox_env.sandbox.zygote", self.config.as_json(self.uid)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+            if not os.environ.get("QSANDBOX_DEBUG") else None,
+            env=zygote_env(), cwd="/", close_fds=True, start_new_session=True)
+        message = self._receive(STARTUP_TIMEOUT)
+        if not message or not message.get("ready"):
+            self.kill()
+            raise SandboxError(
+                f"the sandbox interpreter {self.config.python!r} did not start; run it with "
+                "QSANDBOX_DEBUG=1 to see its errors (is qiskit installed for that interpreter?)")
+        self.info = message
+        return message
+
+    def _receive(self, timeout: float) -> dict | None:
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if not ready:
+            return None
+        try:
+            return protocol.read_message(fd)
+        except (OSError, ValueError):
+            return None
+
+    def run(self, request: dict, timeout: float) -> dict | None:
+        """Send one request; the verdict message, or None if the zygote died or hung."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.start()
+        assert self.proc is not None and self.proc.stdin is not None
+        try:
+            protocol.write_message(self.proc.stdin.fileno(), request)
+        except OSError:
+            self.kill()
+            return None
+        reply = self._receive(timeout + GRACE_SECONDS)
+        if reply is None or reply.get("id") != request["id"]:
+            self.kill()
+            return None
+        return reply
+
+    def kill(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, 9)
+        except OSError:
+            pass
+        try:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                if stream:
+                    stream.close()
+            except OSError:
+                pass
+        self.proc = None
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class ZygotePool:
+    """A fixed set of zygotes, started in parallel, lent out one caller at a time."""
+
+    def __init__(self, config: ZygoteConfig, size: int, base_uid: int = 61000) -> None:
+        self.handles = [ZygoteHandle(config, base_uid + i) for i in range(size)]
+        self.free: queue.Queue[ZygoteHandle] = queue.Queue()
+        self._ids = iter(range(1, sys.maxsize))
+        self._id_lock = threading.Lock()
+        errors: list[BaseException] = []
+
+        def boot(handle: ZygoteHandle) -> None:
+            try:
+                handle.start()
+            except BaseException as exc:  # noqa: BLE001 - re-raised below in the caller
+                errors.append(exc)
+
+        threads = [threading.Thread(target=boot, args=(h,)) for h in self.handles]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            self.close()
+            raise errors[0]
+        for handle in self.handles:
+            self.free.put(handle)
+
+    @property
+    def info(self) -> dict:
+        return self.handles[0].info
+
+    def next_id(self) -> int:
+        with self._id_lock:
+            return next(self._ids)
+
+    def run(self, request: dict, timeout: float) -> dict:
+        """Run one request on a free zygote; retry once on a fresh zygote if one dies."""
+        handle = self.free.get()
+        try:
+            for attempt in range(2):
+                request["id"] = self.next_id()
+                started = time.monotonic()
+                reply = handle.run(request, timeout)
+                if reply is not None:
+                    return reply
+                if attempt == 0:
+                    try:
+                        handle.start()
+                    except SandboxError:
+                        break
+            return {"outcome": "sandbox", "error_type": "",
+                    "detail": "the sandbox process died or stopped answering twice while running "
+                              "this program", "output": "",
+                    "seconds": time.monotonic() - started}
+        finally:
+            self.free.put(handle)
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.kill()

@@ -1,0 +1,376 @@
+"""The zygote: a warm interpreter that forks one isolated child per program.
+
+Started by :class:`~qsandbox_env.sandbox.pool.ZygotePool` as ``python -m
+qsandbox_env.sandbox.zygote CONFIG_JSON``. It enters new namespaces (becoming PID 1 of its own PID
+namespace, so that one ``kill(-1)`` ends every process a program left behind), builds a read-only view
+of the filesystem, preloads Qiskit without starting threads, snapshots the protected library surface,
+and then serves requests from its parent: one program at a time, each in a fresh child with its own
+working directory, uid, rlimits and environment. It never runs program code itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import selectors
+import shutil
+import signal
+import sys
+import time
+import warnings
+
+from qsandbox_env.sandbox import isolation, protocol
+
+WORK_ROOT = "/tmp/qsandbox-work"
+OUTPUT_CHUNK = 1 << 16
+
+# Keep every numerical library single-threaded: threads must not exist at fork time, and one
+# program per core is how the Verifier scales.
+THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+              "RAYON_NUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1", "QISKIT_PARALLEL": "FALSE",
+              "QISKIT_NUM_PROCS": "1", "MPLBACKEND": "Agg", "QISKIT_IBM_RUNTIME_LOG_LEVEL": "ERROR"}
+
+
+class Zygote:
+    def __init__(self, config: dict) -> None:
+        self.config = config
+        self.iso = isolation.Isolation()
+        self.pid_namespace = False
+        self.uid = int(config.get("uid", 0))
+        self.snapshot = None
+
+    # -- start-up -------------------------------------------------------------------------
+    def start(self, in_fd: int, out_fd: int) -> None:
+        self.in_fd, self.out_fd = in_fd, out_fd
+        if self.config.get("isolate", True):
+            self._isolate()
+        else:
+            for layer in isolation.LAYERS[:6]:
+                self.iso.lack(layer, "isolation was turned off (isolate=False)")
+        os.makedirs(WORK_ROOT, mode=0o711, exist_ok=True)
+        os.environ.update(THREAD_ENV)
+        os.environ["MPLCONFIGDIR"] = os.path.join(WORK_ROOT, ".matplotlib")
+        os.environ["HOME"] = WORK_ROOT
+        self._preload()
+        from qsandbox_env.sandbox import guard
+
+        self.snapshot = guard.Snapshot()
+        threads = _thread_count()
+        if threads != 1:
+            print(f"qsandbox: zygote has {threads} threads after preload; forking is unsafe",
+                  file=sys.stderr)
+
+    def _isolate(self) -> None:
+        pending_pid = isolation.enter_namespaces(self.iso)
+        if pending_pid:
+            pid = os.fork()
+            if pid:
+                _wait_and_exit(pid)
+            isolation.die_with_parent()
+            self.pid_namespace = True
+            self.iso.add("pid-namespace")
+        if "mount-namespace" in self.iso.active:
+            isolation.build_filesystem(self.iso, self.config.get("tmp_size", "256m"),
+                                       proc=self.pid_namespace)
+        else:
+            for layer in ("read-only-filesystem", "private-tmp", "hidden-home"):
+                self.iso.lack(layer, "no mount namespace")
+        if os.geteuid() == 0 and os.getuid() == 0 and self.uid:
+            self.iso.add("unprivileged-uid")
+        elif os.geteuid() != 0:
+            self.iso.lack("unprivileged-uid", "not started as root: programs run as the caller")
+        self.iso.add("rlimits")
+        self.iso.add("scrubbed-environment")
+
+    def _preload(self) -> None:
+        warnings.simplefilter("ignore")
+        for name in self.config.get("preload", []):
+            try:
+                importlib.import_module(name)
+            except Exception as exc:  # noqa: BLE001 - a missing optional module is not fatal
+                print(f"qsandbox: could not preload {name}: {exc}", file=sys.stderr)
+        for hook in self.config.get("warmups", []):
+            try:
+                module, _, func = hook.rpartition(":")
+                getattr(importlib.import_module(module), func)()
+            except Exception as exc:  # noqa: BLE001
+                print(f"qsandbox: warm-up {hook} failed: {exc}", file=sys.stderr)
+        warnings.resetwarnings()
+
+    # -- serving --------------------------------------------------------------------------
+    def serve(self) -> None:
+        protocol.write_message(self.out_fd, {"ready": True, "pid": os.getpid(),
+                                             "isolation": {"active": self.iso.active,
+                                                           "missing": self.iso.missing}})
+        while True:
+            request = protocol.read_message(self.in_fd)
+            if request is None:
+                return
+            protocol.write_message(self.out_fd, self.handle(request))
+
+    def handle(self, request: dict) -> dict:
+        workdir = os.path.join(WORK_ROOT, f"run-{request['id']}")
+        os.mkdir(workdir, 0o700)
+        if self.iso.active.count("unprivileged-uid"):
+            os.chown(workdir, self.uid, self.uid)
+        token = os.urandom(16)
+        report_r, report_w = os.pipe()
+        out_r, out_w = os.pipe()
+        started = time.monotonic()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            child_token, token = token, b""
+            os.close(report_r)
+            os.close(out_r)
+            _child(request, child_token, report_w, out_w, workdir, self)
+        os.close(report_w)
+        os.close(out_w)
+        try:
+            result = _collect(pid, report_r, out_r, request, started)
+        finally:
+            self._clean(workdir)
+            os.close(report_r)
+            os.close(out_r)
+        result["seconds"] = time.monotonic() - started
+        return _verdict(result, token, request["id"])
+
+    def _clean(self, workdir: str) -> None:
+        if self.pid_namespace:
+            isolation.kill_namespace()
+        _reap_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+        if self.pid_namespace and os.path.isdir("/dev/shm"):
+            for name in os.listdir("/dev/shm"):
+                shutil.rmtree(os.path.join("/dev/shm", name), ignore_errors=True)
+                try:
+                    os.unlink(os.path.join("/dev/shm", name))
+                except OSError:
+                    pass
+
+
+def _child(request: dict, token: bytes, report_fd: int, out_fd: int, workdir: str,
+           zygote: Zygote) -> None:
+    """Set the child up and run the program. Never returns."""
+    code = 70
+    try:
+        os.setsid()
+        report_fd = _move_fd(report_fd, 3 + int.from_bytes(os.urandom(1), "big") % 200 + 50)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(out_fd, 2)
+        os.closerange(3, report_fd)
+        os.closerange(report_fd + 1, 1 << 16)
+        os.chdir(workdir)
+        limits = request["limits"]
+        isolation.set_limits(limits["memory"], limits["processes"],
+                             int(request["timeout"]) + 2, limits["file_size"])
+        if zygote.iso.active.count("unprivileged-uid"):
+            isolation.become(zygote.uid)
+        elif zygote.pid_namespace and os.geteuid() == 0:
+            isolation.drop_capabilities()  # uid 0 of our own user namespace
+        isolation.die_with_parent()
+        os.environ.clear()
+        os.environ.update(_program_env(workdir))
+        sys.path[:] = [p for p in sys.path if p not in ("", ".", workdir)]
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        from qsandbox_env.sandbox import harness
+
+        harness.run(request["program"], token, report_fd, zygote.snapshot)
+        code = 0
+    except BaseException:  # noqa: BLE001 - nothing may escape into the zygote's loop
+        code = 71
+    finally:
+        os._exit(code)
+
+
+def _move_fd(fd: int, target: int) -> int:
+    os.dup2(fd, target)
+    os.close(fd)
+    return target
+
+
+def _program_env(workdir: str) -> dict[str, str]:
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir,
+           "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8",
+           "MPLCONFIGDIR": os.path.join(WORK_ROOT, ".matplotlib")}
+    env.update(THREAD_ENV)
+    return env
+
+
+def _collect(pid: int, report_r: int, out_r: int, request: dict, started: float) -> dict:
+    """Wait for the child with the wall-clock limit; gather its report and capped output."""
+    deadline = started + float(request["timeout"])
+    limit = int(request["limits"]["output"])
+    report, output, dropped = bytearray(), bytearray(), 0
+    pidfd = os.pidfd_open(pid)
+    sel = selectors.DefaultSelector()
+    sel.register(report_r, selectors.EVENT_READ, "report")
+    sel.register(out_r, selectors.EVENT_READ, "output")
+    sel.register(pidfd, selectors.EVENT_READ, "exit")
+    status, timed_out = None, False
+    try:
+        while status is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                _kill_group(pid)
+                break
+            for key, _ in sel.select(remaining):
+                if key.data == "exit":
+                    status = _reap(pid)
+                    break
+                chunk = os.read(key.fd, OUTPUT_CHUNK)
+                if not chunk:
+                    sel.unregister(key.fd)
+                elif key.data == "report":
+                    if len(report) < 1 << 20:
+                        report += chunk
+                else:
+                    keep = max(0, limit - len(output))
+                    output += chunk[:keep]
+                    dropped += len(chunk) - min(len(chunk), keep)
+        if status is None:
+            status = _reap(pid)
+        _kill_group(pid)
+        report += _drain(report_r, 1 << 20)
+        extra = _drain(out_r, 1 << 24)
+        keep = max(0, limit - len(output))
+        output += extra[:keep]
+        dropped += len(extra) - min(len(extra), keep)
+    finally:
+        sel.close()
+        os.close(pidfd)
+    text = output.decode("utf-8", "replace")
+    if dropped:
+        text += f"\n… [{dropped} more bytes of output dropped]"
+    return {"report": bytes(report), "status": status, "timed_out": timed_out, "output": text,
+            "timeout": request["timeout"]}
+
+
+def _drain(fd: int, cap: int) -> bytes:
+    os.set_blocking(fd, False)
+    data = bytearray()
+    try:
+        while len(data) < cap:
+            chunk = os.read(fd, OUTPUT_CHUNK)
+            if not chunk:
+                break
+            data += chunk
+    except BlockingIOError:
+        pass
+    return bytes(data)
+
+
+def _kill_group(pid: int) -> None:
+    for target in (-pid, pid):
+        try:
+            os.kill(target, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _reap(pid: int) -> int:
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            return status
+        except ChildProcessError:
+            return -1
+        except InterruptedError:
+            continue
+
+
+def _reap_all() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            # Survivors outside a PID namespace: their group was killed; wait briefly for them.
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                return
+
+
+def _verdict(result: dict, token: bytes, request_id: int) -> dict:
+    """Turn what the child left behind into a verdict message. Only a valid pass line passes."""
+    pass_line = b"P " + token.hex().encode()
+    outcome, detail, error_type, passed = "", "", "", False
+    for line in result["report"].split(b"\n"):
+        if line == pass_line:
+            outcome, detail, error_type, passed = "passed", "", "", True
+            break
+        if line.startswith(b"T "):
+            outcome, error_type = "tampered", ""
+            detail = line[2:].decode("utf-8", "replace")
+        elif line.startswith(b"R ") and outcome != "tampered":
+            try:
+                message = json.loads(line[2:])
+                outcome = str(message["outcome"])
+                detail, error_type = str(message["detail"]), str(message["error_type"])
+            except (ValueError, KeyError, TypeError):
+                continue
+    if outcome not in ("passed", "failed", "error", "syntax", "memory", "tampered") or (
+            outcome == "passed" and not passed):
+        outcome, detail = "", ""
+    if result["timed_out"]:
+        outcome = "timeout"
+        detail = f"the program ran past its {result['timeout']:g} s wall-clock limit"
+    elif not outcome:
+        outcome, detail = _from_status(result["status"])
+    return {"id": request_id, "outcome": outcome, "detail": detail, "error_type": error_type,
+            "output": result["output"], "seconds": result["seconds"]}
+
+
+def _from_status(status: int) -> tuple[str, str]:
+    if status >= 0 and os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        if sig == signal.SIGXCPU:
+            return "timeout", "the program used up its CPU-time limit (SIGXCPU)"
+        return "killed", f"the program was killed by {name} before the test finished"
+    code = os.WEXITSTATUS(status) if status >= 0 else -1
+    return "exited", f"the program ended the process (exit status {code}) before the test finished"
+
+
+def _thread_count() -> int:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Threads:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 1
+
+
+def _wait_and_exit(pid: int) -> None:
+    """The launcher left outside the PID namespace: wait for the zygote and mirror its end."""
+    os.closerange(0, 1024)
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1])
+    in_fd, out_fd = os.dup(0), os.dup(1)
+    os.dup2(2, 1)  # stray prints from imports must not corrupt the protocol
+    sys.stdout = sys.stderr
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # programs must not be able to interrupt us
+    zygote = Zygote(config)
+    zygote.start(in_fd, out_fd)
+    zygote.serve()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""The Verifier: the project's one way to ask "does this completion pass this task?".
+
+Every consumer (the environment, the TRL reward function, Ray workers, benchmarks, the CLI) calls
+:meth:`Verifier.verify` or :meth:`Verifier.verify_many`. Programs run in the isolated sandbox of
+:mod:`qsandbox_env.sandbox`, never in the caller's process. Misuse by the caller raises
+``TypeError``/``ValueError``; anything the untrusted program does comes back as a :class:`Verdict`.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+import sys
+import threading
+import warnings
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+from qsandbox_env.extract import extract_code
+from qsandbox_env.program import assemble
+from qsandbox_env.sandbox.pool import SandboxError, ZygoteConfig, ZygotePool
+from qsandbox_env.tasks import Task
+
+__all__ = ["Outcome", "Verdict", "Verifier", "SandboxError", "DEFAULT_PRELOAD"]
+
+
+class Outcome(str, enum.Enum):
+    """How a program ended. Only ``PASSED`` earns reward."""
+
+    PASSED = "passed"      #: ``check`` returned and nothing the test relies on was altered
+    FAILED = "failed"      #: the test raised ``AssertionError``
+    ERROR = "error"        #: any other exception (imports, attributes, ``SystemExit``, …)
+    SYNTAX = "syntax"      #: the program does not compile (syntax error, NUL byte, bad surrogate)
+    TIMEOUT = "timeout"    #: wall-clock or CPU-time limit reached
+    MEMORY = "memory"      #: ``MemoryError`` under the memory limit
+    EXITED = "exited"      #: the process ended (``os._exit``, a native abort) before the test did
+    KILLED = "killed"      #: the process died from a signal
+    TAMPERED = "tampered"  #: the test passed only after the program altered what it relies on
+    SANDBOX = "sandbox"    #: the sandbox itself failed; the program's merit is unknown
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The result of running one completion against one task."""
+
+    task_id: str
+    outcome: Outcome
+    detail: str = ""
+    seconds: float = 0.0
+    output: str = ""
+    error_type: str = ""
+    code: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome is Outcome.PASSED
+
+    @property
+    def reward(self) -> float:
+        return 1.0 if self.passed else 0.0
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["outcome"] = self.outcome.value
+        data["passed"] = self.passed
+        data["reward"] = self.reward
+        return data
+
+
+# What the zygote imports before forking: everything Qiskit tasks use, so children start warm.
+DEFAULT_PRELOAD = (
+    "numpy", "scipy", "scipy.linalg", "scipy.optimize", "networkx", "rustworkx",
+    "qiskit", "qiskit.circuit", "qiskit.circuit.library", "qiskit.quantum_info",
+    "qiskit.transpiler", "qiskit.transpiler.preset_passmanagers", "qiskit.primitives",
+    "qiskit.synthesis", "qiskit.qasm2", "qiskit.qasm3", "qiskit.result", "qiskit.visualization",
+    "qiskit_aer", "qiskit_aer.primitives", "qiskit_aer.noise",
+    "qiskit_ibm_runtime", "qiskit_ibm_runtime.fake_provider",
+    "matplotlib", "matplotlib.pyplot",
+)
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(value: int | str, name: str) -> int:
+    """``4GiB``, ``512M``, ``1048576`` → bytes."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"{name}: expected an int of bytes or a string like '4GiB', got {value!r}")
+    if isinstance(value, int):
+        size = value
+    else:
+        match = _SIZE.match(value)
+        if not match:
+            raise ValueError(f"{name}: expected a size like '4GiB' or '512MiB', got {value!r}")
+        size = int(float(match.group(1)) * _UNITS[(match.group(2) or "")[:1].upper()])
+    if size <= 0:
+        raise ValueError(f"{name}: expected a positive size, got {value!r}")
+    return size
+
+
+class Verifier:
+    """Runs completions against tasks in warm, isolated sandboxes.
+
+    Args:
+        parallelism: programs run at once (one zygote each); default the CPU count.
+        timeout: default wall-clock limit per program in seconds (a task's own ``timeout`` wins).
+        memory: address-space limit per program (``"4GiB"`` by default; at most what the machine
+            can spare).
+        max_processes: processes a program may have at once (fork bombs stop there).
+        output_limit: bytes of stdout/stderr kept per program.
+        mode: ``"warm"`` (fork from a preloaded zygote) or ``"cold"`` (a fresh interpreter per
+            program, as a plain HumanEval harness does; slower, for comparison and for odd
+            interpreters).
+        python: the interpreter that runs programs (default: this one). Point it at another
+            virtual environment to run a task set under pinned package versions.
+        preload: modules each zygote imports before forking.
+        isolate: set False only to debug the sandbox; programs then run without namespaces.
+
+    Example:
+        >>> from qsandbox_env import Task, Verifier
+        >>> task = Task("demo/0", "def add(a, b):\\n", "def check(f):\\n    assert f(2, 3) == 5\\n",
+        ...             "add")
+        >>> with Verifier(parallelism=1, preload=()) as v:
+        ...     v.verify(task, "    return a + b\\n").outcome
+        <Outcome.PASSED: 'passed'>
+    """
+
+    def __init__(self, parallelism: int | None = None, *, timeout: float = 60.0,
+                 memory: int | str = "4GiB", max_processes: int = 64,
+                 output_limit: int = 64 * 1024, mode: str = "warm", python: str | None = None,
+                 preload: Sequence[str] = DEFAULT_PRELOAD, isolate: bool = True) -> None:
+        self.parallelism = _positive_int(parallelism or os.cpu_count() or 1, "parallelism")
+        self.timeout = _positive_float(timeout, "timeout")
+        self.memory = parse_size(memory, "memory")
+        self.max_processes = _positive_int(max_processes, "max_processes")
+        self.output_limit = _positive_int(output_limit, "output_limit")
+        if mode not in ("warm", "cold"):
+            raise ValueError(f"mode: expected 'warm' or 'cold', got {mode!r}")
+        self.mode = mode
+        self.python = python or sys.executable
+        if not (os.path.isfile(self.python) and os.access(self.python, os.X_OK)):
+            raise ValueError(f"python: {self.python!r} is not an executable file")
+        if isinstance(preload, str) or not all(isinstance(m, str) for m in preload):
+            raise TypeError(f"preload: expected a sequence of module names, got {preload!r}")
+        self._config = ZygoteConfig(self.python, tuple(preload) if mode == "warm" else (), (),
+                                    bool(isolate), "512m")
+        self._closed = False
+        self._lock = threading.Lock()
+        self._pool: ZygotePool | None = None
+        self._executor = ThreadPoolExecutor(self.parallelism, thread_name_prefix="qsandbox")
+        if mode == "warm":
+            self._pool = ZygotePool(self._config, self.parallelism)
+            self._announce(self._pool.info)
+
+    # -- public API -----------------------------------------------------------------------
+    @property
+    def isolation(self) -> dict:
+        """Which isolation layers are active in the sandbox, and why any are missing."""
+        info = self._pool.info if self._pool else self._cold_info
+        return dict(info.get("isolation", {}))
+
+    def verify(self, task: Task, completion: str, *, timeout: float | None = None) -> Verdict:
+        """Run ``completion`` (raw model text) against ``task`` and return the verdict."""
+        request = self._request(task, completion, timeout)
+        return self._run(task, request)
+
+    def verify_many(self, pairs: Iterable[tuple[Task, str]], *,
+                    timeout: float | None = None) -> list[Verdict]:
+        """Verify many (task, completion) pairs in parallel; verdicts come back in input order."""
+        jobs = [(task, self._request(task, completion, timeout)) for task, completion in pairs]
+        futures = [self._executor.submit(self._run, task, request) for task, request in jobs]
+        return [f.result() for f in futures]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._executor.shutdown(wait=True)
+        if self._pool:
+            self._pool.close()
+
+    def __enter__(self) -> Verifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    # -- internals ------------------------------------------------------------------------
+    _cold_info: dict = {}
+
+    def _request(self, task: Task, completion: str, timeout: float | None) -> dict:
+        if self._closed:
+            raise ValueError("this Verifier is closed; create a new one")
+        if not isinstance(task, Task):
+            raise TypeError(f"task: expected a qsandbox_env.Task, got {type(task).__name__}")
+        if not isinstance(completion, str):
+            raise TypeError(f"completion: expected str, got {type(completion).__name__}")
+        limit = _positive_float(timeout, "timeout") if timeout is not None else (
+            task.timeout or self.timeout)
+        code = extract_code(completion, task)
+        return {"program": assemble(task, code).as_message(), "timeout": limit, "code": code,
+                "limits": {"memory": self.memory, "processes": self.max_processes,
+                           "file_size": 64 << 20, "output": self.output_limit}}
+
+    def _run(self, task: Task, request: dict) -> Verdict:
+        code = request.pop("code")
+        if self._pool is not None:
+            reply = self._pool.run(request, request["timeout"])
+        else:
+            reply = self._run_cold(request)
+        return Verdict(task.task_id, Outcome(reply["outcome"]), reply.get("detail", ""),
+                       float(reply.get("seconds", 0.0)), reply.get("output", ""),
+                       reply.get("error_type", ""), code)
+
+    def _run_cold(self, request: dict) -> dict:
+        pool = ZygotePool(self._config, 1)
+        try:
+            Verifier._cold_info = pool.info
+            return pool.run(request, request["timeout"])
+        finally:
+            pool.close()
+
+    _announced: set[str] = set()
+
+    def _announce(self, info: dict) -> None:
+        missing = info.get("isolation", {}).get("missing", {})
+        key = repr(sorted(missing.items()))
+        if missing and key not in Verifier._announced:
+            Verifier._announced.add(key)
+            lines = "\n".join(f"  - {layer}: {why}" for layer, why in missing.items())
+            warnings.warn(f"qsandbox: these sandbox layers are NOT active on this machine:\n{lines}"
+                          "\nUntrusted programs are less contained than designed.",
+                          RuntimeWarning, stacklevel=3)
+
+
+def _positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected a positive int, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    return value
+
+
+def _positive_float(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a positive number of seconds, got {value!r}")
+    if not 0 < float(value) < float("inf"):
+        raise ValueError(f"{name}: expected a positive, finite number of seconds, got {value!r}")
+    return float(value)
