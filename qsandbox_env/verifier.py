@@ -77,7 +77,7 @@ DEFAULT_PRELOAD = (
     "numpy", "scipy", "scipy.linalg", "scipy.optimize", "networkx", "rustworkx",
     "qiskit", "qiskit.circuit", "qiskit.circuit.library", "qiskit.quantum_info",
     "qiskit.transpiler", "qiskit.transpiler.preset_passmanagers", "qiskit.primitives",
-    "qiskit.synthesis", "qiskit.qasm2", "qiskit.qasm3", "qiskit.result", "qiskit.visualization",
+    "qiskit.synthesis", "qiskit.qasm2", "qiskit.qasm3", "qiskit_qasm3_import", "qiskit.result", "qiskit.visualization",
     "qiskit_aer", "qiskit_aer.primitives", "qiskit_aer.noise",
     "qiskit_ibm_runtime", "qiskit_ibm_runtime.fake_provider",
     "matplotlib", "matplotlib.pyplot",

@@ -33,6 +33,7 @@ _DESCRIPTORS = (types.FunctionType, classmethod, staticmethod, property)
 _is_instance = isinstance
 _type = type
 _subclasses = type.__subclasses__
+_MRO = type.__dict__["__mro__"]
 
 
 def _protected(name: str) -> bool:
@@ -102,9 +103,29 @@ class Snapshot:
             for key, value in items:
                 if get(key) is not value:
                     found.append(f"{label}.{key} was " + ("added" if value is None else "replaced"))
-        if list(sys.meta_path) != self.meta_path or list(sys.path_hooks) != self.path_hooks:
-            found.append("the import system (sys.meta_path / sys.path_hooks) was changed")
+        for name, before, now in (("sys.meta_path", self.meta_path, sys.meta_path),
+                                  ("sys.path_hooks", self.path_hooks, sys.path_hooks)):
+            if _program_hooks(before, list(now)):
+                found.append(f"the program installed its own import hook in {name}")
         return found[:limit]
+
+
+def _program_hooks(before: list, now: list) -> bool:
+    """Whether the program added an import hook of its own (one that could serve fake modules).
+
+    Libraries add hooks too (openqasm3 puts one in front) and remove their own shims (setuptools
+    does), so only hooks whose code the program wrote count.
+    """
+    original = {id(x) for x in before}
+    for hook in now:
+        if id(hook) in original:
+            continue
+        owner = hook if _is_instance(hook, type) else _type(hook)
+        mro = _MRO.__get__(owner)  # not owner.__mro__: a metaclass could fake that
+        if _written_by_program(hook) or any(
+                _written_by_program(v) for klass in mro for v in list(klass.__dict__.values())):
+            return True
+    return False
 
 
 def rebound_names(before: dict[str, object], namespace: dict) -> list[str]:
@@ -118,23 +139,42 @@ def binding_snapshot(namespace: dict) -> dict[str, object]:
     return {k: v for k, v in namespace.items() if _is_instance(v, kinds)}
 
 
+def _written_by_program(method: object) -> bool:
+    """Methods compiled from the program (or from strings it generated), not library code."""
+    code = getattr(method, "__code__", None) if _is_instance(method, types.FunctionType) else None
+    if code is None:
+        return False
+    filename = code.co_filename
+    return filename == "/program.py" or (filename.startswith("<")
+                                          and not filename.startswith("<frozen"))
+
+
+class _SentinelA:
+    __slots__ = ()
+
+
+class _SentinelB:
+    __slots__ = ()
+
+
 def rigged_comparisons(known_class_ids: set[int]) -> list[str]:
     """Classes created by the program whose comparisons answer "yes" to two unrelated objects.
 
-    An honest ``__eq__`` given two fresh ``object()`` instances raises, returns False or
+    An honest ``__eq__`` given instances of two unrelated classes raises, returns False or
     NotImplemented; one that returns True (or an ``__ne__`` that returns False) was written to
     satisfy any assertion. This runs program code, so it runs after every other check.
     """
     found = []
+    left, right = _SentinelA(), _SentinelB()
     for cls in list(all_classes()):
         if id(cls) in known_class_ids:
             continue
         for name in COMPARISONS:
             method = cls.__dict__.get(name)
-            if method is None or not callable(method):
+            if not _written_by_program(method):
                 continue
             try:
-                answer = method(object(), object())
+                answer = method(left, right)
                 truth = answer is not NotImplemented and bool(answer)
             except BaseException:  # noqa: BLE001 - any failure means "not rigged"
                 continue
