@@ -134,7 +134,8 @@ class Verifier:
                  memory: int | str = "4GiB", max_processes: int = 64,
                  output_limit: int = 64 * 1024, mode: str = "warm", python: str | None = None,
                  preload: Sequence[str] = DEFAULT_PRELOAD, isolate: bool = True) -> None:
-        self.parallelism = _positive_int(parallelism or os.cpu_count() or 1, "parallelism")
+        self.parallelism = _positive_int(
+            os.cpu_count() or 1 if parallelism is None else parallelism, "parallelism")
         self.timeout = _positive_float(timeout, "timeout")
         self.memory = parse_size(memory, "memory")
         self.max_processes = _positive_int(max_processes, "max_processes")
