@@ -1,4 +1,5 @@
-"""qsandbox: a Gymnasium environment and verifier for Qiskit code generation with verifiable rewards.
+"""qsandbox: a Gymnasium environment and verifier for Qiskit code generation with verifiable
+rewards.
 
 Public names are imported lazily, so that ``import qsandbox_env`` stays cheap and the sandbox
 modules can run under another interpreter that has only the standard library and Qiskit.
@@ -24,7 +25,18 @@ _EXPORTS = {
     "SandboxError": "qsandbox_env.verifier",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Outcome",
+    "Program",
+    "SandboxError",
+    "Task",
+    "TaskSet",
+    "Verdict",
+    "Verifier",
+    "assemble",
+    "extract_code",
+    "load_tasks",
+]
 
 if TYPE_CHECKING:
     from qsandbox_env.extract import extract_code

@@ -23,16 +23,12 @@ class Program:
     test_line: int  # 1-based line of ``source`` where the task's test starts
 
     def as_message(self) -> dict:
-        return {"source": self.source, "entry_point": self.entry_point,
-                "test_line": self.test_line}
+        return {"source": self.source, "entry_point": self.entry_point, "test_line": self.test_line}
 
 
 def assemble(task: Task, code: str) -> Program:
     """Build the program for ``code`` (already extracted from model output) and ``task``."""
-    if task.format == "program":
-        head = code
-    else:
-        head = task.prompt + code
+    head = code if task.format == "program" else task.prompt + code
     if not head.endswith("\n"):
         head += "\n"
     test_line = head.count("\n") + 1
@@ -47,8 +43,12 @@ def strip_check_calls(test: str) -> str:
         return test
     lines = test.splitlines(keepends=True)
     for node in tree.body:
-        if (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
-                and isinstance(node.value.func, ast.Name) and node.value.func.id == "check"):
+        if (
+            isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Name)
+            and node.value.func.id == "check"
+        ):
             for i in range(node.lineno - 1, (node.end_lineno or node.lineno)):
                 lines[i] = "\n"
     return "".join(lines)

@@ -23,22 +23,22 @@ from qsandbox_env.program import assemble
 from qsandbox_env.sandbox.pool import SandboxError, ZygoteConfig, ZygotePool
 from qsandbox_env.tasks import Task
 
-__all__ = ["Outcome", "Verdict", "Verifier", "SandboxError", "DEFAULT_PRELOAD"]
+__all__ = ["DEFAULT_PRELOAD", "Outcome", "SandboxError", "Verdict", "Verifier"]
 
 
 class Outcome(str, enum.Enum):
     """How a program ended. Only ``PASSED`` earns reward."""
 
-    PASSED = "passed"      #: ``check`` returned and nothing the test relies on was altered
-    FAILED = "failed"      #: the test raised ``AssertionError``
-    ERROR = "error"        #: any other exception (imports, attributes, ``SystemExit``, …)
-    SYNTAX = "syntax"      #: the program does not compile (syntax error, NUL byte, bad surrogate)
-    TIMEOUT = "timeout"    #: wall-clock or CPU-time limit reached
-    MEMORY = "memory"      #: ``MemoryError`` under the memory limit
-    EXITED = "exited"      #: the process ended (``os._exit``, a native abort) before the test did
-    KILLED = "killed"      #: the process died from a signal
+    PASSED = "passed"  #: ``check`` returned and nothing the test relies on was altered
+    FAILED = "failed"  #: the test raised ``AssertionError``
+    ERROR = "error"  #: any other exception (imports, attributes, ``SystemExit``, …)
+    SYNTAX = "syntax"  #: the program does not compile (syntax error, NUL byte, bad surrogate)
+    TIMEOUT = "timeout"  #: wall-clock or CPU-time limit reached
+    MEMORY = "memory"  #: ``MemoryError`` under the memory limit
+    EXITED = "exited"  #: the process ended (``os._exit``, a native abort) before the test did
+    KILLED = "killed"  #: the process died from a signal
     TAMPERED = "tampered"  #: the test passed only after the program altered what it relies on
-    SANDBOX = "sandbox"    #: the sandbox itself failed; the program's merit is unknown
+    SANDBOX = "sandbox"  #: the sandbox itself failed; the program's merit is unknown
 
     def __str__(self) -> str:
         return self.value
@@ -74,13 +74,32 @@ class Verdict:
 
 # What the zygote imports before forking: everything Qiskit tasks use, so children start warm.
 DEFAULT_PRELOAD = (
-    "numpy", "scipy", "scipy.linalg", "scipy.optimize", "networkx", "rustworkx",
-    "qiskit", "qiskit.circuit", "qiskit.circuit.library", "qiskit.quantum_info",
-    "qiskit.transpiler", "qiskit.transpiler.preset_passmanagers", "qiskit.primitives",
-    "qiskit.synthesis", "qiskit.qasm2", "qiskit.qasm3", "qiskit_qasm3_import", "qiskit.result", "qiskit.visualization",
-    "qiskit_aer", "qiskit_aer.primitives", "qiskit_aer.noise",
-    "qiskit_ibm_runtime", "qiskit_ibm_runtime.fake_provider",
-    "matplotlib", "matplotlib.pyplot",
+    "numpy",
+    "scipy",
+    "scipy.linalg",
+    "scipy.optimize",
+    "networkx",
+    "rustworkx",
+    "qiskit",
+    "qiskit.circuit",
+    "qiskit.circuit.library",
+    "qiskit.quantum_info",
+    "qiskit.transpiler",
+    "qiskit.transpiler.preset_passmanagers",
+    "qiskit.primitives",
+    "qiskit.synthesis",
+    "qiskit.qasm2",
+    "qiskit.qasm3",
+    "qiskit_qasm3_import",
+    "qiskit.result",
+    "qiskit.visualization",
+    "qiskit_aer",
+    "qiskit_aer.primitives",
+    "qiskit_aer.noise",
+    "qiskit_ibm_runtime",
+    "qiskit_ibm_runtime.fake_provider",
+    "matplotlib",
+    "matplotlib.pyplot",
 )
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
@@ -130,12 +149,22 @@ class Verifier:
         <Outcome.PASSED: 'passed'>
     """
 
-    def __init__(self, parallelism: int | None = None, *, timeout: float = 60.0,
-                 memory: int | str = "4GiB", max_processes: int = 64,
-                 output_limit: int = 64 * 1024, mode: str = "warm", python: str | None = None,
-                 preload: Sequence[str] = DEFAULT_PRELOAD, isolate: bool = True) -> None:
+    def __init__(
+        self,
+        parallelism: int | None = None,
+        *,
+        timeout: float = 60.0,
+        memory: int | str = "4GiB",
+        max_processes: int = 64,
+        output_limit: int = 64 * 1024,
+        mode: str = "warm",
+        python: str | None = None,
+        preload: Sequence[str] = DEFAULT_PRELOAD,
+        isolate: bool = True,
+    ) -> None:
         self.parallelism = _positive_int(
-            os.cpu_count() or 1 if parallelism is None else parallelism, "parallelism")
+            os.cpu_count() or 1 if parallelism is None else parallelism, "parallelism"
+        )
         self.timeout = _positive_float(timeout, "timeout")
         self.memory = parse_size(memory, "memory")
         self.max_processes = _positive_int(max_processes, "max_processes")
@@ -148,9 +177,11 @@ class Verifier:
             raise ValueError(f"python: {self.python!r} is not an executable file")
         if isinstance(preload, str) or not all(isinstance(m, str) for m in preload):
             raise TypeError(f"preload: expected a sequence of module names, got {preload!r}")
-        self._config = ZygoteConfig(self.python, tuple(preload) if mode == "warm" else (), (),
-                                    bool(isolate), "512m")
+        self._config = ZygoteConfig(
+            self.python, tuple(preload) if mode == "warm" else (), (), bool(isolate), "512m"
+        )
         self._closed = False
+        self._cold_info: dict = {}
         self._lock = threading.Lock()
         self._pool: ZygotePool | None = None
         self._executor = ThreadPoolExecutor(self.parallelism, thread_name_prefix="qsandbox")
@@ -170,8 +201,9 @@ class Verifier:
         request = self._request(task, completion, timeout)
         return self._run(task, request)
 
-    def verify_many(self, pairs: Iterable[tuple[Task, str]], *,
-                    timeout: float | None = None) -> list[Verdict]:
+    def verify_many(
+        self, pairs: Iterable[tuple[Task, str]], *, timeout: float | None = None
+    ) -> list[Verdict]:
         """Verify many (task, completion) pairs in parallel; verdicts come back in input order."""
         jobs = [(task, self._request(task, completion, timeout)) for task, completion in pairs]
         futures = [self._executor.submit(self._run, task, request) for task, request in jobs]
@@ -199,8 +231,6 @@ class Verifier:
             pass
 
     # -- internals ------------------------------------------------------------------------
-    _cold_info: dict = {}
-
     def _request(self, task: Task, completion: str, timeout: float | None) -> dict:
         if self._closed:
             raise ValueError("this Verifier is closed; create a new one")
@@ -208,12 +238,23 @@ class Verifier:
             raise TypeError(f"task: expected a qsandbox_env.Task, got {type(task).__name__}")
         if not isinstance(completion, str):
             raise TypeError(f"completion: expected str, got {type(completion).__name__}")
-        limit = _positive_float(timeout, "timeout") if timeout is not None else (
-            task.timeout or self.timeout)
+        limit = (
+            _positive_float(timeout, "timeout")
+            if timeout is not None
+            else (task.timeout or self.timeout)
+        )
         code = extract_code(completion, task)
-        return {"program": assemble(task, code).as_message(), "timeout": limit, "code": code,
-                "limits": {"memory": self.memory, "processes": self.max_processes,
-                           "file_size": 64 << 20, "output": self.output_limit}}
+        return {
+            "program": assemble(task, code).as_message(),
+            "timeout": limit,
+            "code": code,
+            "limits": {
+                "memory": self.memory,
+                "processes": self.max_processes,
+                "file_size": 64 << 20,
+                "output": self.output_limit,
+            },
+        }
 
     def _run(self, task: Task, request: dict) -> Verdict:
         code = request.pop("code")
@@ -221,29 +262,40 @@ class Verifier:
             reply = self._pool.run(request, request["timeout"])
         else:
             reply = self._run_cold(request)
-        return Verdict(task.task_id, Outcome(reply["outcome"]), reply.get("detail", ""),
-                       float(reply.get("seconds", 0.0)), reply.get("output", ""),
-                       reply.get("error_type", ""), code)
+        return Verdict(
+            task.task_id,
+            Outcome(reply["outcome"]),
+            reply.get("detail", ""),
+            float(reply.get("seconds", 0.0)),
+            reply.get("output", ""),
+            reply.get("error_type", ""),
+            code,
+        )
 
     def _run_cold(self, request: dict) -> dict:
         pool = ZygotePool(self._config, 1)
         try:
-            Verifier._cold_info = pool.info
+            self._cold_info = pool.info
             return pool.run(request, request["timeout"])
         finally:
             pool.close()
 
-    _announced: set[str] = set()
-
     def _announce(self, info: dict) -> None:
         missing = info.get("isolation", {}).get("missing", {})
         key = repr(sorted(missing.items()))
-        if missing and key not in Verifier._announced:
-            Verifier._announced.add(key)
+        if missing and key not in _ANNOUNCED:
+            _ANNOUNCED.add(key)
             lines = "\n".join(f"  - {layer}: {why}" for layer, why in missing.items())
-            warnings.warn(f"qsandbox: these sandbox layers are NOT active on this machine:\n{lines}"
-                          "\nUntrusted programs are less contained than designed.",
-                          RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"qsandbox: these sandbox layers are NOT active on this machine:\n{lines}"
+                "\nUntrusted programs are less contained than designed.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+
+# Missing-layer warnings already shown in this process (each distinct set is shown once).
+_ANNOUNCED: set[str] = set()
 
 
 def _positive_int(value: object, name: str) -> int:

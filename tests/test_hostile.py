@@ -31,16 +31,20 @@ STATE_TASK = program_task(
     "    bell.h(0)\n"
     "    bell.cx(0, 1)\n"
     "    assert Statevector(qc).equiv(Statevector(bell)), 'not a Bell state'\n",
-    entry_point="make_bell")
-WRONG_CIRCUIT = "from qiskit import QuantumCircuit\ndef make_bell():\n    return QuantumCircuit(2)\n"
+    entry_point="make_bell",
+)
+WRONG_CIRCUIT = (
+    "from qiskit import QuantumCircuit\ndef make_bell():\n    return QuantumCircuit(2)\n"
+)
 VALUE_TASK = program_task("    assert candidate() == 42, 'expected 42'\n", entry_point="answer")
 
 
 def naive_passes(task: Task, code: str, env: dict | None = None) -> bool:
     """What a plain harness says: run the program in a fresh interpreter, exit status 0 = pass."""
     source = assemble(task, code).source + f"\ncheck({task.entry_point})\n"
-    proc = subprocess.run([sys.executable, "-c", source], capture_output=True, timeout=120,
-                          env=env, cwd="/")
+    proc = subprocess.run(
+        [sys.executable, "-c", source], capture_output=True, timeout=120, env=env, cwd="/"
+    )
     return proc.returncode == 0
 
 
@@ -56,8 +60,9 @@ def assert_fooled_naive_not_us(verifier, task, code, *, expected=None, env=None)
 
 # -- ending the process early ----------------------------------------------------------------
 def test_sys_exit_zero_at_module_level(verifier):
-    assert_fooled_naive_not_us(verifier, VALUE_TASK, "import sys\nsys.exit(0)\n",
-                               expected=Outcome.ERROR)
+    assert_fooled_naive_not_us(
+        verifier, VALUE_TASK, "import sys\nsys.exit(0)\n", expected=Outcome.ERROR
+    )
 
 
 def test_sys_exit_zero_inside_the_test(verifier):
@@ -72,14 +77,15 @@ def test_os_exit_zero(verifier):
 
 
 def test_atexit_handler_that_rewrites_the_exit_status(verifier):
-    code = ("import atexit, os\natexit.register(lambda: os._exit(0))\n"
-            "def answer():\n    return 41\n")
+    code = "import atexit, os\natexit.register(lambda: os._exit(0))\ndef answer():\n    return 41\n"
     assert_fooled_naive_not_us(verifier, VALUE_TASK, code, expected=Outcome.FAILED)
 
 
 def test_keyboard_interrupt_swallowed_by_an_excepthook(verifier):
-    code = ("import sys, os\nsys.excepthook = lambda *a: os._exit(0)\n"
-            "def answer():\n    raise KeyboardInterrupt\n")
+    code = (
+        "import sys, os\nsys.excepthook = lambda *a: os._exit(0)\n"
+        "def answer():\n    raise KeyboardInterrupt\n"
+    )
     assert_fooled_naive_not_us(verifier, VALUE_TASK, code, expected=Outcome.ERROR)
 
 
@@ -90,11 +96,13 @@ def test_killing_the_process_group(verifier):
 
 
 def test_killing_the_parent_cannot_reach_the_verifier(verifier):
-    code = ("import os, signal\ndef answer():\n"
-            "    for pid in (os.getppid(), 1):\n"
-            "        try:\n            os.kill(pid, signal.SIGKILL)\n"
-            "        except OSError:\n            pass\n"
-            "    return 41\n")
+    code = (
+        "import os, signal\ndef answer():\n"
+        "    for pid in (os.getppid(), 1):\n"
+        "        try:\n            os.kill(pid, signal.SIGKILL)\n"
+        "        except OSError:\n            pass\n"
+        "    return 41\n"
+    )
     verdict = verifier.verify(VALUE_TASK, code)
     assert verdict.outcome is Outcome.FAILED
     assert verifier.verify(VALUE_TASK, "def answer():\n    return 42\n").passed
@@ -102,35 +110,41 @@ def test_killing_the_parent_cannot_reach_the_verifier(verifier):
 
 # -- forging the report ----------------------------------------------------------------------
 def test_writing_fake_pass_reports_to_every_descriptor(verifier):
-    code = ("import os, json\n"
-            "fake = [b'P ' + b'0' * 32 + b'\\n', b'R ' + json.dumps({'outcome': 'passed',\n"
-            "        'detail': '', 'error_type': ''}).encode() + b'\\n']\n"
-            "for fd in range(0, 1024):\n"
-            "    for line in fake:\n"
-            "        try:\n            os.write(fd, line)\n"
-            "        except OSError:\n            pass\n"
-            "def answer():\n    return 41\n")
+    code = (
+        "import os, json\n"
+        "fake = [b'P ' + b'0' * 32 + b'\\n', b'R ' + json.dumps({'outcome': 'passed',\n"
+        "        'detail': '', 'error_type': ''}).encode() + b'\\n']\n"
+        "for fd in range(0, 1024):\n"
+        "    for line in fake:\n"
+        "        try:\n            os.write(fd, line)\n"
+        "        except OSError:\n            pass\n"
+        "def answer():\n    return 41\n"
+    )
     verdict = verifier.verify(VALUE_TASK, code)
     assert verdict.outcome is Outcome.FAILED
 
 
 def test_calling_the_harness_pass_path_directly(verifier):
-    code = ("import sys\n"
-            "from qsandbox_env.sandbox import harness\n"
-            "def answer():\n"
-            "    harness._report_pass()\n"
-            "    sys.audit('qsandbox.finish', 'line')\n"
-            "    sys.audit('qsandbox.finish', 'pass')\n"
-            "    return 41\n")
+    code = (
+        "import sys\n"
+        "from qsandbox_env.sandbox import harness\n"
+        "def answer():\n"
+        "    harness._report_pass()\n"
+        "    sys.audit('qsandbox.finish', 'line')\n"
+        "    sys.audit('qsandbox.finish', 'pass')\n"
+        "    return 41\n"
+    )
     assert verifier.verify(VALUE_TASK, code).outcome is Outcome.FAILED
 
 
 def test_rebuilding_the_harness_with_other_globals(verifier):
-    code = ("import types\n"
-            "from qsandbox_env.sandbox import harness\n"
-            "def answer():\n"
-            "    fake = types.FunctionType(harness.run.__code__, dict(vars(harness)))\n"
-            "    return 42\n")
+    code = (
+        "import types\n"
+        "from qsandbox_env.sandbox import harness\n"
+        "def answer():\n"
+        "    fake = types.FunctionType(harness.run.__code__, dict(vars(harness)))\n"
+        "    return 42\n"
+    )
     verdict = verifier.verify(VALUE_TASK, code)
     assert verdict.outcome is Outcome.TAMPERED
     assert "reached into the test harness" in verdict.detail
@@ -138,99 +152,129 @@ def test_rebuilding_the_harness_with_other_globals(verifier):
 
 # -- rewriting what the test relies on -----------------------------------------------------
 def test_monkeypatched_statevector_equiv(verifier):
-    code = ("from qiskit.quantum_info import Statevector\n"
-            "Statevector.equiv = lambda self, other, *a, **k: True\n" + WRONG_CIRCUIT)
+    code = (
+        "from qiskit.quantum_info import Statevector\n"
+        "Statevector.equiv = lambda self, other, *a, **k: True\n" + WRONG_CIRCUIT
+    )
     verdict = assert_fooled_naive_not_us(verifier, STATE_TASK, code, expected=Outcome.TAMPERED)
     assert "Statevector.equiv was replaced" in verdict.detail
 
 
 def test_monkeypatched_builtin_isinstance(verifier):
-    task = program_task("    from qiskit import QuantumCircuit\n"
-                        "    qc = candidate()\n"
-                        "    assert isinstance(qc, QuantumCircuit)\n"
-                        "    assert qc.num_qubits == 2\n", entry_point="make_bell")
-    code = ("import builtins\nfrom qiskit import QuantumCircuit\n"
-            "real = builtins.isinstance\n"
-            "builtins.isinstance = lambda o, c: c is QuantumCircuit or real(o, c)\n"
-            "class Shape:\n    num_qubits = 2\n"
-            "def make_bell():\n    return Shape()\n")
+    task = program_task(
+        "    from qiskit import QuantumCircuit\n"
+        "    qc = candidate()\n"
+        "    assert isinstance(qc, QuantumCircuit)\n"
+        "    assert qc.num_qubits == 2\n",
+        entry_point="make_bell",
+    )
+    code = (
+        "import builtins\nfrom qiskit import QuantumCircuit\n"
+        "real = builtins.isinstance\n"
+        "builtins.isinstance = lambda o, c: c is QuantumCircuit or real(o, c)\n"
+        "class Shape:\n    num_qubits = 2\n"
+        "def make_bell():\n    return Shape()\n"
+    )
     verdict = assert_fooled_naive_not_us(verifier, task, code, expected=Outcome.TAMPERED)
     assert "builtins.isinstance was replaced" in verdict.detail
 
 
 def test_monkeypatching_with_setattr(verifier):
-    code = ("from qiskit.quantum_info import Statevector\n"
-            "setattr(Statevector, 'equiv', lambda *a, **k: True)\n" + WRONG_CIRCUIT)
+    code = (
+        "from qiskit.quantum_info import Statevector\n"
+        "setattr(Statevector, 'equiv', lambda *a, **k: True)\n" + WRONG_CIRCUIT
+    )
     assert_fooled_naive_not_us(verifier, STATE_TASK, code, expected=Outcome.TAMPERED)
 
 
 def test_rewriting_a_library_function_code_object(verifier):
-    code = ("from qiskit.quantum_info import Statevector\n"
-            "Statevector.equiv.__code__ = (lambda self, other, rtol=None, atol=None: True).__code__\n"
-            + WRONG_CIRCUIT)
+    code = (
+        "from qiskit.quantum_info import Statevector\n"
+        "Statevector.equiv.__code__ = (lambda self, other, rtol=None, atol=None: True).__code__\n"
+        + WRONG_CIRCUIT
+    )
     assert_fooled_naive_not_us(verifier, STATE_TASK, code, expected=Outcome.TAMPERED)
 
 
 def test_replacing_a_module_in_sys_modules(verifier):
-    code = ("import sys, types\n"
-            "import qiskit.quantum_info as real\n"
-            "fake = types.ModuleType('qiskit.quantum_info')\n"
-            "class Statevector:\n"
-            "    def __init__(self, *a, **k): pass\n"
-            "    def equiv(self, other): return True\n"
-            "fake.Statevector = Statevector\n"
-            "sys.modules['qiskit.quantum_info'] = fake\n" + WRONG_CIRCUIT)
+    code = (
+        "import sys, types\n"
+        "import qiskit.quantum_info as real\n"
+        "fake = types.ModuleType('qiskit.quantum_info')\n"
+        "class Statevector:\n"
+        "    def __init__(self, *a, **k): pass\n"
+        "    def equiv(self, other): return True\n"
+        "fake.Statevector = Statevector\n"
+        "sys.modules['qiskit.quantum_info'] = fake\n" + WRONG_CIRCUIT
+    )
     assert_fooled_naive_not_us(verifier, STATE_TASK, code, expected=Outcome.TAMPERED)
 
 
 def test_object_whose_eq_is_always_true(verifier):
-    code = ("class Anything:\n    def __eq__(self, other):\n        return True\n"
-            "def answer():\n    return Anything()\n")
+    code = (
+        "class Anything:\n    def __eq__(self, other):\n        return True\n"
+        "def answer():\n    return Anything()\n"
+    )
     verdict = assert_fooled_naive_not_us(verifier, VALUE_TASK, code, expected=Outcome.TAMPERED)
     assert "Anything.__eq__" in verdict.detail
 
 
 def test_int_subclass_with_rigged_eq(verifier):
-    code = ("Rigged = type('Rigged', (int,), {'__eq__': lambda s, o: 1, '__hash__': int.__hash__})\n"
-            "def answer():\n    return Rigged(0)\n")
+    code = (
+        "Rigged = type('Rigged', (int,), {'__eq__': lambda s, o: 1, '__hash__': int.__hash__})\n"
+        "def answer():\n    return Rigged(0)\n"
+    )
     assert_fooled_naive_not_us(verifier, VALUE_TASK, code, expected=Outcome.TAMPERED)
 
 
 def test_trace_function_that_jumps_over_the_assertion(verifier):
-    code = ("import sys\n"
-            "def tracer(frame, event, arg):\n"
-            "    if frame.f_code.co_name == 'check':\n"
-            "        def local(frame, event, arg):\n"
-            "            if event == 'line' and frame.f_lineno == frame.f_code.co_firstlineno + 2:\n"
-            "                frame.f_lineno += 1  # jump over the assertion\n"
-            "            return local\n"
-            "        return local\n"
-            "sys.settrace(tracer)\n"
-            "def answer():\n    return 41\n")
-    task = program_task("    value = candidate()\n    assert value == 42, 'expected 42'\n    pass\n",
-                        entry_point="answer")
+    code = (
+        "import sys\n"
+        "def tracer(frame, event, arg):\n"
+        "    if frame.f_code.co_name == 'check':\n"
+        "        def local(frame, event, arg):\n"
+        "            if event == 'line' and frame.f_lineno == frame.f_code.co_firstlineno + 2:\n"
+        "                frame.f_lineno += 1  # jump over the assertion\n"
+        "            return local\n"
+        "        return local\n"
+        "sys.settrace(tracer)\n"
+        "def answer():\n    return 41\n"
+    )
+    task = program_task(
+        "    value = candidate()\n    assert value == 42, 'expected 42'\n    pass\n",
+        entry_point="answer",
+    )
     assert_fooled_naive_not_us(verifier, task, code, expected=Outcome.TAMPERED)
 
 
 def test_rebinding_a_name_the_test_uses_while_it_runs(verifier):
-    task = Task("bind/0", "from qiskit.quantum_info import Statevector\nfrom qiskit import "
-                "QuantumCircuit\ndef make_bell():\n",
-                STATE_TASK.test.replace("    from qiskit.quantum_info import Statevector\n", "")
-                .replace("\ncheck(make_bell)\n", ""), "make_bell")
-    code = ("    class Fake:\n        def __init__(self, *a): pass\n"
-            "        def equiv(self, other): return True\n"
-            "    globals()['Statevector'] = Fake\n"
-            "    return QuantumCircuit(2)\n")
+    task = Task(
+        "bind/0",
+        "from qiskit.quantum_info import Statevector\nfrom qiskit import "
+        "QuantumCircuit\ndef make_bell():\n",
+        STATE_TASK.test.replace("    from qiskit.quantum_info import Statevector\n", "").replace(
+            "\ncheck(make_bell)\n", ""
+        ),
+        "make_bell",
+    )
+    code = (
+        "    class Fake:\n        def __init__(self, *a): pass\n"
+        "        def equiv(self, other): return True\n"
+        "    globals()['Statevector'] = Fake\n"
+        "    return QuantumCircuit(2)\n"
+    )
     assert_fooled_naive_not_us(verifier, task, code, expected=Outcome.TAMPERED)
 
 
 def test_honest_solutions_are_not_flagged(verifier):
-    honest = ("from qiskit import QuantumCircuit\nimport functools\n"
-              "class Wrapper:\n    def __init__(self, v): self.v = v\n"
-              "    def __eq__(self, other):\n"
-              "        return isinstance(other, Wrapper) and other.v == self.v\n"
-              "@functools.lru_cache\ndef make_bell():\n    qc = QuantumCircuit(2)\n    qc.h(0)\n"
-              "    qc.cx(0, 1)\n    assert Wrapper(1) == Wrapper(1)\n    return qc\n")
+    honest = (
+        "from qiskit import QuantumCircuit\nimport functools\n"
+        "class Wrapper:\n    def __init__(self, v): self.v = v\n"
+        "    def __eq__(self, other):\n"
+        "        return isinstance(other, Wrapper) and other.v == self.v\n"
+        "@functools.lru_cache\ndef make_bell():\n    qc = QuantumCircuit(2)\n    qc.h(0)\n"
+        "    qc.cx(0, 1)\n    assert Wrapper(1) == Wrapper(1)\n    return qc\n"
+    )
     verdict = verifier.verify(STATE_TASK, honest)
     assert verdict.outcome is Outcome.PASSED, verdict.detail
 
@@ -242,9 +286,11 @@ def test_no_network_not_even_loopback(verifier):
     server.listen(1)
     port = server.getsockname()[1]
     threading.Thread(target=lambda: server.accept(), daemon=True).start()
-    code = ("import socket\ndef answer():\n"
-            f"    socket.create_connection(('127.0.0.1', {port}), timeout=3).close()\n"
-            "    return 42\n")
+    code = (
+        "import socket\ndef answer():\n"
+        f"    socket.create_connection(('127.0.0.1', {port}), timeout=3).close()\n"
+        "    return 42\n"
+    )
     try:
         verdict = assert_fooled_naive_not_us(verifier, VALUE_TASK, code, expected=Outcome.ERROR)
     finally:
@@ -254,9 +300,11 @@ def test_no_network_not_even_loopback(verifier):
 
 @pytest.mark.parametrize("place", ["project", "tmp", "home"])
 def test_no_writes_outside_the_private_directory(verifier, tmp_path, place):
-    target = {"project": pathlib.Path(__file__).parent / f".escape-{os.getpid()}",
-              "tmp": tmp_path / "escape.txt",
-              "home": pathlib.Path.home() / f".qsandbox-escape-{os.getpid()}"}[place]
+    target = {
+        "project": pathlib.Path(__file__).parent / f".escape-{os.getpid()}",
+        "tmp": tmp_path / "escape.txt",
+        "home": pathlib.Path.home() / f".qsandbox-escape-{os.getpid()}",
+    }[place]
     code = f"def answer():\n    open({str(target)!r}, 'w').write('x')\n    return 42\n"
     try:
         assert_fooled_naive_not_us(verifier, VALUE_TASK, code, expected=Outcome.ERROR)
@@ -269,10 +317,12 @@ def test_no_writes_outside_the_private_directory(verifier, tmp_path, place):
 
 
 def test_private_directory_is_writable_and_fresh_each_time(verifier):
-    code = ("import os\ndef answer():\n"
-            "    assert not os.path.exists('left-behind.txt')\n"
-            "    open('left-behind.txt', 'w').write('x')\n"
-            "    return 42\n")
+    code = (
+        "import os\ndef answer():\n"
+        "    assert not os.path.exists('left-behind.txt')\n"
+        "    open('left-behind.txt', 'w').write('x')\n"
+        "    return 42\n"
+    )
     assert verifier.verify(VALUE_TASK, code).passed
     assert verifier.verify(VALUE_TASK, code).passed
     assert all(v.passed for v in verifier.verify_many([(VALUE_TASK, code)] * 4))
@@ -289,10 +339,13 @@ def test_patched_modules_do_not_leak_into_the_next_program(verifier):
 def test_secrets_in_the_environment_are_not_visible(monkeypatch):
     monkeypatch.setenv("QISKIT_IBM_TOKEN", "s3cret-token")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cret-key")
-    task = program_task("    assert candidate() == ('s3cret-token', 's3cret-key')\n",
-                        entry_point="leak")
-    code = ("import os\ndef leak():\n"
-            "    return os.environ.get('QISKIT_IBM_TOKEN'), os.environ.get('AWS_SECRET_ACCESS_KEY')\n")
+    task = program_task(
+        "    assert candidate() == ('s3cret-token', 's3cret-key')\n", entry_point="leak"
+    )
+    code = (
+        "import os\ndef leak():\n"
+        "    return os.environ.get('QISKIT_IBM_TOKEN'), os.environ.get('AWS_SECRET_ACCESS_KEY')\n"
+    )
     with Verifier(parallelism=1, preload=()) as v:
         assert_fooled_naive_not_us(v, task, code, expected=Outcome.FAILED, env=dict(os.environ))
 
@@ -301,7 +354,9 @@ def test_saved_credentials_in_home_are_hidden(verifier):
     secret = pathlib.Path.home() / ".qiskit" / f"qsandbox-test-{os.getpid()}.json"
     secret.parent.mkdir(exist_ok=True)
     secret.write_text('{"token": "saved-secret"}')
-    code = f"def answer():\n    return 42 if 'saved-secret' in open({str(secret)!r}).read() else 0\n"
+    code = (
+        f"def answer():\n    return 42 if 'saved-secret' in open({str(secret)!r}).read() else 0\n"
+    )
     try:
         assert_fooled_naive_not_us(verifier, VALUE_TASK, code, expected=Outcome.ERROR)
     finally:
@@ -309,13 +364,15 @@ def test_saved_credentials_in_home_are_hidden(verifier):
 
 
 def test_fork_bomb_stops_at_the_process_cap(verifier):
-    code = ("import os, time\ndef answer():\n"
-            "    pids = []\n"
-            "    for _ in range(300):\n"
-            "        pid = os.fork()\n"
-            "        if pid == 0:\n            time.sleep(30)\n            os._exit(0)\n"
-            "        pids.append(pid)\n"
-            "    return 42\n")
+    code = (
+        "import os, time\ndef answer():\n"
+        "    pids = []\n"
+        "    for _ in range(300):\n"
+        "        pid = os.fork()\n"
+        "        if pid == 0:\n            time.sleep(30)\n            os._exit(0)\n"
+        "        pids.append(pid)\n"
+        "    return 42\n"
+    )
     task = program_task("    assert candidate() == 42\n", entry_point="answer", timeout=20)
     started = time.monotonic()
     verdict = verifier.verify(task, code)
@@ -339,13 +396,15 @@ def _processes_with(marker: str) -> list[int]:
 
 def test_daemons_are_killed_when_the_program_ends(verifier):
     marker = f"qsandbox-daemon-{os.getpid()}"
-    code = ("import subprocess, os\ndef answer():\n"
-            f"    subprocess.Popen(['/bin/sh', '-c', 'exec -a {marker} sleep 300'],\n"
-            "                     start_new_session=True)\n"
-            "    if os.fork() == 0:\n"
-            "        os.setsid()\n"
-            f"        os.execv('/bin/sh', ['/bin/sh', '-c', 'exec -a {marker} sleep 301'])\n"
-            "    return 42\n")
+    code = (
+        "import subprocess, os\ndef answer():\n"
+        f"    subprocess.Popen(['/bin/sh', '-c', 'exec -a {marker} sleep 300'],\n"
+        "                     start_new_session=True)\n"
+        "    if os.fork() == 0:\n"
+        "        os.setsid()\n"
+        f"        os.execv('/bin/sh', ['/bin/sh', '-c', 'exec -a {marker} sleep 301'])\n"
+        "    return 42\n"
+    )
     verdict = verifier.verify(VALUE_TASK, code)
     assert verdict.passed, verdict.detail
     deadline = time.monotonic() + 5

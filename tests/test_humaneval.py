@@ -31,14 +31,16 @@ def canonical_verdicts(verifier):
 def test_at_least_141_of_151_canonical_solutions_pass(canonical_verdicts):
     assert len(canonical_verdicts) == 151
     passed = sum(v.passed for v in canonical_verdicts.values())
-    assert passed >= 141, {n: v.outcome.value for n, v in canonical_verdicts.items()
-                           if not v.passed}
+    assert passed >= 141, {
+        n: v.outcome.value for n, v in canonical_verdicts.items() if not v.passed
+    }
 
 
 def test_only_the_explained_tasks_fail(canonical_verdicts):
     failing = {n: v for n, v in canonical_verdicts.items() if not v.passed}
-    unexplained = {n: (v.outcome.value, v.detail[-300:]) for n, v in failing.items()
-                   if n not in EXPLAINED}
+    unexplained = {
+        n: (v.outcome.value, v.detail[-300:]) for n, v in failing.items() if n not in EXPLAINED
+    }
     assert unexplained == {}
     for n, verdict in failing.items():
         print(f"qiskitHumanEval/{n}: {verdict.outcome.value} — {EXPLAINED[n]}")
@@ -60,7 +62,10 @@ def test_failures_happen_for_the_stated_reasons(canonical_verdicts):
             assert verdict.outcome is Outcome.ERROR, verdict.detail
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed (apt-get "
-                    "install graphviz); tasks 29 and 123 draw coupling maps with it")
+@pytest.mark.skipif(
+    shutil.which("dot") is None,
+    reason="Graphviz is not installed (apt-get "
+    "install graphviz); tasks 29 and 123 draw coupling maps with it",
+)
 def test_graphviz_tasks_pass_when_graphviz_is_installed(canonical_verdicts):
     assert canonical_verdicts[29].passed and canonical_verdicts[123].passed

@@ -11,12 +11,19 @@ from qsandbox_env import Outcome, Task, Verifier
 from qsandbox_env.sandbox.isolation import LAYERS
 from tests.conftest import program_task
 
-ADD = Task("add/0", "def add(a, b):\n", "def check(candidate):\n    assert candidate(2, 3) == 5\n",
-           "add", canonical_solution="    return a + b\n")
+ADD = Task(
+    "add/0",
+    "def add(a, b):\n",
+    "def check(candidate):\n    assert candidate(2, 3) == 5\n",
+    "add",
+    canonical_solution="    return a + b\n",
+)
 BELL = program_task(
     "    counts = candidate()\n"
     "    assert set(counts) <= {'00', '11'}, counts\n"
-    "    assert sum(counts.values()) == 1000\n", entry_point="bell")
+    "    assert sum(counts.values()) == 1000\n",
+    entry_point="bell",
+)
 BELL_CODE = """
 from qiskit import QuantumCircuit, transpile
 from qiskit_aer import AerSimulator
@@ -88,7 +95,9 @@ def test_memory_hog_gets_memory_outcome(verifier):
 
 
 def test_signal_death_is_killed(verifier):
-    verdict = verifier.verify(ADD, "    import os, signal\n    os.kill(os.getpid(), signal.SIGSEGV)\n")
+    verdict = verifier.verify(
+        ADD, "    import os, signal\n    os.kill(os.getpid(), signal.SIGSEGV)\n"
+    )
     assert verdict.outcome is Outcome.KILLED
     assert "SIGSEGV" in verdict.detail
 
@@ -149,11 +158,14 @@ def test_verify_is_safe_from_several_threads(verifier):
     assert sorted(results) == [(i, i % 2 == 0) for i in range(6)]
 
 
-@pytest.mark.parametrize("completion", [
-    "    return a + b\x00\n",
-    "    return '\ud800'\n",
-    "\udcff\udcfe",
-])
+@pytest.mark.parametrize(
+    "completion",
+    [
+        "    return a + b\x00\n",
+        "    return '\ud800'\n",
+        "\udcff\udcfe",
+    ],
+)
 def test_unencodable_or_nul_programs_are_syntax_verdicts(verifier, completion):
     assert verifier.verify(ADD, completion).outcome is Outcome.SYNTAX
 
@@ -170,18 +182,29 @@ def test_non_string_completion_is_a_type_error(verifier):
 
 
 def test_non_task_is_a_type_error(verifier):
-    with pytest.raises(TypeError, match="task: expected a qsandbox_env.Task, got dict"):
+    with pytest.raises(TypeError, match=r"task: expected a qsandbox_env\.Task, got dict"):
         verifier.verify({"task_id": "x"}, "pass")
 
 
-@pytest.mark.parametrize(("kwargs", "error", "message"), [
-    ({"timeout": 0}, ValueError, "timeout: expected a positive, finite number of seconds, got 0"),
-    ({"timeout": "5"}, TypeError, "timeout: expected a positive number of seconds, got '5'"),
-    ({"memory": "lots"}, ValueError, "memory: expected a size like '4GiB'"),
-    ({"parallelism": 0}, ValueError, "parallelism: expected a positive int, got 0"),
-    ({"mode": "hot"}, ValueError, "mode: expected 'warm' or 'cold', got 'hot'"),
-    ({"python": "/no/such/python"}, ValueError, "python: '/no/such/python' is not an executable"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        (
+            {"timeout": 0},
+            ValueError,
+            "timeout: expected a positive, finite number of seconds, got 0",
+        ),
+        ({"timeout": "5"}, TypeError, "timeout: expected a positive number of seconds, got '5'"),
+        ({"memory": "lots"}, ValueError, "memory: expected a size like '4GiB'"),
+        ({"parallelism": 0}, ValueError, "parallelism: expected a positive int, got 0"),
+        ({"mode": "hot"}, ValueError, "mode: expected 'warm' or 'cold', got 'hot'"),
+        (
+            {"python": "/no/such/python"},
+            ValueError,
+            "python: '/no/such/python' is not an executable",
+        ),
+    ],
+)
 def test_bad_configuration_is_rejected_before_anything_starts(kwargs, error, message):
     with pytest.raises(error, match=message):
         Verifier(**kwargs)
@@ -213,7 +236,9 @@ def test_cold_mode_gives_the_same_verdicts():
 
 def test_a_killed_zygote_is_replaced_and_the_program_rerun():
     with Verifier(parallelism=1, preload=()) as v:
-        task = Task("sleep/1", "import time\ndef f():\n", "def check(c):\n    assert c() == 1\n", "f")
+        task = Task(
+            "sleep/1", "import time\ndef f():\n", "def check(c):\n    assert c() == 1\n", "f"
+        )
         handle = v._pool.handles[0]
         first_pid = handle.proc.pid
         killer = threading.Timer(0.7, lambda: handle.proc.kill())

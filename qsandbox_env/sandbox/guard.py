@@ -1,12 +1,12 @@
 """Tamper detection: what a passing program must have left untouched.
 
 A policy under RL learns to pass tests without solving them: replace ``Statevector.equiv`` or
-``builtins.isinstance``, swap a module in ``sys.modules``, rebind a name the test imported, or return
-an object whose ``__eq__`` is always true. The zygote takes a :class:`Snapshot` of the protected
-library surface once, before any program runs; after ``check`` returns, the child compares the live
-state against it. Only identities are compared (``is``), never ``==``, because ``==`` would call the
-program's own code. This module must stay free of anything that calls untrusted objects, except the
-deliberate, isolated probe in :func:`rigged_comparisons`.
+``builtins.isinstance``, swap a module in ``sys.modules``, rebind a name the test imported, or
+return an object whose ``__eq__`` is always true. The zygote takes a :class:`Snapshot` of the
+protected library surface once, before any program runs; after ``check`` returns, the child compares
+the live state against it. Only identities are compared (``is``), never ``==``, because ``==`` would
+call the program's own code. This module must stay free of anything that calls untrusted objects,
+except the deliberate, isolated probe in :func:`rigged_comparisons`.
 """
 
 from __future__ import annotations
@@ -17,16 +17,57 @@ import types
 from collections.abc import Callable, Iterator
 
 # Top-level packages whose functions and classes a test may rely on.
-PROTECTED_PACKAGES = frozenset({
-    "builtins", "sys", "os", "math", "cmath", "random", "operator", "functools", "itertools",
-    "collections", "copy", "inspect", "json", "re", "typing", "unittest", "warnings", "numbers",
-    "fractions", "decimal", "statistics", "traceback", "linecache", "importlib", "abc",
-    "numpy", "scipy", "qiskit", "qiskit_aer", "qiskit_ibm_runtime", "rustworkx", "networkx",
-    "matplotlib", "qsandbox_env",
-})
+PROTECTED_PACKAGES = frozenset(
+    {
+        "builtins",
+        "sys",
+        "os",
+        "math",
+        "cmath",
+        "random",
+        "operator",
+        "functools",
+        "itertools",
+        "collections",
+        "copy",
+        "inspect",
+        "json",
+        "re",
+        "typing",
+        "unittest",
+        "warnings",
+        "numbers",
+        "fractions",
+        "decimal",
+        "statistics",
+        "traceback",
+        "linecache",
+        "importlib",
+        "abc",
+        "numpy",
+        "scipy",
+        "qiskit",
+        "qiskit_aer",
+        "qiskit_ibm_runtime",
+        "rustworkx",
+        "networkx",
+        "matplotlib",
+        "qsandbox_env",
+    }
+)
 # Module globals that the interpreter and libraries legitimately rebind while programs run.
-VOLATILE_GLOBALS = frozenset({"__warningregistry__", "_", "__loader__", "__spec__",
-                              "__cached__", "__builtins__", "__file__", "__doc__"})
+VOLATILE_GLOBALS = frozenset(
+    {
+        "__warningregistry__",
+        "_",
+        "__loader__",
+        "__spec__",
+        "__cached__",
+        "__builtins__",
+        "__file__",
+        "__doc__",
+    }
+)
 COMPARISONS = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__contains__")
 _DESCRIPTORS = (types.FunctionType, classmethod, staticmethod, property)
 
@@ -70,17 +111,27 @@ class Snapshot:
         for name, mod in list(sys.modules.items()):
             if _protected(name) and _is_instance(mod, types.ModuleType):
                 self.modules.append((name, mod))
-                self._add(f"module {name}", mod.__dict__, lambda v: callable(v) or
-                          _is_instance(v, types.ModuleType))
+                self._add(
+                    f"module {name}",
+                    mod.__dict__,
+                    lambda v: callable(v) or _is_instance(v, types.ModuleType),
+                )
         for cls in all_classes():
             self.class_ids.add(id(cls))
             if _protected(_class_module(cls)):
-                self._add(f"class {_class_module(cls)}.{cls.__qualname__}", cls.__dict__,
-                          lambda v: _is_instance(v, _DESCRIPTORS), keys_too=True)
+                self._add(
+                    f"class {_class_module(cls)}.{cls.__qualname__}",
+                    cls.__dict__,
+                    lambda v: _is_instance(v, _DESCRIPTORS),
+                    keys_too=True,
+                )
 
     def _add(self, label: str, mapping, keep: Callable[[object], bool], keys_too: bool = False):
-        items = [(k, v) for k, v in mapping.items()
-                 if _is_instance(k, str) and k not in VOLATILE_GLOBALS and keep(v)]
+        items = [
+            (k, v)
+            for k, v in mapping.items()
+            if _is_instance(k, str) and k not in VOLATILE_GLOBALS and keep(v)
+        ]
         if keys_too:
             present = [(k, mapping.get(k)) for k in COMPARISONS]
             items.extend(kv for kv in present if kv[1] is None)  # "absent" is remembered too
@@ -103,8 +154,10 @@ class Snapshot:
             for key, value in items:
                 if get(key) is not value:
                     found.append(f"{label}.{key} was " + ("added" if value is None else "replaced"))
-        for name, before, now in (("sys.meta_path", self.meta_path, sys.meta_path),
-                                  ("sys.path_hooks", self.path_hooks, sys.path_hooks)):
+        for name, before, now in (
+            ("sys.meta_path", self.meta_path, sys.meta_path),
+            ("sys.path_hooks", self.path_hooks, sys.path_hooks),
+        ):
             if _program_hooks(before, list(now)):
                 found.append(f"the program installed its own import hook in {name}")
         return found[:limit]
@@ -123,15 +176,19 @@ def _program_hooks(before: list, now: list) -> bool:
         owner = hook if _is_instance(hook, type) else _type(hook)
         mro = _MRO.__get__(owner)  # not owner.__mro__: a metaclass could fake that
         if _written_by_program(hook) or any(
-                _written_by_program(v) for klass in mro for v in list(klass.__dict__.values())):
+            _written_by_program(v) for klass in mro for v in list(klass.__dict__.values())
+        ):
             return True
     return False
 
 
 def rebound_names(before: dict[str, object], namespace: dict) -> list[str]:
     """Names of the program's modules, classes and functions that now point elsewhere."""
-    return [f"global {k!r} was rebound while the test ran"
-            for k, v in before.items() if namespace.get(k) is not v]
+    return [
+        f"global {k!r} was rebound while the test ran"
+        for k, v in before.items()
+        if namespace.get(k) is not v
+    ]
 
 
 def binding_snapshot(namespace: dict) -> dict[str, object]:
@@ -145,8 +202,9 @@ def _written_by_program(method: object) -> bool:
     if code is None:
         return False
     filename = code.co_filename
-    return filename == "/program.py" or (filename.startswith("<")
-                                          and not filename.startswith("<frozen"))
+    return filename == "/program.py" or (
+        filename.startswith("<") and not filename.startswith("<frozen")
+    )
 
 
 class _SentinelA:

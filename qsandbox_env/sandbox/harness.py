@@ -1,11 +1,11 @@
 """The child harness: runs one program in a freshly forked, already isolated process and reports.
 
-The report is the only way a verdict leaves the child. A pass is written by an audit hook that holds a
-per-program token nobody else can reach, and only when the hook sees the harness itself, at the one
-line after ``check`` returned, asking for it. Exit status, output, ``SystemExit``, ``atexit``
-handlers, signals and exceptions of any class therefore cannot produce a pass. Everything the program
-could use to reach the token or rewrite the test (tracing, ``gc`` introspection, ``ctypes``, code
-object surgery, new audit hooks) is recorded and turns a pass into ``tampered``.
+The report is the only way a verdict leaves the child. A pass is written by an audit hook that holds
+a per-program token nobody else can reach, and only when the hook sees the harness itself, at the
+one line after ``check`` returned, asking for it. Exit status, output, ``SystemExit``, ``atexit``
+handlers, signals and exceptions of any class therefore cannot produce a pass. Everything the
+program could use to reach the token or rewrite the test (tracing, ``gc`` introspection, ``ctypes``,
+code object surgery, new audit hooks) is recorded and turns a pass into ``tampered``.
 
 This module must never let program code run with the token, the report descriptor or the verdict in
 a frame the program can inspect; it never trusts an object the program created.
@@ -27,11 +27,18 @@ PROGRAM_FILENAME = "/program.py"
 _FLAG = "qsandbox.flag"
 _FINISH = "qsandbox.finish"
 # Events that only code trying to get around the test has a reason to raise.
-_SUSPECT_PREFIXES = ("ctypes.", "gc.get_", "sys.settrace", "sys.setprofile", "sys.addaudithook",
-                     "sys._current_frames")
+_SUSPECT_PREFIXES = (
+    "ctypes.",
+    "gc.get_",
+    "sys.settrace",
+    "sys.setprofile",
+    "sys.addaudithook",
+    "sys._current_frames",
+)
 # Attribute writes that rewrite a function or an object's class in place.
-_SUSPECT_WRITES = frozenset({"__code__", "__defaults__", "__kwdefaults__", "__class__",
-                             "__bases__", "__closure__"})
+_SUSPECT_WRITES = frozenset(
+    {"__code__", "__defaults__", "__kwdefaults__", "__class__", "__bases__", "__closure__"}
+)
 
 _write = os.write
 _getpid = os.getpid
@@ -55,17 +62,14 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple) -> None:
     finish_line = [0]
     owner = _getpid()
     finish_code, run_code = ours[0].__code__, ours[1].__code__
-    protected = list(ours) + [finish_code, run_code]
+    protected = [*ours, finish_code, run_code]
     pass_line = b"P " + token.hex().encode() + b"\n"
 
     def is_ours(obj) -> bool:
         for item in protected:
             if obj is item:
                 return True
-        for item in frames:
-            if obj is item:
-                return True
-        return False
+        return any(obj is item for item in frames)
 
     def hook(event, args):
         if busy[0] or _type(event) is not _str:
@@ -82,8 +86,12 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple) -> None:
             elif event.startswith(_SUSPECT_PREFIXES):
                 flags.append(f"the program used {event}")
             elif event in ("object.__setattr__", "object.__delattr__"):
-                if (len(args) > 1 and _type(args[1]) is _str and args[1] in _SUSPECT_WRITES
-                        and _by_program(_getframe(1).f_code.co_filename)):
+                if (
+                    len(args) > 1
+                    and _type(args[1]) is _str
+                    and args[1] in _SUSPECT_WRITES
+                    and _by_program(_getframe(1).f_code.co_filename)
+                ):
                     flags.append(f"the program rewrote {args[1]} of an object")
             elif event in ("object.__getattr__", "function.__new__") and args:
                 if is_ours(args[0]):
@@ -107,8 +115,12 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple) -> None:
             finish_line[0] = caller.f_lineno + 1
         elif args[0] == "pass" and armed[0] and _getpid() == owner:
             parent = caller.f_back
-            if not (caller.f_code is finish_code and parent is frames[0]
-                    and finish_line[0] and parent.f_lineno == finish_line[0]):
+            if not (
+                caller.f_code is finish_code
+                and parent is frames[0]
+                and finish_line[0]
+                and parent.f_lineno == finish_line[0]
+            ):
                 return
             if flags:
                 text = " | ".join(flags).replace("\n", " ")
@@ -125,8 +137,11 @@ def _by_program(filename: str) -> bool:
     Libraries legitimately rewrite their own functions (networkx compiles decorators lazily);
     only writes made by the program, directly or through ``unittest.mock``, count.
     """
-    return (filename == PROGRAM_FILENAME or filename.endswith("unittest/mock.py")
-            or (filename.startswith("<") and not filename.startswith("<frozen")))
+    return (
+        filename == PROGRAM_FILENAME
+        or filename.endswith("unittest/mock.py")
+        or (filename.startswith("<") and not filename.startswith("<frozen"))
+    )
 
 
 def _report_pass() -> None:
@@ -178,8 +193,12 @@ def run(program: dict, token: bytes, report_fd: int, snapshot: guard.Snapshot) -
     except (SyntaxError, ValueError, UnicodeError, RecursionError, MemoryError) as exc:
         _send(report_fd, "syntax", describe(exc), _type(exc).__name__)
         return
-    linecache.cache[PROGRAM_FILENAME] = (len(source), None, source.splitlines(True),
-                                         PROGRAM_FILENAME)
+    linecache.cache[PROGRAM_FILENAME] = (
+        len(source),
+        None,
+        source.splitlines(True),
+        PROGRAM_FILENAME,
+    )
     main = types.ModuleType("__main__")
     main.__dict__["__builtins__"] = builtins
     main.__dict__["__file__"] = PROGRAM_FILENAME

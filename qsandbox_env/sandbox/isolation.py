@@ -1,4 +1,5 @@
-"""Kernel-level isolation for the sandbox: namespaces, a read-only filesystem view, privileges, limits.
+"""Kernel-level isolation for the sandbox: namespaces, a read-only filesystem view, privileges,
+limits.
 
 Everything here is Linux-specific and talks to libc through ctypes, because Python 3.11 exposes
 neither ``unshare`` nor ``mount``. Each layer is attempted independently and reported by name in an
@@ -46,8 +47,17 @@ SECUREBITS_NO_ROOT = 0x01 | 0x02 | 0x04 | 0x08 | 0x20
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 # The layers, in the words used by Verifier.isolation and the warning.
-LAYERS = ("pid-namespace", "network-namespace", "mount-namespace", "read-only-filesystem",
-          "private-tmp", "hidden-home", "unprivileged-uid", "rlimits", "scrubbed-environment")
+LAYERS = (
+    "pid-namespace",
+    "network-namespace",
+    "mount-namespace",
+    "read-only-filesystem",
+    "private-tmp",
+    "hidden-home",
+    "unprivileged-uid",
+    "rlimits",
+    "scrubbed-environment",
+)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -79,8 +89,9 @@ def unshare(flags: int) -> None:
     _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
 
 
-def mount(source: str | None, target: str, fstype: str | None, flags: int,
-          data: str | None = None) -> None:
+def mount(
+    source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None
+) -> None:
     def enc(s: str | None) -> bytes | None:
         return None if s is None else os.fsencode(s)
 
@@ -93,22 +104,39 @@ def umount(target: str, flags: int = MNT_DETACH) -> None:
 
 
 class _MountAttr(ctypes.Structure):
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
 
 
 def make_read_only(path: str) -> None:
     """Make the mount tree at ``path`` read-only, recursively (Linux ≥ 5.12)."""
     attr = _MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
-    result = _libc.syscall(ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(AT_FDCWD),
-                           os.fsencode(path), ctypes.c_uint(AT_RECURSIVE), ctypes.byref(attr),
-                           ctypes.c_size_t(ctypes.sizeof(attr)))
+    result = _libc.syscall(
+        ctypes.c_long(SYS_MOUNT_SETATTR),
+        ctypes.c_int(AT_FDCWD),
+        os.fsencode(path),
+        ctypes.c_uint(AT_RECURSIVE),
+        ctypes.byref(attr),
+        ctypes.c_size_t(ctypes.sizeof(attr)),
+    )
     _check(0 if result == 0 else -1, f"mount_setattr {path}")
 
 
 def prctl(option: int, arg: int) -> None:
-    _check(_libc.prctl(ctypes.c_int(option), ctypes.c_ulong(arg), ctypes.c_ulong(0),
-                       ctypes.c_ulong(0), ctypes.c_ulong(0)), f"prctl {option}")
+    _check(
+        _libc.prctl(
+            ctypes.c_int(option),
+            ctypes.c_ulong(arg),
+            ctypes.c_ulong(0),
+            ctypes.c_ulong(0),
+            ctypes.c_ulong(0),
+        ),
+        f"prctl {option}",
+    )
 
 
 def die_with_parent() -> None:
@@ -166,8 +194,7 @@ def _keep_paths() -> list[str]:
 
 def _hide_dirs() -> list[str]:
     dirs = {"/root", "/home", os.path.expanduser("~")}
-    return sorted(d for d in (os.path.realpath(x) for x in dirs)
-                  if d != "/" and os.path.isdir(d))
+    return sorted(d for d in (os.path.realpath(x) for x in dirs) if d != "/" and os.path.isdir(d))
 
 
 def build_filesystem(iso: Isolation, tmp_size: str, proc: bool) -> None:
@@ -228,10 +255,15 @@ def _hide_homes() -> None:
 
 def set_limits(memory_bytes: int, nproc: int, cpu_seconds: int, file_bytes: int) -> None:
     """rlimits for a program: address space, processes, CPU time, file size, no core dumps."""
-    for which, value in ((resource.RLIMIT_AS, memory_bytes), (resource.RLIMIT_NPROC, nproc),
-                         (resource.RLIMIT_CPU, cpu_seconds), (resource.RLIMIT_FSIZE, file_bytes),
-                         (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NOFILE, 256)):
-        soft, hard = resource.getrlimit(which)
+    for which, value in (
+        (resource.RLIMIT_AS, memory_bytes),
+        (resource.RLIMIT_NPROC, nproc),
+        (resource.RLIMIT_CPU, cpu_seconds),
+        (resource.RLIMIT_FSIZE, file_bytes),
+        (resource.RLIMIT_CORE, 0),
+        (resource.RLIMIT_NOFILE, 256),
+    ):
+        hard = resource.getrlimit(which)[1]
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
         try:

@@ -22,8 +22,16 @@ from qsandbox_env.sandbox import protocol
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Environment variables a zygote may inherit; everything else (tokens, keys, proxies) stays out.
-PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
-              "VIRTUAL_ENV", "SYSTEMROOT")
+PASSED_ENV = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_L2_SIZE",
+    "VIRTUAL_ENV",
+    "SYSTEMROOT",
+)
 STARTUP_TIMEOUT = 300.0
 # How long past a program's own limit the parent waits before it declares the zygote stuck.
 GRACE_SECONDS = 20.0
@@ -42,8 +50,15 @@ class ZygoteConfig:
     tmp_size: str
 
     def as_json(self, uid: int) -> str:
-        return json.dumps({"preload": list(self.preload), "warmups": list(self.warmups),
-                           "isolate": self.isolate, "tmp_size": self.tmp_size, "uid": uid})
+        return json.dumps(
+            {
+                "preload": list(self.preload),
+                "warmups": list(self.warmups),
+                "isolate": self.isolate,
+                "tmp_size": self.tmp_size,
+                "uid": uid,
+            }
+        )
 
 
 def zygote_env() -> dict[str, str]:
@@ -66,16 +81,27 @@ class ZygoteHandle:
 
     def start(self) -> dict:
         self.proc = subprocess.Popen(
-            [self.config.python, "-m", "qsandbox_env.sandbox.zygote", self.config.as_json(self.uid)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
-            if not os.environ.get("QSANDBOX_DEBUG") else None,
-            env=zygote_env(), cwd="/", close_fds=True, start_new_session=True)
+            [
+                self.config.python,
+                "-m",
+                "qsandbox_env.sandbox.zygote",
+                self.config.as_json(self.uid),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL if not os.environ.get("QSANDBOX_DEBUG") else None,
+            env=zygote_env(),
+            cwd="/",
+            close_fds=True,
+            start_new_session=True,
+        )
         message = self._receive(STARTUP_TIMEOUT)
         if not message or not message.get("ready"):
             self.kill()
             raise SandboxError(
                 f"the sandbox interpreter {self.config.python!r} did not start; run it with "
-                "QSANDBOX_DEBUG=1 to see its errors (is qiskit installed for that interpreter?)")
+                "QSANDBOX_DEBUG=1 to see its errors (is qiskit installed for that interpreter?)"
+            )
         self.info = message
         return message
 
@@ -181,10 +207,14 @@ class ZygotePool:
                         handle.start()
                     except SandboxError:
                         break
-            return {"outcome": "sandbox", "error_type": "",
-                    "detail": "the sandbox process died or stopped answering twice while running "
-                              "this program", "output": "",
-                    "seconds": time.monotonic() - started}
+            return {
+                "outcome": "sandbox",
+                "error_type": "",
+                "detail": "the sandbox process died or stopped answering twice while running "
+                "this program",
+                "output": "",
+                "seconds": time.monotonic() - started,
+            }
         finally:
             self.free.put(handle)
 

@@ -1,11 +1,11 @@
 """The zygote: a warm interpreter that forks one isolated child per program.
 
-Started by :class:`~qsandbox_env.sandbox.pool.ZygotePool` as ``python -m
-qsandbox_env.sandbox.zygote CONFIG_JSON``. It enters new namespaces (becoming PID 1 of its own PID
-namespace, so that one ``kill(-1)`` ends every process a program left behind), builds a read-only view
-of the filesystem, preloads Qiskit without starting threads, snapshots the protected library surface,
-and then serves requests from its parent: one program at a time, each in a fresh child with its own
-working directory, uid, rlimits and environment. It never runs program code itself.
+Started by :class:`~qsandbox_env.sandbox.pool.ZygotePool` as ``python -m qsandbox_env.sandbox.zygote
+CONFIG_JSON``. It enters new namespaces (becoming PID 1 of its own PID namespace, so that one
+``kill(-1)`` ends every process a program left behind), builds a read-only view of the filesystem,
+preloads Qiskit without starting threads, snapshots the protected library surface, and then serves
+requests from its parent: one program at a time, each in a fresh child with its own working
+directory, uid, rlimits and environment. It never runs program code itself.
 """
 
 from __future__ import annotations
@@ -27,9 +27,17 @@ OUTPUT_CHUNK = 1 << 16
 
 # Keep every numerical library single-threaded: threads must not exist at fork time, and one
 # program per core is how the Verifier scales.
-THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-              "RAYON_NUM_THREADS": "1", "NUMEXPR_NUM_THREADS": "1", "QISKIT_PARALLEL": "FALSE",
-              "QISKIT_NUM_PROCS": "1", "MPLBACKEND": "Agg", "QISKIT_IBM_RUNTIME_LOG_LEVEL": "ERROR"}
+THREAD_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "RAYON_NUM_THREADS": "1",
+    "NUMEXPR_NUM_THREADS": "1",
+    "QISKIT_PARALLEL": "FALSE",
+    "QISKIT_NUM_PROCS": "1",
+    "MPLBACKEND": "Agg",
+    "QISKIT_IBM_RUNTIME_LOG_LEVEL": "ERROR",
+}
 
 
 class Zygote:
@@ -58,8 +66,10 @@ class Zygote:
         self.snapshot = guard.Snapshot()
         threads = _thread_count()
         if threads != 1:
-            print(f"qsandbox: zygote has {threads} threads after preload; forking is unsafe",
-                  file=sys.stderr)
+            print(
+                f"qsandbox: zygote has {threads} threads after preload; forking is unsafe",
+                file=sys.stderr,
+            )
 
     def _isolate(self) -> None:
         pending_pid = isolation.enter_namespaces(self.iso)
@@ -71,8 +81,9 @@ class Zygote:
             self.pid_namespace = True
             self.iso.add("pid-namespace")
         if "mount-namespace" in self.iso.active:
-            isolation.build_filesystem(self.iso, self.config.get("tmp_size", "256m"),
-                                       proc=self.pid_namespace)
+            isolation.build_filesystem(
+                self.iso, self.config.get("tmp_size", "256m"), proc=self.pid_namespace
+            )
         else:
             for layer in ("read-only-filesystem", "private-tmp", "hidden-home"):
                 self.iso.lack(layer, "no mount namespace")
@@ -100,9 +111,14 @@ class Zygote:
 
     # -- serving --------------------------------------------------------------------------
     def serve(self) -> None:
-        protocol.write_message(self.out_fd, {"ready": True, "pid": os.getpid(),
-                                             "isolation": {"active": self.iso.active,
-                                                           "missing": self.iso.missing}})
+        protocol.write_message(
+            self.out_fd,
+            {
+                "ready": True,
+                "pid": os.getpid(),
+                "isolation": {"active": self.iso.active, "missing": self.iso.missing},
+            },
+        )
         while True:
             request = protocol.read_message(self.in_fd)
             if request is None:
@@ -149,8 +165,9 @@ class Zygote:
                     pass
 
 
-def _child(request: dict, token: bytes, report_fd: int, out_fd: int, workdir: str,
-           zygote: Zygote) -> None:
+def _child(
+    request: dict, token: bytes, report_fd: int, out_fd: int, workdir: str, zygote: Zygote
+) -> None:
     """Set the child up and run the program. Never returns."""
     code = 70
     try:
@@ -164,8 +181,9 @@ def _child(request: dict, token: bytes, report_fd: int, out_fd: int, workdir: st
         os.closerange(report_fd + 1, 1 << 16)
         os.chdir(workdir)
         limits = request["limits"]
-        isolation.set_limits(limits["memory"], limits["processes"],
-                             int(request["timeout"]) + 2, limits["file_size"])
+        isolation.set_limits(
+            limits["memory"], limits["processes"], int(request["timeout"]) + 2, limits["file_size"]
+        )
         if zygote.iso.active.count("unprivileged-uid"):
             isolation.become(zygote.uid)
         elif zygote.pid_namespace and os.geteuid() == 0:
@@ -193,9 +211,15 @@ def _move_fd(fd: int, target: int) -> int:
 
 
 def _program_env(workdir: str) -> dict[str, str]:
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir,
-           "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PYTHONIOENCODING": "utf-8",
-           "MPLCONFIGDIR": os.path.join(WORK_ROOT, ".matplotlib")}
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": workdir,
+        "TMPDIR": workdir,
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONIOENCODING": "utf-8",
+        "MPLCONFIGDIR": os.path.join(WORK_ROOT, ".matplotlib"),
+    }
     env.update(THREAD_ENV)
     return env
 
@@ -246,8 +270,13 @@ def _collect(pid: int, report_r: int, out_r: int, request: dict, started: float)
     text = output.decode("utf-8", "replace")
     if dropped:
         text += f"\n… [{dropped} more bytes of output dropped]"
-    return {"report": bytes(report), "status": status, "timed_out": timed_out, "output": text,
-            "timeout": request["timeout"]}
+    return {
+        "report": bytes(report),
+        "status": status,
+        "timed_out": timed_out,
+        "output": text,
+        "timeout": request["timeout"],
+    }
 
 
 def _drain(fd: int, cap: int) -> bytes:
@@ -316,15 +345,22 @@ def _verdict(result: dict, token: bytes, request_id: int) -> dict:
             except (ValueError, KeyError, TypeError):
                 continue
     if outcome not in ("passed", "failed", "error", "syntax", "memory", "tampered") or (
-            outcome == "passed" and not passed):
+        outcome == "passed" and not passed
+    ):
         outcome, detail = "", ""
     if result["timed_out"]:
         outcome = "timeout"
         detail = f"the program ran past its {result['timeout']:g} s wall-clock limit"
     elif not outcome:
         outcome, detail = _from_status(result["status"])
-    return {"id": request_id, "outcome": outcome, "detail": detail, "error_type": error_type,
-            "output": result["output"], "seconds": result["seconds"]}
+    return {
+        "id": request_id,
+        "outcome": outcome,
+        "detail": detail,
+        "error_type": error_type,
+        "output": result["output"],
+        "seconds": result["seconds"],
+    }
 
 
 def _from_status(status: int) -> tuple[str, str]:
