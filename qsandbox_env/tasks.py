@@ -223,6 +223,18 @@ class TaskSet(Mapping[str, Task]):
         return f"{message}; close matches: {_quoted(matches)}"
 
 
+DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+# Task sets shipped with the package, loadable by name.
+NAMED_SOURCES = {"bundled": os.path.join(DATA_DIR, "bundled.jsonl")}
+
+
+def _resolve_named(source: str) -> str:
+    """A named source ('bundled') becomes its packaged file, unless a file of that name exists."""
+    if source in NAMED_SOURCES and not os.path.exists(source):
+        return NAMED_SOURCES[source]
+    return source
+
+
 def load_tasks(path: str | os.PathLike[str]) -> TaskSet:
     """Read a HumanEval-style task file.
 
@@ -236,7 +248,7 @@ def load_tasks(path: str | os.PathLike[str]) -> TaskSet:
     ``check(...)`` itself is a ``"program"`` task, any other a ``"completion"`` task.
 
     Args:
-        path: The task file.
+        path: The task file, or the name of a task set shipped with the package (``"bundled"``).
 
     Returns:
         The tasks in file order, keyed by task_id.
@@ -246,7 +258,7 @@ def load_tasks(path: str | os.PathLike[str]) -> TaskSet:
         ValueError: The file is not valid JSON/JSON Lines, or a record is malformed. Records are
             named by their 0-based index in a JSON list, or their 1-based line in JSON Lines.
     """
-    source = os.fspath(path)
+    source = _resolve_named(os.fspath(path))
     tasks: list[Task] = []
     first_seen: dict[str, str] = {}
     for location, record in _records(_read_text(source), source):
@@ -268,7 +280,8 @@ def _read_text(source: str) -> str:
             data = file.read()
     except FileNotFoundError:
         raise FileNotFoundError(
-            f"task file not found: {source}; pass the path of a .json or .jsonl task file"
+            f"task file not found: {source}; pass the path of a .json or .jsonl task file "
+            f"or a named task set ({', '.join(sorted(NAMED_SOURCES))})"
         ) from None
     # Detect compression by its magic number, so a gzip file works whatever its name.
     if data[:2] == b"\x1f\x8b":

@@ -319,9 +319,18 @@ def test_a_timeout_field_becomes_the_task_timeout(tmp_path: Path) -> None:
 
 def test_a_missing_file_names_the_path(tmp_path: Path) -> None:
     path = tmp_path / "absent.jsonl"
-    expected = f"task file not found: {path}; pass the path of a .json or .jsonl task file"
+    expected = (
+        f"task file not found: {path}; pass the path of a .json or .jsonl task file "
+        "or a named task set (bundled)"
+    )
     with pytest.raises(FileNotFoundError, match=f"^{re.escape(expected)}$"):
         load_tasks(path)
+
+
+def test_a_named_source_loads_the_packaged_file() -> None:
+    tasks = load_tasks("bundled")
+    assert tasks.source.endswith("bundled.jsonl")
+    assert len(tasks) > 0
 
 
 def test_invalid_json_names_the_file_line_and_column(tmp_path: Path) -> None:
