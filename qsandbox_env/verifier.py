@@ -178,7 +178,7 @@ class Verifier:
         if isinstance(preload, str) or not all(isinstance(m, str) for m in preload):
             raise TypeError(f"preload: expected a sequence of module names, got {preload!r}")
         self._config = ZygoteConfig(
-            self.python, tuple(preload) if mode == "warm" else (), (), bool(isolate), "512m"
+            self.python, tuple(preload) if mode == "warm" else (), bool(isolate), "512m"
         )
         self._closed = False
         self._cold_info: dict = {}
@@ -289,6 +289,17 @@ class Verifier:
             warnings.warn(
                 f"qsandbox: these sandbox layers are NOT active on this machine:\n{lines}"
                 "\nUntrusted programs are less contained than designed.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        failed = info.get("preload_errors", {})
+        key = repr(sorted(failed.items()))
+        if failed and key not in _ANNOUNCED:
+            _ANNOUNCED.add(key)
+            lines = "\n".join(f"  - {name}: {why}" for name, why in failed.items())
+            warnings.warn(
+                f"qsandbox: the sandbox could not preload:\n{lines}\nPrograms importing these "
+                "start slower or fail; install them for the sandbox's interpreter.",
                 RuntimeWarning,
                 stacklevel=3,
             )

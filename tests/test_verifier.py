@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 
@@ -247,4 +249,34 @@ def test_a_killed_zygote_is_replaced_and_the_program_rerun():
         killer.join()
         assert verdict.passed, verdict.detail
         assert handle.proc.pid != first_pid
+        assert v.verify(ADD, "    return a + b\n").passed
+
+
+def test_programs_can_run_under_another_interpreter(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+        check=True,
+    )
+    python = venv / "bin" / "python"
+    task = program_task(f"    assert candidate() == {str(venv)!r}\n", entry_point="where")
+    code = "import sys\ndef where():\n    return sys.prefix\n"
+    with Verifier(parallelism=1, mode="cold", python=str(python)) as v:
+        verdict = v.verify(task, code)
+        assert verdict.passed, verdict.detail
+        assert v.verify(task, "def where():\n    return '/elsewhere'\n").outcome is Outcome.FAILED
+
+
+def test_missing_isolation_layers_are_announced_and_listed():
+    with pytest.warns(RuntimeWarning, match="sandbox layers are NOT active"):
+        v = Verifier(parallelism=1, preload=(), isolate=False)
+    with v:
+        assert "network-namespace" in v.isolation["missing"]
+        assert v.verify(ADD, "    return a + b\n").passed
+
+
+def test_a_module_that_cannot_be_preloaded_is_announced():
+    with pytest.warns(RuntimeWarning, match="could not preload:\n  - no_such_module_qsandbox"):
+        v = Verifier(parallelism=1, preload=("no_such_module_qsandbox",))
+    with v:
         assert v.verify(ADD, "    return a + b\n").passed

@@ -197,11 +197,14 @@ def _hide_dirs() -> list[str]:
     return sorted(d for d in (os.path.realpath(x) for x in dirs) if d != "/" and os.path.isdir(d))
 
 
-def build_filesystem(iso: Isolation, tmp_size: str, proc: bool) -> None:
+def build_filesystem(iso: Isolation, tmp_size: str, proc: bool, work_root: str) -> None:
     """Inside a fresh mount namespace: read-only everything, private /tmp and /dev/shm, no homes.
 
-    Home directories (where saved IBM Quantum accounts, SSH keys and tokens live) are covered by
-    empty tmpfs mounts; the interpreter and site-packages are bound back in when they live there.
+    ``/tmp`` becomes an empty read-only tmpfs holding only ``work_root``, a writable, size-limited
+    tmpfs for the programs' working directories. Home directories (where saved IBM Quantum
+    accounts, SSH keys and tokens live) are covered by empty tmpfs mounts. Whatever the
+    interpreter, its site-packages or this package need under a covered directory is bound back,
+    read-only, so a project checked out under /tmp or a virtual environment in $HOME still works.
     """
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     if proc:
@@ -214,43 +217,49 @@ def build_filesystem(iso: Isolation, tmp_size: str, proc: bool) -> None:
         iso.add("read-only-filesystem")
     except OSError as exc:
         iso.lack("read-only-filesystem", f"mount_setattr refused ({exc.strerror}); kernel < 5.12?")
-    opts = f"size={tmp_size},mode=0755"
-    mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts)
-    if os.path.isdir("/dev/shm"):
-        mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_size},mode=1777")
+    flags = MS_NOSUID | MS_NODEV
+    mount("tmpfs", "/dev/shm", "tmpfs", flags, f"size={tmp_size},mode=1777")
+    keep = _keep_paths()
+    stage = "/dev/shm/.qsandbox-stage"
+    os.makedirs(stage)
+    _cover("/tmp", keep, stage, "size=16m,mode=0755")
+    os.makedirs(work_root, mode=0o711)
+    mount("tmpfs", work_root, "tmpfs", flags, f"size={tmp_size},mode=0711")
     iso.add("private-tmp")
     try:
-        _hide_homes()
+        for home in _hide_dirs():
+            _cover(home, keep, stage, "size=1m,mode=0755")
         iso.add("hidden-home")
     except OSError as exc:
         iso.lack("hidden-home", f"could not cover home directories ({exc.strerror})")
+    mount(None, "/tmp", None, MS_REMOUNT | MS_RDONLY | flags)
+    os.rmdir(stage)
 
 
-def _hide_homes() -> None:
-    stage = "/tmp/.qsandbox-stage"
-    os.makedirs(stage, exist_ok=True)
-    keep = _keep_paths()
-    for home in _hide_dirs():
-        inside = [p for p in keep if p == home or p.startswith(home + os.sep)]
-        if home in inside:
-            continue  # the interpreter *is* the home directory; hiding it would break programs
-        inside = [p for p in inside if not any(p.startswith(q + os.sep) for q in inside)]
-        staged = []
-        for i, path in enumerate(inside):
-            spot = os.path.join(stage, str(len(os.listdir(stage)) + i))
-            os.makedirs(spot)
-            mount(path, spot, None, MS_BIND | MS_REC)
-            staged.append((spot, path))
-        mount("tmpfs", home, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
-        for spot, path in staged:
-            os.makedirs(path, exist_ok=True)
-            mount(spot, path, None, MS_BIND | MS_REC)
-            umount(spot)
-            try:
-                make_read_only(path)
-            except OSError:
-                pass
-        mount(None, home, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+def _cover(target: str, keep: list[str], stage: str, options: str) -> None:
+    """Mount an empty tmpfs over ``target``, binding back the ``keep`` paths that lie inside it."""
+    inside = [p for p in keep if p.startswith(target.rstrip("/") + os.sep)]
+    if target in keep:
+        return  # the interpreter *is* this directory; hiding it would break every program
+    inside = [p for p in inside if not any(p.startswith(q + os.sep) for q in inside)]
+    staged = []
+    for path in inside:
+        spot = os.path.join(stage, str(len(os.listdir(stage))))
+        os.makedirs(spot)
+        mount(path, spot, None, MS_BIND | MS_REC)
+        staged.append((spot, path))
+    mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, options)
+    for spot, path in staged:
+        os.makedirs(path, exist_ok=True)
+        mount(spot, path, None, MS_BIND | MS_REC)
+        umount(spot)
+        os.rmdir(spot)
+        try:
+            make_read_only(path)
+        except OSError:
+            pass
+    if target != "/tmp":
+        mount(None, target, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
 def set_limits(memory_bytes: int, nproc: int, cpu_seconds: int, file_bytes: int) -> None:

@@ -45,7 +45,6 @@ class SandboxError(RuntimeError):
 class ZygoteConfig:
     python: str
     preload: tuple[str, ...]
-    warmups: tuple[str, ...]
     isolate: bool
     tmp_size: str
 
@@ -53,7 +52,6 @@ class ZygoteConfig:
         return json.dumps(
             {
                 "preload": list(self.preload),
-                "warmups": list(self.warmups),
                 "isolate": self.isolate,
                 "tmp_size": self.tmp_size,
                 "uid": uid,

@@ -17,6 +17,7 @@ import selectors
 import shutil
 import signal
 import sys
+import tempfile
 import time
 import warnings
 
@@ -47,6 +48,7 @@ class Zygote:
         self.pid_namespace = False
         self.uid = int(config.get("uid", 0))
         self.snapshot = None
+        self.preload_errors: dict[str, str] = {}
 
     # -- start-up -------------------------------------------------------------------------
     def start(self, in_fd: int, out_fd: int) -> None:
@@ -60,6 +62,7 @@ class Zygote:
         os.environ.update(THREAD_ENV)
         os.environ["MPLCONFIGDIR"] = os.path.join(WORK_ROOT, ".matplotlib")
         os.environ["HOME"] = WORK_ROOT
+        os.environ["TMPDIR"] = WORK_ROOT
         self._preload()
         from qsandbox_env.sandbox import guard
 
@@ -82,7 +85,7 @@ class Zygote:
             self.iso.add("pid-namespace")
         if "mount-namespace" in self.iso.active:
             isolation.build_filesystem(
-                self.iso, self.config.get("tmp_size", "256m"), proc=self.pid_namespace
+                self.iso, self.config.get("tmp_size", "256m"), self.pid_namespace, WORK_ROOT
             )
         else:
             for layer in ("read-only-filesystem", "private-tmp", "hidden-home"):
@@ -95,18 +98,13 @@ class Zygote:
         self.iso.add("scrubbed-environment")
 
     def _preload(self) -> None:
+        """Import what programs will need; failures are reported to the Verifier, not fatal."""
         warnings.simplefilter("ignore")
         for name in self.config.get("preload", []):
             try:
                 importlib.import_module(name)
             except Exception as exc:  # noqa: BLE001 - a missing optional module is not fatal
-                print(f"qsandbox: could not preload {name}: {exc}", file=sys.stderr)
-        for hook in self.config.get("warmups", []):
-            try:
-                module, _, func = hook.rpartition(":")
-                getattr(importlib.import_module(module), func)()
-            except Exception as exc:  # noqa: BLE001
-                print(f"qsandbox: warm-up {hook} failed: {exc}", file=sys.stderr)
+                self.preload_errors[name] = f"{type(exc).__name__}: {exc}"
         warnings.resetwarnings()
 
     # -- serving --------------------------------------------------------------------------
@@ -117,6 +115,7 @@ class Zygote:
                 "ready": True,
                 "pid": os.getpid(),
                 "isolation": {"active": self.iso.active, "missing": self.iso.missing},
+                "preload_errors": self.preload_errors,
             },
         )
         while True:
@@ -126,7 +125,7 @@ class Zygote:
             protocol.write_message(self.out_fd, self.handle(request))
 
     def handle(self, request: dict) -> dict:
-        workdir = os.path.join(WORK_ROOT, f"run-{request['id']}")
+        workdir = os.path.join(WORK_ROOT, f"run-{os.getpid()}-{request['id']}")
         os.mkdir(workdir, 0o700)
         if self.iso.active.count("unprivileged-uid"):
             os.chown(workdir, self.uid, self.uid)
@@ -156,13 +155,25 @@ class Zygote:
             isolation.kill_namespace()
         _reap_all()
         shutil.rmtree(workdir, ignore_errors=True)
-        if self.pid_namespace and os.path.isdir("/dev/shm"):
-            for name in os.listdir("/dev/shm"):
-                shutil.rmtree(os.path.join("/dev/shm", name), ignore_errors=True)
-                try:
-                    os.unlink(os.path.join("/dev/shm", name))
-                except OSError:
-                    pass
+        if "private-tmp" not in self.iso.active:
+            return
+        # Our own /dev/shm and work root: whatever a program left there goes before the next one.
+        # (As an unprivileged uid a program can only write its own directory, but as the caller's
+        # uid inside a user namespace it can write the whole work root.)
+        for root, spare in (("/dev/shm", ()), (WORK_ROOT, (".matplotlib",))):
+            for name in os.listdir(root):
+                if name not in spare:
+                    _remove(os.path.join(root, name))
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 def _child(
@@ -192,6 +203,7 @@ def _child(
         os.environ.clear()
         os.environ.update(_program_env(workdir))
         sys.path[:] = [p for p in sys.path if p not in ("", ".", workdir)]
+        tempfile.tempdir = workdir  # the zygote's choice was cached while preloading
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         from qsandbox_env.sandbox import harness
