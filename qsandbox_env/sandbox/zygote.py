@@ -48,16 +48,31 @@ class Zygote:
         self.pid_namespace = False
         self.uid = int(config.get("uid", 0))
         self.snapshot = None
+        self.as_root = os.geteuid() == 0  # before any user namespace makes us "root" inside it
         self.preload_errors: dict[str, str] = {}
 
     # -- start-up -------------------------------------------------------------------------
     def start(self, in_fd: int, out_fd: int) -> None:
         self.in_fd, self.out_fd = in_fd, out_fd
-        if self.config.get("isolate", True):
+        isolate = self.config.get("isolate", True)
+        if isolate:
             self._isolate()
-        else:
-            for layer in isolation.LAYERS[:6]:
-                self.iso.lack(layer, "isolation was turned off (isolate=False)")
+        if not self.as_root:
+            self.iso.lack(
+                "unprivileged-uid",
+                "not started as root: programs run as the caller's "
+                "uid (with every capability dropped inside the user namespace)",
+            )
+        for layer in isolation.LAYERS:
+            if layer not in self.iso.active and layer not in self.iso.missing:
+                self.iso.lack(
+                    layer,
+                    "isolation was turned off (isolate=False)"
+                    if not isolate
+                    else "not available on this machine",
+                )
+        self.iso.add("rlimits")
+        self.iso.add("scrubbed-environment")
         os.makedirs(WORK_ROOT, mode=0o711, exist_ok=True)
         os.environ.update(THREAD_ENV)
         os.environ["MPLCONFIGDIR"] = os.path.join(WORK_ROOT, ".matplotlib")
@@ -90,12 +105,8 @@ class Zygote:
         else:
             for layer in ("read-only-filesystem", "private-tmp", "hidden-home"):
                 self.iso.lack(layer, "no mount namespace")
-        if os.geteuid() == 0 and os.getuid() == 0 and self.uid:
+        if self.as_root and self.uid:
             self.iso.add("unprivileged-uid")
-        elif os.geteuid() != 0:
-            self.iso.lack("unprivileged-uid", "not started as root: programs run as the caller")
-        self.iso.add("rlimits")
-        self.iso.add("scrubbed-environment")
 
     def _preload(self) -> None:
         """Import what programs will need; failures are reported to the Verifier, not fatal."""
@@ -193,7 +204,10 @@ def _child(
         os.chdir(workdir)
         limits = request["limits"]
         isolation.set_limits(
-            limits["memory"], limits["processes"], int(request["timeout"]) + 2, limits["file_size"]
+            limits["memory"],
+            limits["processes"] + int(zygote.config.get("nproc_base", 0)),
+            int(request["timeout"]) + 2,
+            limits["file_size"],
         )
         if zygote.iso.active.count("unprivileged-uid"):
             isolation.become(zygote.uid)
