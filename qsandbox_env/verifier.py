@@ -128,8 +128,8 @@ class Verifier:
     Args:
         parallelism: programs run at once (one zygote each); default the CPU count.
         timeout: default wall-clock limit per program in seconds (a task's own ``timeout`` wins).
-        memory: address-space limit per program (``"4GiB"`` by default; at most what the machine
-            can spare).
+        memory: address-space limit per program (``"4GiB"`` by default). A warm child starts with
+            about 1.5 GiB of address space mapped (Qiskit and its libraries), mostly shared.
         max_processes: processes a program may have at once (fork bombs stop there).
         output_limit: bytes of stdout/stderr kept per program.
         mode: ``"warm"`` (fork from a preloaded zygote) or ``"cold"`` (a fresh interpreter per

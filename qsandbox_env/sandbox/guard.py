@@ -11,10 +11,13 @@ except the deliberate, isolated probe in :func:`rigged_comparisons`.
 
 from __future__ import annotations
 
+import array
 import builtins
+import ctypes
+import gc
 import sys
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 # Top-level packages whose functions and classes a test may rely on.
 PROTECTED_PACKAGES = frozenset(
@@ -99,12 +102,20 @@ def _class_module(cls: type) -> str:
 
 
 class Snapshot:
-    """Identities of the protected library surface, taken in the zygote before any program."""
+    """Identities of the protected library surface, taken in the zygote before any program.
+
+    Checking ~35,000 entries one by one in a forked child is slow: every look-up touches a
+    reference count, and each touched page is copied. So each protected dict is also watched
+    through its CPython version tag (PEP 509), which changes on every write and can be read
+    straight from memory without touching any object; only dicts whose tag moved are compared
+    entry by entry. Where the tag cannot be read (another interpreter), every dict is compared.
+    """
 
     def __init__(self) -> None:
-        self.entries: list[tuple[str, dict, list[tuple[str, object]]]] = []
+        self.memory = _dict_versions()
+        self.watched: list[dict] = []
+        self.entries: list[tuple[str, Mapping, list[tuple[str, object]]]] = []
         self.modules: list[tuple[str, object]] = []
-        self.class_ids: set[int] = set()
         self.meta_path = list(sys.meta_path)
         self.path_hooks = list(sys.path_hooks)
         self.builtins = dict(builtins.__dict__)
@@ -117,7 +128,6 @@ class Snapshot:
                     lambda v: callable(v) or _is_instance(v, types.ModuleType),
                 )
         for cls in all_classes():
-            self.class_ids.add(id(cls))
             if _protected(_class_module(cls)):
                 self._add(
                     f"class {_class_module(cls)}.{cls.__qualname__}",
@@ -125,6 +135,10 @@ class Snapshot:
                     lambda v: _is_instance(v, _DESCRIPTORS),
                     keys_too=True,
                 )
+        # Slot 0 watches builtins, slot 1 sys.modules, slot i + 2 the dict of entries[i].
+        self.watched[:0] = [builtins.__dict__, sys.modules]
+        self.slots = array.array("Q", (_version_slot(d) for d in self.watched))
+        self.tags = self._read_tags()
 
     def _add(self, label: str, mapping, keep: Callable[[object], bool], keys_too: bool = False):
         items = [
@@ -137,19 +151,38 @@ class Snapshot:
             items.extend(kv for kv in present if kv[1] is None)  # "absent" is remembered too
         if items:
             self.entries.append((label, mapping, items))
+            self.watched.append(mapping if _type(mapping) is dict else gc.get_referents(mapping)[0])
+
+    def _read_tags(self) -> array.array:
+        if self.memory is None:
+            return array.array("Q", range(len(self.slots)))  # never read: all count as moved
+        return array.array("Q", map(self.memory.__getitem__, self.slots))
+
+    def _moved(self) -> set[int]:
+        """Slots whose dict was written since the snapshot (all of them without tags)."""
+        if self.memory is None:
+            return set(range(len(self.slots)))
+        now = self._read_tags()
+        if now == self.tags:
+            return set()
+        return {i for i, (a, b) in enumerate(zip(now, self.tags, strict=True)) if a != b}
 
     def changes(self, limit: int = 5) -> list[str]:
         """What differs from the snapshot now, as short sentences (at most ``limit``)."""
         found: list[str] = []
-        bdict = builtins.__dict__
-        for key, value in self.builtins.items():
-            if key not in VOLATILE_GLOBALS and bdict.get(key) is not value:
-                found.append(f"builtins.{key} was replaced")
-        mods = sys.modules
-        for name, mod in self.modules:
-            if mods.get(name, mod) is not mod:
-                found.append(f"sys.modules[{name!r}] was replaced")
-        for label, mapping, items in self.entries:
+        moved = self._moved()
+        if 0 in moved:
+            bdict = builtins.__dict__
+            for key, value in self.builtins.items():
+                if key not in VOLATILE_GLOBALS and bdict.get(key) is not value:
+                    found.append(f"builtins.{key} was replaced")
+        if 1 in moved:
+            mods = sys.modules
+            for name, mod in self.modules:
+                if mods.get(name, mod) is not mod:
+                    found.append(f"sys.modules[{name!r}] was replaced")
+        for index in sorted(i - 2 for i in moved if i >= 2):
+            label, mapping, items = self.entries[index]
             get = mapping.get
             for key, value in items:
                 if get(key) is not value:
@@ -161,6 +194,38 @@ class Snapshot:
             if _program_hooks(before, list(now)):
                 found.append(f"the program installed its own import hook in {name}")
         return found[:limit]
+
+
+# Where a dict's version tag lives: after the object header and ``ma_used`` in ``PyDictObject``.
+_TAG_OFFSET = object.__basicsize__ + ctypes.sizeof(ctypes.c_ssize_t)
+
+
+def _version_slot(d: dict) -> int:
+    """The index, in 8-byte words of the address space, of ``d``'s version tag."""
+    return (id(d) + _TAG_OFFSET) // 8
+
+
+def _dict_versions():
+    """The address space as an array of 8-byte words, if dict version tags can be read from it.
+
+    Reading through one array needs no per-read ctypes object (and so no audit event, and no
+    allocation). The tag is trusted only if it stays put while nothing writes and moves on every
+    write, including one that replaces a value without changing the dict's size; otherwise None,
+    and every protected dict is compared entry by entry.
+    """
+    if sys.implementation.name != "cpython" or (id(object) + _TAG_OFFSET) % 8:
+        return None
+    memory = (ctypes.c_uint64 * ((1 << 60) - 1)).from_address(0)
+    probe = {"key": 0}
+    slot = _version_slot(probe)
+    first, same = memory[slot], memory[slot]
+    probe["key"] = 1
+    second = memory[slot]
+    probe["key"] = 2
+    third = memory[slot]
+    if first == same and len({first, second, third}) == 3:
+        return memory
+    return None
 
 
 def _program_hooks(before: list, now: list) -> bool:
@@ -215,18 +280,16 @@ class _SentinelB:
     __slots__ = ()
 
 
-def rigged_comparisons(known_class_ids: set[int]) -> list[str]:
-    """Classes created by the program whose comparisons answer "yes" to two unrelated objects.
+def rigged_comparisons(new_classes: list[type], report: Callable[[str], None]) -> None:
+    """Report classes the program wrote whose comparisons answer "yes" to unrelated objects.
 
     An honest ``__eq__`` given instances of two unrelated classes raises, returns False or
     NotImplemented; one that returns True (or an ``__ne__`` that returns False) was written to
-    satisfy any assertion. This runs program code, so it runs after every other check.
+    satisfy any assertion. This runs program code, so it runs after every other check, and each
+    finding is reported at once (a list kept here could be emptied by the code being probed).
     """
-    found = []
     left, right = _SentinelA(), _SentinelB()
-    for cls in list(all_classes()):
-        if id(cls) in known_class_ids:
-            continue
+    for cls in new_classes:
         for name in COMPARISONS:
             method = cls.__dict__.get(name)
             if not _written_by_program(method):
@@ -237,5 +300,4 @@ def rigged_comparisons(known_class_ids: set[int]) -> list[str]:
             except BaseException:  # noqa: BLE001 - any failure means "not rigged"
                 continue
             if answer is not NotImplemented and truth != (name == "__ne__"):
-                found.append(f"{cls.__qualname__}.{name} answers {answer!r} for unrelated objects")
-    return found
+                report(f"{cls.__qualname__}.{name} answers {answer!r} for unrelated objects")

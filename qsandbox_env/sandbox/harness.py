@@ -14,6 +14,7 @@ a frame the program can inspect; it never trusts an object the program created.
 from __future__ import annotations
 
 import builtins
+import gc
 import json
 import linecache
 import os
@@ -46,6 +47,8 @@ _getframe = sys._getframe
 _type = type
 _str = str
 _tuple = tuple
+_issubclass = issubclass
+_gc_objects = gc.get_objects
 
 
 def _install_hook(token: bytes, report_fd: int, ours: tuple) -> None:
@@ -102,10 +105,14 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple) -> None:
             busy[0] = False
 
     def _finish(args):
-        if _type(args) is not _tuple or len(args) != 1:
+        if _type(args) is not _tuple or not args:
             return
         caller = _getframe(2)  # _finish <- hook <- (sys.audit, no frame) <- caller
-        if args[0] == "arm" and not armed[0] and caller.f_code is run_code:
+        if args[0] == "classes" and armed[0] and caller is frames[0] and len(args) == 2:
+            _collect_new_classes(args[1])
+        elif len(args) != 1:
+            return
+        elif args[0] == "arm" and not armed[0] and caller.f_code is run_code:
             frame = caller
             while frame is not None:
                 frames.append(frame)
@@ -129,6 +136,20 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple) -> None:
                 _write(report_fd, pass_line)
 
     sys.addaudithook(hook)
+
+
+def _collect_new_classes(into: list) -> None:
+    """Classes created since the fork: the zygote froze everything older out of gc's generations.
+
+    Runs inside the audit hook so that its own ``gc.get_objects`` is not recorded as the
+    program's; it calls no program code (``issubclass`` on metaclasses is resolved in C).
+    """
+    if _type(into) is not list:
+        return
+    for generation in (0, 1, 2):
+        for obj in _gc_objects(generation=generation):
+            if _issubclass(_type(obj), type):
+                into.append(obj)
 
 
 def _by_program(filename: str) -> bool:
@@ -224,8 +245,9 @@ def run(program: dict, token: bytes, report_fd: int, snapshot: guard.Snapshot) -
         return
     for change in snapshot.changes() + guard.rebound_names(before, namespace):
         _flag(change)
-    for rigged in guard.rigged_comparisons(snapshot.class_ids):
-        _flag(rigged)
+    new_classes: list[type] = []
+    sys.audit(_FINISH, "classes", new_classes)
+    guard.rigged_comparisons(new_classes, _flag)
     sys.audit(_FINISH, "line")
     _report_pass()
 

@@ -10,6 +10,7 @@ directory, uid, rlimits and environment. It never runs program code itself.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -63,6 +64,8 @@ class Zygote:
                 "not started as root: programs run as the caller's "
                 "uid (with every capability dropped inside the user namespace)",
             )
+        self.iso.add("rlimits")
+        self.iso.add("scrubbed-environment")
         for layer in isolation.LAYERS:
             if layer not in self.iso.active and layer not in self.iso.missing:
                 self.iso.lack(
@@ -71,17 +74,19 @@ class Zygote:
                     if not isolate
                     else "not available on this machine",
                 )
-        self.iso.add("rlimits")
-        self.iso.add("scrubbed-environment")
         os.makedirs(WORK_ROOT, mode=0o711, exist_ok=True)
         os.environ.update(THREAD_ENV)
         os.environ["MPLCONFIGDIR"] = os.path.join(WORK_ROOT, ".matplotlib")
         os.environ["HOME"] = WORK_ROOT
         os.environ["TMPDIR"] = WORK_ROOT
         self._preload()
-        from qsandbox_env.sandbox import guard
+        from qsandbox_env.sandbox import guard, harness  # noqa: F401 - children start warm
 
         self.snapshot = guard.Snapshot()
+        # Everything so far moves to gc's permanent generation: children neither scan it (no
+        # copy-on-write faults from collections) nor mistake it for something a program created.
+        gc.collect()
+        gc.freeze()
         threads = _thread_count()
         if threads != 1:
             print(
@@ -133,12 +138,16 @@ class Zygote:
             request = protocol.read_message(self.in_fd)
             if request is None:
                 return
-            protocol.write_message(self.out_fd, self.handle(request))
+            workdir = os.path.join(WORK_ROOT, f"run-{os.getpid()}-{request['id']}")
+            try:
+                reply = self.handle(request, workdir)
+                protocol.write_message(self.out_fd, reply)
+            finally:
+                self._clean(workdir)  # after the reply: the caller need not wait for it
 
-    def handle(self, request: dict) -> dict:
-        workdir = os.path.join(WORK_ROOT, f"run-{os.getpid()}-{request['id']}")
+    def handle(self, request: dict, workdir: str) -> dict:
         os.mkdir(workdir, 0o700)
-        if self.iso.active.count("unprivileged-uid"):
+        if "unprivileged-uid" in self.iso.active:
             os.chown(workdir, self.uid, self.uid)
         token = os.urandom(16)
         report_r, report_w = os.pipe()
@@ -155,7 +164,6 @@ class Zygote:
         try:
             result = _collect(pid, report_r, out_r, request, started)
         finally:
-            self._clean(workdir)
             os.close(report_r)
             os.close(out_r)
         result["seconds"] = time.monotonic() - started
@@ -209,7 +217,7 @@ def _child(
             int(request["timeout"]) + 2,
             limits["file_size"],
         )
-        if zygote.iso.active.count("unprivileged-uid"):
+        if "unprivileged-uid" in zygote.iso.active:
             isolation.become(zygote.uid)
         elif zygote.pid_namespace and os.geteuid() == 0:
             isolation.drop_capabilities()  # uid 0 of our own user namespace
