@@ -292,6 +292,15 @@ class Verifier:
                 RuntimeWarning,
                 stacklevel=3,
             )
+        threads = info.get("threads", 1)
+        if threads > 1 and "threads" not in _ANNOUNCED:
+            _ANNOUNCED.add("threads")
+            warnings.warn(
+                f"qsandbox: the sandbox's zygote had {threads} threads after preloading; children "
+                "forked from it may deadlock. Remove the module that starts them from preload.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         failed = info.get("preload_errors", {})
         key = repr(sorted(failed.items()))
         if failed and key not in _ANNOUNCED:

@@ -19,45 +19,15 @@ import sys
 import types
 from collections.abc import Callable, Iterator, Mapping
 
-# Top-level packages whose functions and classes a test may rely on.
-PROTECTED_PACKAGES = frozenset(
-    {
-        "builtins",
-        "sys",
-        "os",
-        "math",
-        "cmath",
-        "random",
-        "operator",
-        "functools",
-        "itertools",
-        "collections",
-        "copy",
-        "inspect",
-        "json",
-        "re",
-        "typing",
-        "unittest",
-        "warnings",
-        "numbers",
-        "fractions",
-        "decimal",
-        "statistics",
-        "traceback",
-        "linecache",
-        "importlib",
-        "abc",
-        "numpy",
-        "scipy",
-        "qiskit",
-        "qiskit_aer",
-        "qiskit_ibm_runtime",
-        "rustworkx",
-        "networkx",
-        "matplotlib",
-        "qsandbox_env",
-    }
-)
+# Top-level packages whose functions and classes a test may rely on. (``warnings`` and
+# ``traceback`` are left out: libraries and pytest legitimately swap their hooks, and no test
+# outcome depends on them.)
+PROTECTED_PACKAGES = frozenset({
+    "builtins", "sys", "os", "math", "cmath", "random", "operator", "functools", "itertools",
+    "collections", "copy", "inspect", "json", "re", "typing", "unittest", "numbers", "fractions",
+    "decimal", "statistics", "importlib", "abc", "numpy", "scipy", "qiskit", "qiskit_aer",
+    "qiskit_ibm_runtime", "rustworkx", "networkx", "matplotlib", "qsandbox_env",
+})  # fmt: skip
 # Module globals that the interpreter and libraries legitimately rebind while programs run.
 VOLATILE_GLOBALS = frozenset(
     {
@@ -122,6 +92,8 @@ class Snapshot:
         for name, mod in list(sys.modules.items()):
             if _protected(name) and _is_instance(mod, types.ModuleType):
                 self.modules.append((name, mod))
+                if mod is builtins:
+                    continue  # compared in full below, with its own message
                 self._add(
                     f"module {name}",
                     mod.__dict__,
@@ -139,6 +111,11 @@ class Snapshot:
         self.watched[:0] = [builtins.__dict__, sys.modules]
         self.slots = array.array("Q", (_version_slot(d) for d in self.watched))
         self.tags = self._read_tags()
+        key_ids = {key: id(key) for key in sys.modules}
+        self.module_keys = array.array("Q", (key_ids[name] for name, _ in self.modules))
+        self.module_values = array.array("Q", (id(mod) for _, mod in self.modules))
+        expected = {id(k): id(v) for k, v in sys.modules.items()}
+        self.raw_modules = _raw_items(self.memory, sys.modules) == expected
 
     def _add(self, label: str, mapping, keep: Callable[[object], bool], keys_too: bool = False):
         items = [
@@ -167,6 +144,26 @@ class Snapshot:
             return set()
         return {i for i, (a, b) in enumerate(zip(now, self.tags, strict=True)) if a != b}
 
+    def _replaced_modules(self) -> list[str]:
+        """Protected entries of ``sys.modules`` that now hold another module.
+
+        Programs import, so ``sys.modules`` nearly always moves; its entries are then read raw
+        (key and value addresses) where the layout check passed, and only names whose entry is
+        not exactly as before are looked up the ordinary way.
+        """
+        raw = _raw_items(self.memory, sys.modules) if self.raw_modules else None
+        if raw is None:
+            suspects = self.modules
+        else:
+            pairs = zip(self.module_keys, self.module_values, strict=True)
+            suspects = [self.modules[i] for i, (k, v) in enumerate(pairs) if raw.get(k) != v]
+        mods = sys.modules
+        return [
+            f"sys.modules[{name!r}] was replaced"
+            for name, mod in suspects
+            if mods.get(name, mod) is not mod
+        ]
+
     def changes(self, limit: int = 5) -> list[str]:
         """What differs from the snapshot now, as short sentences (at most ``limit``)."""
         found: list[str] = []
@@ -177,10 +174,7 @@ class Snapshot:
                 if key not in VOLATILE_GLOBALS and bdict.get(key) is not value:
                     found.append(f"builtins.{key} was replaced")
         if 1 in moved:
-            mods = sys.modules
-            for name, mod in self.modules:
-                if mods.get(name, mod) is not mod:
-                    found.append(f"sys.modules[{name!r}] was replaced")
+            found += self._replaced_modules()
         for index in sorted(i - 2 for i in moved if i >= 2):
             label, mapping, items = self.entries[index]
             get = mapping.get
@@ -203,6 +197,33 @@ _TAG_OFFSET = object.__basicsize__ + ctypes.sizeof(ctypes.c_ssize_t)
 def _version_slot(d: dict) -> int:
     """The index, in 8-byte words of the address space, of ``d``'s version tag."""
     return (id(d) + _TAG_OFFSET) // 8
+
+
+def _raw_items(memory, d: dict) -> dict[int, int] | None:
+    """``{id(key): id(value)}`` of a combined-table dict, read from memory without touching them.
+
+    Follows CPython's ``PyDictObject`` → ``PyDictKeysObject`` layout (header, ``ma_used``,
+    ``ma_version_tag``, ``ma_keys``, ``ma_values``; then ``dk_refcnt``, three bytes of sizes and
+    kind, ``dk_version``, ``dk_usable``, ``dk_nentries``, the index table, the entries). The
+    caller trusts the result only after it matched the real items once.
+    """
+    if memory is None:
+        return None
+    base = id(d) // 8
+    keys, values = memory[base + 4], memory[base + 5]
+    if values or not keys or keys % 8:
+        return None
+    sizes = memory[keys // 8 + 1]
+    index_bytes, kind = 1 << ((sizes >> 8) & 0xFF), (sizes >> 16) & 0xFF
+    entries = memory[keys // 8 + 3]
+    width, first = (2, 0) if kind else (3, 1)  # unicode entries: key, value; general: hash too
+    start = (keys + 32 + index_bytes) // 8
+    found = {}
+    for i in range(entries):
+        key, value = memory[start + i * width + first], memory[start + i * width + first + 1]
+        if value:
+            found[key] = value
+    return found
 
 
 def _dict_versions():

@@ -22,7 +22,7 @@ import tempfile
 import time
 import warnings
 
-from qsandbox_env.sandbox import isolation, protocol
+from qsandbox_env.sandbox import isolation, protocol, warmup
 
 WORK_ROOT = "/tmp/qsandbox-work"
 OUTPUT_CHUNK = 1 << 16
@@ -51,6 +51,7 @@ class Zygote:
         self.snapshot = None
         self.as_root = os.geteuid() == 0  # before any user namespace makes us "root" inside it
         self.preload_errors: dict[str, str] = {}
+        self.threads = 1
 
     # -- start-up -------------------------------------------------------------------------
     def start(self, in_fd: int, out_fd: int) -> None:
@@ -87,12 +88,7 @@ class Zygote:
         # copy-on-write faults from collections) nor mistake it for something a program created.
         gc.collect()
         gc.freeze()
-        threads = _thread_count()
-        if threads != 1:
-            print(
-                f"qsandbox: zygote has {threads} threads after preload; forking is unsafe",
-                file=sys.stderr,
-            )
+        self.threads = _thread_count()
 
     def _isolate(self) -> None:
         pending_pid = isolation.enter_namespaces(self.iso)
@@ -121,6 +117,8 @@ class Zygote:
                 importlib.import_module(name)
             except Exception as exc:  # noqa: BLE001 - a missing optional module is not fatal
                 self.preload_errors[name] = f"{type(exc).__name__}: {exc}"
+        if self.config.get("preload"):
+            warmup.run(self.preload_errors)
         warnings.resetwarnings()
 
     # -- serving --------------------------------------------------------------------------
@@ -132,6 +130,7 @@ class Zygote:
                 "pid": os.getpid(),
                 "isolation": {"active": self.iso.active, "missing": self.iso.missing},
                 "preload_errors": self.preload_errors,
+                "threads": self.threads,
             },
         )
         while True:

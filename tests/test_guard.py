@@ -1,0 +1,79 @@
+"""Tamper detection in-process: the snapshot sees replaced entries, ignores legitimate growth."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from qsandbox_env.sandbox import guard
+
+qiskit_quantum_info = pytest.importorskip("qiskit.quantum_info")
+
+
+@pytest.fixture(scope="module")
+def snapshot():
+    return guard.Snapshot()
+
+
+def test_fast_paths_are_active_on_cpython(snapshot):
+    assert snapshot.memory is not None  # dict version tags are readable
+    assert snapshot.raw_modules  # sys.modules entries can be read without touching modules
+
+
+def test_an_untouched_library_shows_no_changes(snapshot):
+    assert snapshot.changes() == []
+
+
+def test_a_replaced_class_method_is_reported(snapshot, monkeypatch):
+    monkeypatch.setattr(qiskit_quantum_info.Statevector, "equiv", lambda *a, **k: True)
+    assert any("Statevector.equiv was replaced" in c for c in snapshot.changes())
+
+
+def test_an_added_comparison_method_is_reported(snapshot, monkeypatch):
+    monkeypatch.setattr(qiskit_quantum_info.Operator, "__ne__", lambda *a: False, raising=False)
+    changes = snapshot.changes()
+    assert any("Operator.__ne__ was" in c for c in changes), changes
+
+
+def test_a_replaced_module_is_reported_even_when_modules_were_added(snapshot, monkeypatch):
+    monkeypatch.setitem(sys.modules, "qsandbox_test_new_module", types.ModuleType("x"))
+    assert snapshot.changes() == []
+    monkeypatch.setitem(sys.modules, "qiskit.quantum_info", types.ModuleType("fake"))
+    assert snapshot.changes() == ["sys.modules['qiskit.quantum_info'] was replaced"]
+
+
+def test_a_replaced_builtin_is_reported(snapshot, monkeypatch):
+    real = isinstance
+    monkeypatch.setattr("builtins.isinstance", lambda obj, cls: real(obj, cls))
+    assert snapshot.changes() == ["builtins.isinstance was replaced"]
+
+
+def _program_class(source: str, filename: str) -> type:
+    namespace: dict = {}
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace["Thing"]
+
+
+def test_rigged_equality_written_by_the_program_is_reported():
+    rigged = _program_class(
+        "class Thing:\n    def __eq__(self, o):\n        return True\n", "/program.py"
+    )
+    found: list[str] = []
+    guard.rigged_comparisons([rigged], found.append)
+    assert found == ["Thing.__eq__ answers True for unrelated objects"]
+
+
+def test_honest_equality_and_library_classes_are_not_reported():
+    honest = _program_class(
+        "class Thing:\n    def __eq__(self, o):\n        return isinstance(o, Thing)\n",
+        "/program.py",
+    )
+    library = _program_class(
+        "class Thing:\n    def __gt__(self, o):\n        return True\n",
+        "/usr/lib/python3/infinity.py",
+    )
+    found: list[str] = []
+    guard.rigged_comparisons([honest, library], found.append)
+    assert found == []
