@@ -9,10 +9,11 @@ Every workload runs the *same* program texts (``assemble(task, code).source`` pl
 - ``verifier``: ``Verifier(parallelism=workers)`` in warm mode (zygotes with Qiskit preloaded fork
   one isolated child per program), through ``verify_many``. The zygotes are started before the
   clock; their start-up time is reported separately in the notes.
-- ``warm-floor`` (Bell workloads only): ``exec`` of each program, one after another, in this benchmark's
+- ``warm-floor``: ``exec`` of each program, one after another, in this benchmark's
   own interpreter with Qiskit already imported, in a fresh namespace each time and with no
   isolation at all. It is the cost of the program itself, so it is compared with a Verifier at
-  ``parallelism=1`` (``verifier p=1``), which is measured for ``bell`` as well.
+  ``parallelism=1`` (``verifier p=1``, measured for the Bell workloads); for ``humaneval`` it gives
+  the least wall time any harness could need on ``--workers`` workers.
 
 Each method runs one unmeasured program first (warm-up). Workloads:
 
@@ -400,12 +401,18 @@ def benchmark_humaneval(workload: Workload, workers: int) -> Report:
                        lambda: measure_fresh(workload, workers))
     verifier = timed_step(report, f"verifier p={workers}",
                           lambda: measure_verifier(workload, workers))
+    floor = timed_step(report, "warm-floor", lambda: measure_floor(workload))
     speedup = verifier.programs_per_second / fresh.programs_per_second
     fraction = verifier.wall_seconds / fresh.wall_seconds
+    # Even with no sandbox at all, `workers` warm interpreters need the floor's serial time
+    # divided among them (at best): the smallest wall fraction any harness could reach here.
+    best = floor.wall_seconds / workers / fresh.wall_seconds
     report.ratios = [
         Ratio(f"verifier p={workers} vs fresh interpreter x{workers}, throughput", speedup),
         Ratio(f"verifier p={workers} wall / fresh interpreter x{workers} wall", fraction,
               f"< {MAX_HUMANEVAL_WALL_FRACTION:g}", fraction < MAX_HUMANEVAL_WALL_FRACTION),
+        Ratio(f"warm floor / {workers} workers / fresh interpreter x{workers} wall "
+              "(lower bound for any harness)", best),
     ]
     return report
 

@@ -230,7 +230,7 @@ NAMED_SOURCES = {"bundled": os.path.join(DATA_DIR, "bundled.jsonl")}
 
 def _resolve_named(source: str) -> str:
     """A named source ('bundled') becomes its packaged file, unless a file of that name exists."""
-    if source in NAMED_SOURCES and not os.path.exists(source):
+    if source in NAMED_SOURCES and not os.path.isfile(source):
         return NAMED_SOURCES[source]
     return source
 

@@ -276,45 +276,45 @@ class Verifier:
         pool = ZygotePool(self._config, 1)
         try:
             self._cold_info = pool.info
+            self._announce(pool.info)
             return pool.run(request, request["timeout"])
         finally:
             pool.close()
 
-    def _announce(self, info: dict) -> None:
+    @staticmethod
+    def _announce(info: dict) -> None:
+        """Say once, loudly, what the sandbox could not do on this machine."""
         missing = info.get("isolation", {}).get("missing", {})
-        key = repr(sorted(missing.items()))
-        if missing and key not in _ANNOUNCED:
-            _ANNOUNCED.add(key)
-            lines = "\n".join(f"  - {layer}: {why}" for layer, why in missing.items())
-            warnings.warn(
-                f"qsandbox: these sandbox layers are NOT active on this machine:\n{lines}"
-                "\nUntrusted programs are less contained than designed.",
-                RuntimeWarning,
-                stacklevel=3,
+        if missing:
+            _warn_once(
+                "qsandbox: these sandbox layers are NOT active on this machine:\n"
+                f"{_bullets(missing)}\nUntrusted programs are less contained than designed."
             )
         threads = info.get("threads", 1)
-        if threads > 1 and "threads" not in _ANNOUNCED:
-            _ANNOUNCED.add("threads")
-            warnings.warn(
+        if threads > 1:
+            _warn_once(
                 f"qsandbox: the sandbox's zygote had {threads} threads after preloading; children "
-                "forked from it may deadlock. Remove the module that starts them from preload.",
-                RuntimeWarning,
-                stacklevel=3,
+                "forked from it may deadlock. Remove the module that starts them from preload."
             )
         failed = info.get("preload_errors", {})
-        key = repr(sorted(failed.items()))
-        if failed and key not in _ANNOUNCED:
-            _ANNOUNCED.add(key)
-            lines = "\n".join(f"  - {name}: {why}" for name, why in failed.items())
-            warnings.warn(
-                f"qsandbox: the sandbox could not preload:\n{lines}\nPrograms importing these "
-                "start slower or fail; install them for the sandbox's interpreter.",
-                RuntimeWarning,
-                stacklevel=3,
+        if failed:
+            _warn_once(
+                f"qsandbox: the sandbox could not preload:\n{_bullets(failed)}\nPrograms "
+                "importing these start slower or fail; install them for the sandbox's interpreter."
             )
 
 
-# Missing-layer warnings already shown in this process (each distinct set is shown once).
+def _bullets(reasons: dict[str, str]) -> str:
+    return "\n".join(f"  - {name}: {why}" for name, why in reasons.items())
+
+
+def _warn_once(message: str) -> None:
+    if message not in _ANNOUNCED:
+        _ANNOUNCED.add(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+# Sandbox warnings already shown in this process (each distinct one is shown once).
 _ANNOUNCED: set[str] = set()
 
 

@@ -137,6 +137,88 @@ def test_calling_the_harness_pass_path_directly(verifier):
     assert verifier.verify(VALUE_TASK, code).outcome is Outcome.FAILED
 
 
+def test_rigged_string_passed_to_the_harness_audit_event(verifier):
+    # Its __eq__ would run inside the audit hook and could read the pass line from the hook's
+    # frames, if the hook ever compared it.
+    code = (
+        "import os, sys\n"
+        "class Evil(str):\n"
+        "    __hash__ = str.__hash__\n"
+        "    def __eq__(self, other):\n"
+        "        frame = sys._getframe(1)\n"
+        "        while frame is not None:\n"
+        "            for value in list(frame.f_locals.values()):\n"
+        "                if isinstance(value, bytes) and value.startswith(b'P '):\n"
+        "                    for fd in range(3, 300):\n"
+        "                        try:\n"
+        "                            os.write(fd, value)\n"
+        "                        except OSError:\n"
+        "                            pass\n"
+        "            frame = frame.f_back\n"
+        "        return str.__eq__(self, other)\n"
+        "def answer():\n"
+        "    for word in ('pass', 'line', 'arm', 'classes'):\n"
+        "        sys.audit('qsandbox.finish', Evil(word))\n"
+        "    compile('1', Evil('/program.py'), 'eval')\n"
+        "    return 41\n"
+    )
+    assert verifier.verify(VALUE_TASK, code).outcome is Outcome.FAILED
+
+
+def test_searching_every_frame_for_the_token(verifier):
+    code = (
+        "import os, sys\n"
+        "def answer():\n"
+        "    frame = sys._getframe()\n"
+        "    while frame is not None:\n"
+        "        for value in list(frame.f_locals.values()):\n"
+        "            found = value if isinstance(value, list) else [value]\n"
+        "            for item in found:\n"
+        "                if isinstance(item, bytes) and len(item) == 16:\n"
+        "                    line = b'P ' + item.hex().encode() + b'\\n'\n"
+        "                    for fd in range(3, 300):\n"
+        "                        try:\n"
+        "                            os.write(fd, line)\n"
+        "                        except OSError:\n"
+        "                            pass\n"
+        "        frame = frame.f_back\n"
+        "    return 41\n"
+    )
+    assert verifier.verify(VALUE_TASK, code).outcome is Outcome.FAILED
+
+
+def test_searching_the_heap_with_gc_for_the_pass_line(verifier):
+    code = (
+        "import gc, os\n"
+        "def answer():\n"
+        "    for obj in gc.get_objects():\n"
+        "        if type(obj).__name__ == 'cell':\n"
+        "            try:\n"
+        "                value = obj.cell_contents\n"
+        "            except ValueError:\n"
+        "                continue\n"
+        "            if isinstance(value, bytes) and value.startswith(b'P '):\n"
+        "                for fd in range(3, 300):\n"
+        "                    try:\n"
+        "                        os.write(fd, value)\n"
+        "                    except OSError:\n"
+        "                        pass\n"
+        "    return 41\n"
+    )
+    verdict = verifier.verify(VALUE_TASK, code)
+    assert verdict.outcome is Outcome.ERROR
+    assert "gc.get_objects is not allowed" in verdict.detail
+
+
+def test_reading_the_process_memory_is_refused(verifier):
+    code = "import os\nos.symlink('/proc/self/mem', 'memory-link')\ndef answer():\n    return 42\n"
+    assert verifier.verify(VALUE_TASK, code).outcome is Outcome.ERROR
+    for path in ("/proc/self/mem", "/proc/self/task/../mem", "/dev/fd/../mem"):
+        code = f"def answer():\n    open({path!r}, 'rb').close()\n    return 42\n"
+        verdict = assert_fooled_naive_not_us(verifier, VALUE_TASK, code, expected=Outcome.ERROR)
+        assert verdict.error_type == "PermissionError", verdict.detail
+
+
 def test_rebuilding_the_harness_with_other_globals(verifier):
     code = (
         "import types\n"
@@ -208,6 +290,19 @@ def test_replacing_a_module_in_sys_modules(verifier):
         "sys.modules['qiskit.quantum_info'] = fake\n" + WRONG_CIRCUIT
     )
     assert_fooled_naive_not_us(verifier, STATE_TASK, code, expected=Outcome.TAMPERED)
+
+
+def test_disabling_the_tamper_checks_themselves(verifier):
+    code = (
+        "from qiskit.quantum_info import Statevector\n"
+        "from qsandbox_env.sandbox import guard\n"
+        "guard.Snapshot.changes = lambda self, limit=5: []\n"
+        "guard.rigged_comparisons = lambda classes, report: None\n"
+        "Statevector.equiv = lambda self, other, *a, **k: True\n" + WRONG_CIRCUIT
+    )
+    verdict = verifier.verify(STATE_TASK, code)
+    assert verdict.outcome is Outcome.TAMPERED
+    assert "changed the sandbox's own modules" in verdict.detail
 
 
 def test_object_whose_eq_is_always_true(verifier):

@@ -109,7 +109,7 @@ class Snapshot:
                 )
         # Slot 0 watches builtins, slot 1 sys.modules, slot i + 2 the dict of entries[i].
         self.watched[:0] = [builtins.__dict__, sys.modules]
-        self.slots = array.array("Q", (_version_slot(d) for d in self.watched))
+        self.slots = array.array("Q", (version_slot(d) for d in self.watched))
         self.tags = self._read_tags()
         key_ids = {key: id(key) for key in sys.modules}
         self.module_keys = array.array("Q", (key_ids[name] for name, _ in self.modules))
@@ -194,7 +194,7 @@ class Snapshot:
 _TAG_OFFSET = object.__basicsize__ + ctypes.sizeof(ctypes.c_ssize_t)
 
 
-def _version_slot(d: dict) -> int:
+def version_slot(d: dict) -> int:
     """The index, in 8-byte words of the address space, of ``d``'s version tag."""
     return (id(d) + _TAG_OFFSET) // 8
 
@@ -238,7 +238,7 @@ def _dict_versions():
         return None
     memory = (ctypes.c_uint64 * ((1 << 60) - 1)).from_address(0)
     probe = {"key": 0}
-    slot = _version_slot(probe)
+    slot = version_slot(probe)
     first, same = memory[slot], memory[slot]
     probe["key"] = 1
     second = memory[slot]

@@ -13,7 +13,9 @@ a frame the program can inspect; it never trusts an object the program created.
 
 from __future__ import annotations
 
+import array
 import builtins
+import ctypes
 import gc
 import json
 import linecache
@@ -27,100 +29,178 @@ from qsandbox_env.sandbox import guard
 PROGRAM_FILENAME = "/program.py"
 _FLAG = "qsandbox.flag"
 _FINISH = "qsandbox.finish"
-# Events that only code trying to get around the test has a reason to raise.
-_SUSPECT_PREFIXES = (
-    "ctypes.",
-    "gc.get_",
-    "sys.settrace",
-    "sys.setprofile",
-    "sys.addaudithook",
-    "sys._current_frames",
-)
+# Events that only code trying to get around the test has a reason to raise. The first group
+# could read the token out of this process's memory, so it is refused outright, not just recorded.
+_REFUSED_PREFIXES = ("ctypes.", "gc.get_", "sys._current_frames")
+_SUSPECT_PREFIXES = ("sys.settrace", "sys.setprofile", "sys.addaudithook")
 # Attribute writes that rewrite a function or an object's class in place.
 _SUSPECT_WRITES = frozenset(
     {"__code__", "__defaults__", "__kwdefaults__", "__class__", "__bases__", "__closure__"}
 )
 
-_write = os.write
-_getpid = os.getpid
-_getframe = sys._getframe
-_type = type
-_str = str
-_tuple = tuple
-_issubclass = issubclass
-_gc_objects = gc.get_objects
 
-
-def _install_hook(token: bytes, report_fd: int, ours: tuple) -> None:
+def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Snapshot) -> None:
     """Install the audit hook that records suspect events and alone can write a pass.
 
-    ``ours`` holds the harness's own functions and code objects: reaching for them (to rebuild the
-    harness with other globals, say) is tampering. The hook's state lives only in this closure, no
-    frame the program can reach refers to it, and it calls nothing the program can replace.
+    ``ours`` holds the harness's own functions: reaching for them (to rebuild the harness with
+    other globals, say) is tampering. The hook's state lives only in this closure, and no frame the
+    program can reach refers to it. Every name the hook uses is bound here, before the program
+    runs, so that no later change to a module or to ``builtins`` can make the hook call program
+    code, which could then read this closure from the hook's frames.
     """
+    # Bound now: the hook must never look a name up in a dict the program can write.
+    type_, str_, bytes_, tuple_, list_, int_ = type, str, bytes, tuple, list, int
+    len_, issubclass_, refused_error = len, issubclass, PermissionError
+    getframe, write, getpid, gc_objects = sys._getframe, os.write, os.getpid, gc.get_objects
+    program_file, finish_event, flag_event = PROGRAM_FILENAME, _FINISH, _FLAG
+    refused, suspect, rewrites = _REFUSED_PREFIXES, _SUSPECT_PREFIXES, _SUSPECT_WRITES
+    # The sandbox's own machinery (this module, the guard and its snapshot, builtins): if any of
+    # these dicts is written, the tamper checks that ran in Python cannot be trusted.
+    memory = snapshot.memory
+    class_dict = gc.get_referents(vars(guard.Snapshot))[0]  # the dict behind the mappingproxy
+    machinery = (
+        [
+            (guard.version_slot(d), memory[guard.version_slot(d)])
+            for d in (
+                globals(),
+                vars(guard),
+                class_dict,
+                vars(snapshot),
+                vars(builtins),
+                vars(types),
+                vars(gc),
+                vars(array),
+                vars(ctypes),
+            )
+        ]
+        if memory is not None
+        else []
+    )
+
     flags: list[str] = []
     busy = [False]
     armed = [False]
     frames: list = []
     finish_line = [0]
-    owner = _getpid()
+    owner = getpid()
     finish_code, run_code = ours[0].__code__, ours[1].__code__
     protected = [*ours, finish_code, run_code]
     pass_line = b"P " + token.hex().encode() + b"\n"
 
     def is_ours(obj) -> bool:
+        # Plain loops, not any(): a builtin looked up now could be the program's replacement.
         for item in protected:
             if obj is item:
                 return True
-        return any(obj is item for item in frames)
+        for item in frames:  # noqa: SIM110
+            if obj is item:
+                return True
+        return False
+
+    def by_program(filename) -> bool:
+        # Libraries legitimately rewrite their own functions (networkx compiles decorators
+        # lazily); only writes made from the program's code, or through unittest.mock, count.
+        if type_(filename) is not str_:
+            return True
+        return (
+            filename == program_file
+            or filename.endswith("unittest/mock.py")
+            or (filename.startswith("<") and not filename.startswith("<frozen"))
+        )
+
+    def reaches_memory(event, args) -> bool:
+        # An open (or a symlink made to open later) that leads to a process's ``mem`` file.
+        if not args:
+            return False
+        path = args[0]
+        if type_(path) is int_ or path is None:
+            return False  # an already open descriptor
+        if type_(path) is bytes_:
+            path = path.decode("utf-8", "surrogateescape")
+        elif type_(path) is not str_:
+            return True  # a str subclass could answer anything to the checks below
+        if event == "os.symlink":
+            return "proc" in path or "mem" in path
+        return path.rstrip("/").rpartition("/")[2] == "mem"
+
+    def collect_new_classes(into) -> None:
+        # Classes created since the fork: the zygote froze everything older out of gc's
+        # generations. issubclass on a metaclass is resolved in C, without program code.
+        if type_(into) is not list_:
+            return
+        for generation in (0, 1, 2):
+            for obj in gc_objects(generation=generation):
+                if issubclass_(type_(obj), type_):
+                    into.append(obj)
+
+    def machinery_intact() -> bool:
+        for slot, tag in machinery:  # noqa: SIM110
+            if memory[slot] != tag:
+                return False
+        return True
 
     def hook(event, args):
-        if busy[0] or _type(event) is not _str:
+        if busy[0] or type_(event) is not str_:
             return
         busy[0] = True
         try:
-            if event == _FINISH:
-                _finish(args)
+            if event == finish_event:
+                finish(args)
             elif not armed[0]:
                 return
-            elif event == _FLAG:
-                if _type(args) is _tuple and args and _type(args[0]) is _str:
+            elif event == flag_event:
+                if type_(args) is tuple_ and args and type_(args[0]) is str_:
                     flags.append(args[0])
-            elif event.startswith(_SUSPECT_PREFIXES):
+            elif event.startswith(refused):
                 flags.append(f"the program used {event}")
-            elif event in ("object.__setattr__", "object.__delattr__"):
+                raise refused_error(f"qsandbox: {event} is not allowed in the sandbox")
+            elif event == "open" or event == "os.symlink":
+                if reaches_memory(event, args):
+                    flags.append("the program tried to read its own memory")
+                    raise refused_error("qsandbox: process memory is not readable here")
+            elif event.startswith(suspect):
+                flags.append(f"the program used {event}")
+            elif event == "object.__setattr__" or event == "object.__delattr__":
                 if (
-                    len(args) > 1
-                    and _type(args[1]) is _str
-                    and args[1] in _SUSPECT_WRITES
-                    and _by_program(_getframe(1).f_code.co_filename)
+                    len_(args) > 1
+                    and type_(args[1]) is str_
+                    and args[1] in rewrites
+                    and by_program(getframe(1).f_code.co_filename)
                 ):
                     flags.append(f"the program rewrote {args[1]} of an object")
-            elif event in ("object.__getattr__", "function.__new__") and args:
+            elif (event == "object.__getattr__" or event == "function.__new__") and args:
                 if is_ours(args[0]):
                     flags.append("the program reached into the test harness")
-            elif event == "compile" and len(args) > 1 and args[1] == PROGRAM_FILENAME:
+            elif (
+                event == "compile"
+                and len_(args) > 1
+                and type_(args[1]) is str_
+                and args[1] == program_file
+            ):
                 flags.append("the program compiled code under the test's file name")
         finally:
             busy[0] = False
 
-    def _finish(args):
-        if _type(args) is not _tuple or not args:
+    def finish(args):
+        # Only exact str and list arguments are looked at: comparing anything else could run the
+        # program's own __eq__ while this closure's frames are on the stack.
+        if type_(args) is not tuple_ or not args or type_(args[0]) is not str_:
             return
-        caller = _getframe(2)  # _finish <- hook <- (sys.audit, no frame) <- caller
-        if args[0] == "classes" and armed[0] and caller is frames[0] and len(args) == 2:
-            _collect_new_classes(args[1])
-        elif len(args) != 1:
+        caller = getframe(2)  # finish <- hook <- (sys.audit, no frame) <- caller
+        step = args[0]
+        if step == "classes" and armed[0] and caller is frames[0] and len_(args) == 2:
+            collect_new_classes(args[1])
+        elif len_(args) != 1:
             return
-        elif args[0] == "arm" and not armed[0] and caller.f_code is run_code:
+        elif step == "arm" and not armed[0] and caller.f_code is run_code:
             frame = caller
             while frame is not None:
                 frames.append(frame)
                 frame = frame.f_back
             armed[0] = True
-        elif args[0] == "line" and armed[0] and not finish_line[0] and caller is frames[0]:
+        elif step == "line" and armed[0] and not finish_line[0] and caller is frames[0]:
             finish_line[0] = caller.f_lineno + 1
-        elif args[0] == "pass" and armed[0] and _getpid() == owner:
+        elif step == "pass" and armed[0] and getpid() == owner:
             parent = caller.f_back
             if not (
                 caller.f_code is finish_code
@@ -129,40 +209,15 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple) -> None:
                 and parent.f_lineno == finish_line[0]
             ):
                 return
+            if not machinery_intact():
+                flags.append("the program changed the sandbox's own modules")
             if flags:
                 text = " | ".join(flags).replace("\n", " ")
-                _write(report_fd, b"T " + text.encode("utf-8", "backslashreplace") + b"\n")
+                write(report_fd, b"T " + text.encode("utf-8", "backslashreplace") + b"\n")
             else:
-                _write(report_fd, pass_line)
+                write(report_fd, pass_line)
 
     sys.addaudithook(hook)
-
-
-def _collect_new_classes(into: list) -> None:
-    """Classes created since the fork: the zygote froze everything older out of gc's generations.
-
-    Runs inside the audit hook so that its own ``gc.get_objects`` is not recorded as the
-    program's; it calls no program code (``issubclass`` on metaclasses is resolved in C).
-    """
-    if _type(into) is not list:
-        return
-    for generation in (0, 1, 2):
-        for obj in _gc_objects(generation=generation):
-            if _issubclass(_type(obj), type):
-                into.append(obj)
-
-
-def _by_program(filename: str) -> bool:
-    """Whether code from this file is the program's own (or code it generated at run time).
-
-    Libraries legitimately rewrite their own functions (networkx compiles decorators lazily);
-    only writes made by the program, directly or through ``unittest.mock``, count.
-    """
-    return (
-        filename == PROGRAM_FILENAME
-        or filename.endswith("unittest/mock.py")
-        or (filename.startswith("<") and not filename.startswith("<frozen"))
-    )
 
 
 def _report_pass() -> None:
@@ -172,7 +227,7 @@ def _report_pass() -> None:
 def _send(report_fd: int, outcome: str, detail: str = "", error_type: str = "") -> None:
     """A non-pass report: informational only, so it may use ordinary library code."""
     message = {"outcome": outcome, "detail": detail, "error_type": error_type}
-    _write(report_fd, b"R " + json.dumps(message).encode("utf-8", "backslashreplace") + b"\n")
+    os.write(report_fd, b"R " + json.dumps(message).encode("utf-8", "backslashreplace") + b"\n")
 
 
 def describe(exc: BaseException, limit: int = 4000) -> str:
@@ -184,14 +239,14 @@ def describe(exc: BaseException, limit: int = 4000) -> str:
             tb = exc.__traceback__
             while tb is not None and tb.tb_frame.f_code.co_filename != PROGRAM_FILENAME:
                 tb = tb.tb_next
-            text = "".join(traceback.format_exception(_type(exc), exc, tb or exc.__traceback__))
+            text = "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
     except BaseException:  # noqa: BLE001 - program-defined exceptions may break formatting
-        text = f"{_type(exc).__name__} (could not be formatted)"
+        text = f"{type(exc).__name__} (could not be formatted)"
     return text if len(text) <= limit else "…" + text[-limit:]
 
 
 def classify(exc: BaseException) -> str:
-    if _type(exc) is MemoryError or isinstance(exc, MemoryError):
+    if type(exc) is MemoryError or isinstance(exc, MemoryError):
         return "memory"
     if isinstance(exc, AssertionError):
         return "failed"
@@ -202,17 +257,20 @@ def _flag(message: str) -> None:
     sys.audit(_FLAG, message)
 
 
-def run(program: dict, token: bytes, report_fd: int, snapshot: guard.Snapshot) -> None:
-    """Run ``program`` (source, entry_point, test_line) and report. Called in the child only."""
-    _install_hook(token, report_fd, (_report_pass, run))
-    del token
+def run(program: dict, box: list[bytes], report_fd: int, snapshot: guard.Snapshot) -> None:
+    """Run ``program`` (source, entry_point, test_line) and report. Called in the child only.
+
+    The token arrives in ``box`` and leaves it at once for the audit hook's closure, so that no
+    frame the program can walk up to (this one, the zygote's) still holds it.
+    """
+    _install_hook(box.pop(), report_fd, (_report_pass, run), snapshot)
     source: str = program["source"]
     entry_point: str = program["entry_point"]
     test_line: int = program["test_line"]
     try:
         code = compile(source, PROGRAM_FILENAME, "exec", dont_inherit=True)
     except (SyntaxError, ValueError, UnicodeError, RecursionError, MemoryError) as exc:
-        _send(report_fd, "syntax", describe(exc), _type(exc).__name__)
+        _send(report_fd, "syntax", describe(exc), type(exc).__name__)
         return
     linecache.cache[PROGRAM_FILENAME] = (
         len(source),
@@ -229,7 +287,7 @@ def run(program: dict, token: bytes, report_fd: int, snapshot: guard.Snapshot) -
     try:
         exec(code, namespace)
     except BaseException as exc:  # noqa: BLE001 - SystemExit & co. are program outcomes too
-        _send(report_fd, classify(exc), describe(exc), _type(exc).__name__)
+        _send(report_fd, classify(exc), describe(exc), type(exc).__name__)
         return
     check = namespace.get("check")
     candidate = namespace.get(entry_point)
@@ -241,7 +299,7 @@ def run(program: dict, token: bytes, report_fd: int, snapshot: guard.Snapshot) -
     try:
         check(candidate)
     except BaseException as exc:  # noqa: BLE001
-        _send(report_fd, classify(exc), describe(exc), _type(exc).__name__)
+        _send(report_fd, classify(exc), describe(exc), type(exc).__name__)
         return
     for change in snapshot.changes() + guard.rebound_names(before, namespace):
         _flag(change)
@@ -256,7 +314,7 @@ def _check_problem(check, candidate, entry_point: str, test_line: int) -> str:
     """Why the test cannot be run as written, or '' when it can."""
     if candidate is None:
         return f"the program does not define {entry_point!r}"
-    code = getattr(check, "__code__", None) if _type(check) is types.FunctionType else None
+    code = getattr(check, "__code__", None) if type(check) is types.FunctionType else None
     if code is None or code.co_filename != PROGRAM_FILENAME or code.co_firstlineno < test_line:
         return "the test's check function is missing or was replaced by the program"
     return ""

@@ -38,6 +38,7 @@ MOUNT_ATTR_RDONLY = 0x1
 SYS_MOUNT_SETATTR = 442  # the same number on every architecture (added after syscall unification)
 
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_SECUREBITS = 28
 PR_SET_NO_NEW_PRIVS = 38
 # SECBIT_NOROOT, SECBIT_NO_SETUID_FIXUP, SECBIT_KEEP_CAPS_LOCKED and their *_LOCKED bits: uid 0
@@ -142,6 +143,11 @@ def prctl(option: int, arg: int) -> None:
 def die_with_parent() -> None:
     """Ask the kernel to SIGKILL this process when its parent dies."""
     prctl(PR_SET_PDEATHSIG, 9)
+
+
+def not_dumpable() -> None:
+    """No other process of the same uid may ptrace this one or read its memory."""
+    prctl(PR_SET_DUMPABLE, 0)
 
 
 def drop_capabilities() -> None:

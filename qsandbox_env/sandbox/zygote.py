@@ -149,15 +149,16 @@ class Zygote:
         if "unprivileged-uid" in self.iso.active:
             os.chown(workdir, self.uid, self.uid)
         token = os.urandom(16)
+        box = [token]  # the child takes the token out of here: no frame of it may keep one
         report_r, report_w = os.pipe()
         out_r, out_w = os.pipe()
         started = time.monotonic()
         pid = os.fork()
         if pid == 0:  # the child: never returns
-            child_token, token = token, b""
+            del token
             os.close(report_r)
             os.close(out_r)
-            _child(request, child_token, report_w, out_w, workdir, self)
+            _child(request, box, report_w, out_w, workdir, self)
         os.close(report_w)
         os.close(out_w)
         try:
@@ -195,7 +196,7 @@ def _remove(path: str) -> None:
 
 
 def _child(
-    request: dict, token: bytes, report_fd: int, out_fd: int, workdir: str, zygote: Zygote
+    request: dict, box: list[bytes], report_fd: int, out_fd: int, workdir: str, zygote: Zygote
 ) -> None:
     """Set the child up and run the program. Never returns."""
     code = 70
@@ -221,6 +222,7 @@ def _child(
         elif zygote.pid_namespace and os.geteuid() == 0:
             isolation.drop_capabilities()  # uid 0 of our own user namespace
         isolation.die_with_parent()
+        isolation.not_dumpable()
         os.environ.clear()
         os.environ.update(_program_env(workdir))
         sys.path[:] = [p for p in sys.path if p not in ("", ".", workdir)]
@@ -229,7 +231,7 @@ def _child(
         signal.signal(signal.SIGINT, signal.default_int_handler)
         from qsandbox_env.sandbox import harness
 
-        harness.run(request["program"], token, report_fd, zygote.snapshot)
+        harness.run(request["program"], box, report_fd, zygote.snapshot)
         code = 0
     except BaseException:  # noqa: BLE001 - nothing may escape into the zygote's loop
         code = 71
