@@ -38,6 +38,7 @@ timing as DISTURBED when that was more than 10% of the machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -45,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -316,11 +318,17 @@ def measure_verifier(workload: Workload, workers: int, method: str = "verifier")
 
 
 def exec_program(program: str) -> bool:
-    """One program in this interpreter, in a fresh namespace; no exception = pass."""
-    try:
-        exec(compile(program, "<benchmark>", "exec"), {"__name__": "__main__"})
-    except Exception:  # noqa: BLE001 - a failing program is a result, not an error
-        return False
+    """One program in this interpreter, in a fresh namespace; no exception = pass.
+
+    Its output and warnings are discarded, as the other methods capture theirs.
+    """
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), \
+            contextlib.redirect_stderr(sink), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            exec(compile(program, "<benchmark>", "exec"), {"__name__": "__main__"})
+        except Exception:  # noqa: BLE001 - a failing program is a result, not an error
+            return False
     return True
 
 
