@@ -37,6 +37,16 @@ WRONG_CIRCUIT = (
     "from qiskit import QuantumCircuit\ndef make_bell():\n    return QuantumCircuit(2)\n"
 )
 VALUE_TASK = program_task("    assert candidate() == 42, 'expected 42'\n", entry_point="answer")
+# Program text shared by the forgery attacks: write a would-be report line to every descriptor.
+FORGE = (
+    "import os, sys\n"
+    "def forge(line):\n"
+    "    for fd in range(3, 300):\n"
+    "        try:\n"
+    "            os.write(fd, line)\n"
+    "        except OSError:\n"
+    "            pass\n"
+)
 
 
 def naive_passes(task: Task, code: str, env: dict | None = None) -> bool:
@@ -110,14 +120,11 @@ def test_killing_the_parent_cannot_reach_the_verifier(verifier):
 
 # -- forging the report ----------------------------------------------------------------------
 def test_writing_fake_pass_reports_to_every_descriptor(verifier):
-    code = (
-        "import os, json\n"
-        "fake = [b'P ' + b'0' * 32 + b'\\n', b'R ' + json.dumps({'outcome': 'passed',\n"
-        "        'detail': '', 'error_type': ''}).encode() + b'\\n']\n"
-        "for fd in range(0, 1024):\n"
-        "    for line in fake:\n"
-        "        try:\n            os.write(fd, line)\n"
-        "        except OSError:\n            pass\n"
+    code = FORGE + (
+        "import json\n"
+        "forge(b'P ' + b'0' * 32 + b'\\n')\n"
+        "forge(b'R ' + json.dumps({'outcome': 'passed', 'detail': '', 'error_type': ''}).encode()\n"
+        "      + b'\\n')\n"
         "def answer():\n    return 41\n"
     )
     verdict = verifier.verify(VALUE_TASK, code)
@@ -140,8 +147,7 @@ def test_calling_the_harness_pass_path_directly(verifier):
 def test_rigged_string_passed_to_the_harness_audit_event(verifier):
     # Its __eq__ would run inside the audit hook and could read the pass line from the hook's
     # frames, if the hook ever compared it.
-    code = (
-        "import os, sys\n"
+    code = FORGE + (
         "class Evil(str):\n"
         "    __hash__ = str.__hash__\n"
         "    def __eq__(self, other):\n"
@@ -149,11 +155,7 @@ def test_rigged_string_passed_to_the_harness_audit_event(verifier):
         "        while frame is not None:\n"
         "            for value in list(frame.f_locals.values()):\n"
         "                if isinstance(value, bytes) and value.startswith(b'P '):\n"
-        "                    for fd in range(3, 300):\n"
-        "                        try:\n"
-        "                            os.write(fd, value)\n"
-        "                        except OSError:\n"
-        "                            pass\n"
+        "                    forge(value)\n"
         "            frame = frame.f_back\n"
         "        return str.__eq__(self, other)\n"
         "def answer():\n"
@@ -166,8 +168,7 @@ def test_rigged_string_passed_to_the_harness_audit_event(verifier):
 
 
 def test_searching_every_frame_for_the_token(verifier):
-    code = (
-        "import os, sys\n"
+    code = FORGE + (
         "def answer():\n"
         "    frame = sys._getframe()\n"
         "    while frame is not None:\n"
@@ -175,12 +176,7 @@ def test_searching_every_frame_for_the_token(verifier):
         "            found = value if isinstance(value, list) else [value]\n"
         "            for item in found:\n"
         "                if isinstance(item, bytes) and len(item) == 16:\n"
-        "                    line = b'P ' + item.hex().encode() + b'\\n'\n"
-        "                    for fd in range(3, 300):\n"
-        "                        try:\n"
-        "                            os.write(fd, line)\n"
-        "                        except OSError:\n"
-        "                            pass\n"
+        "                    forge(b'P ' + item.hex().encode() + b'\\n')\n"
         "        frame = frame.f_back\n"
         "    return 41\n"
     )
@@ -188,8 +184,8 @@ def test_searching_every_frame_for_the_token(verifier):
 
 
 def test_searching_the_heap_with_gc_for_the_pass_line(verifier):
-    code = (
-        "import gc, os\n"
+    code = FORGE + (
+        "import gc\n"
         "def answer():\n"
         "    for obj in gc.get_objects():\n"
         "        if type(obj).__name__ == 'cell':\n"
@@ -198,11 +194,7 @@ def test_searching_the_heap_with_gc_for_the_pass_line(verifier):
         "            except ValueError:\n"
         "                continue\n"
         "            if isinstance(value, bytes) and value.startswith(b'P '):\n"
-        "                for fd in range(3, 300):\n"
-        "                    try:\n"
-        "                        os.write(fd, value)\n"
-        "                    except OSError:\n"
-        "                        pass\n"
+        "                forge(value)\n"
         "    return 41\n"
     )
     verdict = verifier.verify(VALUE_TASK, code)

@@ -166,10 +166,6 @@ class ZygoteHandle:
                 pass
         self.proc = None
 
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
 
 class ZygotePool:
     """A fixed set of zygotes, started in parallel, lent out one caller at a time."""
