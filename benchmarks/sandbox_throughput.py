@@ -336,9 +336,15 @@ def measure_floor(workload: Workload) -> Measurement:
     import qiskit  # noqa: F401 - the floor is measured with Qiskit already warm
     import qiskit_aer  # noqa: F401
 
-    exec_program(workload.programs[0])  # warm-up
-    with Window() as window:
-        results = [exec_program(program) for program in workload.programs]
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory() as scratch:
+        os.chdir(scratch)  # programs that write files write them here, as in the other methods
+        try:
+            exec_program(workload.programs[0])  # warm-up
+            with Window() as window:
+                results = [exec_program(program) for program in workload.programs]
+        finally:
+            os.chdir(here)
     return make_measurement(workload, "warm-floor", 1, results, window)
 
 
