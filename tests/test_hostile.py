@@ -415,6 +415,17 @@ def test_private_directory_is_writable_and_fresh_each_time(verifier):
     assert all(v.passed for v in verifier.verify_many([(VALUE_TASK, code)] * 4))
 
 
+def test_home_is_fresh_and_writable_for_every_program(verifier):
+    code = (
+        "import os\ndef answer():\n"
+        "    home = os.path.expanduser('~')\n"
+        "    assert os.listdir(home) == [], os.listdir(home)\n"
+        "    os.makedirs(os.path.join(home, '.qiskit'))\n"
+        "    return 42\n"
+    )
+    assert all(v.passed for v in verifier.verify_many([(VALUE_TASK, code)] * 4))
+
+
 def test_patched_modules_do_not_leak_into_the_next_program(verifier):
     patch = "import numpy\nnumpy.pi = 3\ndef answer():\n    return 41\n"
     check = "import numpy\ndef answer():\n    return 42 if numpy.pi != 3 else 0\n"

@@ -58,8 +58,10 @@ def test_failures_happen_for_the_stated_reasons(canonical_verdicts):
             assert verdict.outcome is Outcome.FAILED
         elif n in (46, 122):
             assert verdict.error_type == "ModuleNotFoundError", verdict.detail
+        elif n == 129:  # it also asks for the retired "ibm_quantum" channel
+            assert verdict.error_type == "ValueError", verdict.detail
         else:
-            assert verdict.outcome is Outcome.ERROR, verdict.detail
+            assert verdict.error_type == "AccountNotFoundError", verdict.detail
 
 
 @pytest.mark.skipif(

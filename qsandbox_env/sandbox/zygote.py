@@ -52,6 +52,7 @@ class Zygote:
         self.as_root = os.geteuid() == 0  # before any user namespace makes us "root" inside it
         self.preload_errors: dict[str, str] = {}
         self.threads = 1
+        self.home = WORK_ROOT
 
     # -- start-up -------------------------------------------------------------------------
     def start(self, in_fd: int, out_fd: int) -> None:
@@ -78,7 +79,9 @@ class Zygote:
         os.makedirs(WORK_ROOT, mode=0o711, exist_ok=True)
         os.environ.update(THREAD_ENV)
         os.environ["MPLCONFIGDIR"] = os.path.join(WORK_ROOT, ".matplotlib")
-        os.environ["HOME"] = WORK_ROOT
+        # Libraries fix paths under ~ when imported (qiskit-ibm-runtime's account file): the
+        # home they see is a fresh, writable, empty directory for every program.
+        os.environ["HOME"] = self.home = os.path.join(WORK_ROOT, f"home-{os.getpid()}")
         os.environ["TMPDIR"] = WORK_ROOT
         self._preload()
         from qsandbox_env.sandbox import guard, harness  # noqa: F401 - children start warm
@@ -139,15 +142,27 @@ class Zygote:
                 return
             workdir = os.path.join(WORK_ROOT, f"run-{os.getpid()}-{request['id']}")
             try:
-                reply = self.handle(request, workdir)
+                try:
+                    reply = self.handle(request, workdir)
+                except Exception as exc:  # noqa: BLE001 - our own failure, reported, not fatal
+                    reply = {
+                        "id": request["id"],
+                        "outcome": "sandbox",
+                        "error_type": "",
+                        "detail": f"the sandbox failed: {type(exc).__name__}: {exc}",
+                        "output": "",
+                        "seconds": 0.0,
+                    }
                 protocol.write_message(self.out_fd, reply)
             finally:
                 self._clean(workdir)  # after the reply: the caller need not wait for it
 
     def handle(self, request: dict, workdir: str) -> dict:
-        os.mkdir(workdir, 0o700)
-        if "unprivileged-uid" in self.iso.active:
-            os.chown(workdir, self.uid, self.uid)
+        for path in (workdir, self.home):
+            shutil.rmtree(path, ignore_errors=True)
+            os.mkdir(path, 0o700)
+            if "unprivileged-uid" in self.iso.active:
+                os.chown(path, self.uid, self.uid)
         token = os.urandom(16)
         box = [token]  # the child takes the token out of here: no frame of it may keep one
         report_r, report_w = os.pipe()
@@ -174,6 +189,7 @@ class Zygote:
             isolation.kill_namespace()
         _reap_all()
         shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(self.home, ignore_errors=True)
         if "private-tmp" not in self.iso.active:
             return
         # Our own /dev/shm and work root: whatever a program left there goes before the next one.
@@ -224,7 +240,7 @@ def _child(
         isolation.die_with_parent()
         isolation.not_dumpable()
         os.environ.clear()
-        os.environ.update(_program_env(workdir))
+        os.environ.update(_program_env(workdir, zygote.home))
         sys.path[:] = [p for p in sys.path if p not in ("", ".", workdir)]
         tempfile.tempdir = workdir  # the zygote's choice was cached while preloading
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -245,10 +261,10 @@ def _move_fd(fd: int, target: int) -> int:
     return target
 
 
-def _program_env(workdir: str) -> dict[str, str]:
+def _program_env(workdir: str, home: str) -> dict[str, str]:
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": workdir,
+        "HOME": home,
         "TMPDIR": workdir,
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
