@@ -68,7 +68,7 @@ def all_classes() -> Iterator[type]:
 
 def _class_module(cls: type) -> str:
     mod = cls.__dict__.get("__module__")
-    return mod if _is_instance(mod, str) else ""
+    return mod if _type(mod) is str else ""
 
 
 class Snapshot:
@@ -313,7 +313,7 @@ def rigged_comparisons(new_classes: list[type], report: Callable[[str], None]) -
     for cls in new_classes:
         for name in COMPARISONS:
             method = cls.__dict__.get(name)
-            if not _written_by_program(method):
+            if method is None or not _written_by_program(method):
                 continue
             try:
                 answer = method(left, right)

@@ -193,7 +193,7 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
         elif len_(args) != 1:
             return
         elif step == "arm" and not armed[0] and caller.f_code is run_code:
-            frame = caller
+            frame: types.FrameType | None = caller
             while frame is not None:
                 frames.append(frame)
                 frame = frame.f_back
@@ -296,6 +296,7 @@ def run(program: dict, box: list[bytes], report_fd: int, snapshot: guard.Snapsho
         _send(report_fd, "error", problem, "NameError")
         return
     before = guard.binding_snapshot(namespace)
+    assert check is not None  # _check_problem made sure
     try:
         check(candidate)
     except BaseException as exc:  # noqa: BLE001

@@ -22,7 +22,7 @@ import tempfile
 import time
 import warnings
 
-from qsandbox_env.sandbox import isolation, protocol, warmup
+from qsandbox_env.sandbox import guard, isolation, protocol, warmup
 
 WORK_ROOT = "/tmp/qsandbox-work"
 OUTPUT_CHUNK = 1 << 16
@@ -48,7 +48,7 @@ class Zygote:
         self.iso = isolation.Isolation()
         self.pid_namespace = False
         self.uid = int(config.get("uid", 0))
-        self.snapshot = None
+        self.snapshot: guard.Snapshot | None = None
         self.as_root = os.geteuid() == 0  # before any user namespace makes us "root" inside it
         self.preload_errors: dict[str, str] = {}
         self.threads = 1
@@ -84,7 +84,7 @@ class Zygote:
         os.environ["HOME"] = self.home = os.path.join(WORK_ROOT, f"home-{os.getpid()}")
         os.environ["TMPDIR"] = WORK_ROOT
         self._preload()
-        from qsandbox_env.sandbox import guard, harness  # noqa: F401 - children start warm
+        from qsandbox_env.sandbox import harness  # noqa: F401 - children start warm
 
         self.snapshot = guard.Snapshot()
         # Everything so far moves to gc's permanent generation: children neither scan it (no
@@ -247,6 +247,7 @@ def _child(
         signal.signal(signal.SIGINT, signal.default_int_handler)
         from qsandbox_env.sandbox import harness
 
+        assert zygote.snapshot is not None  # taken at start-up, before any request
         harness.run(request["program"], box, report_fd, zygote.snapshot)
         code = 0
     except BaseException:  # noqa: BLE001 - nothing may escape into the zygote's loop
