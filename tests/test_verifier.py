@@ -280,3 +280,30 @@ def test_a_module_that_cannot_be_preloaded_is_announced():
         v = Verifier(parallelism=1, preload=("no_such_module_qsandbox",))
     with v:
         assert v.verify(ADD, "    return a + b\n").passed
+
+
+def test_a_zygote_that_keeps_dying_gives_a_sandbox_verdict_not_a_hang():
+    task = Task("sleep/2", "import time\ndef f():\n", "def check(c):\n    assert c() == 1\n", "f")
+    with Verifier(parallelism=1, preload=(), timeout=20) as v:
+        handle = v._pool.handles[0]
+        killed: list[int] = []
+
+        def kill_each_new_zygote():
+            deadline = time.monotonic() + 30
+            while len(killed) < 2 and time.monotonic() < deadline:
+                proc = handle.proc
+                if proc is not None and proc.pid not in killed:
+                    time.sleep(1.0)
+                    proc.kill()
+                    killed.append(proc.pid)
+                time.sleep(0.05)
+
+        killer = threading.Thread(target=kill_each_new_zygote)
+        started = time.monotonic()
+        killer.start()
+        verdict = v.verify(task, "    time.sleep(8)\n    return 1\n")
+        killer.join()
+        assert verdict.outcome is Outcome.SANDBOX
+        assert "died or stopped answering twice" in verdict.detail
+        assert time.monotonic() - started < 15
+        assert v.verify(ADD, "    return a + b\n").passed  # and the pool recovers
