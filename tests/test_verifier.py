@@ -307,3 +307,10 @@ def test_a_zygote_that_keeps_dying_gives_a_sandbox_verdict_not_a_hang():
         assert "died or stopped answering twice" in verdict.detail
         assert time.monotonic() - started < 15
         assert v.verify(ADD, "    return a + b\n").passed  # and the pool recovers
+
+
+def test_output_without_a_final_newline_is_kept(verifier):
+    code = "    import sys\n    sys.stdout.write('no newline')\n    sys.__stdout__.write('raw')\n"
+    verdict = verifier.verify(ADD, code + "    return a + b\n")
+    assert verdict.passed
+    assert "no newline" in verdict.output and "raw" in verdict.output

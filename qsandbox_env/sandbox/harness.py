@@ -220,12 +220,27 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
     sys.addaudithook(hook)
 
 
+# The interpreter's own output streams (programs may rebind sys.stdout; these stay ours).
+_STREAMS = (sys.__stdout__, sys.__stderr__)
+
+
+def _flush_output() -> None:
+    """Push buffered program output into the pipe before the verdict line, which ends it."""
+    for stream in _STREAMS:
+        try:
+            if stream is not None:
+                stream.flush()
+        except BaseException:  # noqa: BLE001 - a closed or broken stream loses only output
+            pass
+
+
 def _report_pass() -> None:
     sys.audit(_FINISH, "pass")
 
 
 def _send(report_fd: int, outcome: str, detail: str = "", error_type: str = "") -> None:
     """A non-pass report: informational only, so it may use ordinary library code."""
+    _flush_output()
     message = {"outcome": outcome, "detail": detail, "error_type": error_type}
     os.write(report_fd, b"R " + json.dumps(message).encode("utf-8", "backslashreplace") + b"\n")
 
@@ -307,6 +322,7 @@ def run(program: dict, box: list[bytes], report_fd: int, snapshot: guard.Snapsho
     new_classes: list[type] = []
     sys.audit(_FINISH, "classes", new_classes)
     guard.rigged_comparisons(new_classes, _flag)
+    _flush_output()
     sys.audit(_FINISH, "line")
     _report_pass()
 

@@ -177,7 +177,7 @@ class Zygote:
         os.close(report_w)
         os.close(out_w)
         try:
-            result = _collect(pid, report_r, out_r, request, started)
+            result = _collect(pid, report_r, out_r, request, started, token)
         finally:
             os.close(report_r)
             os.close(out_r)
@@ -276,7 +276,9 @@ def _program_env(workdir: str, home: str) -> dict[str, str]:
     return env
 
 
-def _collect(pid: int, report_r: int, out_r: int, request: dict, started: float) -> dict:
+def _collect(
+    pid: int, report_r: int, out_r: int, request: dict, started: float, token: bytes
+) -> dict:
     """Wait for the child with the wall-clock limit; gather its report and capped output."""
     deadline = started + float(request["timeout"])
     limit = int(request["limits"]["output"])
@@ -286,9 +288,9 @@ def _collect(pid: int, report_r: int, out_r: int, request: dict, started: float)
     sel.register(report_r, selectors.EVENT_READ, "report")
     sel.register(out_r, selectors.EVENT_READ, "output")
     sel.register(pidfd, selectors.EVENT_READ, "exit")
-    status, timed_out = None, False
+    status, timed_out, reported = None, False, False
     try:
-        while status is None:
+        while status is None and not reported:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 timed_out = True
@@ -304,13 +306,16 @@ def _collect(pid: int, report_r: int, out_r: int, request: dict, started: float)
                 elif key.data == "report":
                     if len(report) < 1 << 20:
                         report += chunk
+                    # The harness writes its verdict line last: the child has nothing more to
+                    # say, and its exit (unmapping a large address space) need not be waited for.
+                    reported = _has_verdict(report, token)
                 else:
                     keep = max(0, limit - len(output))
                     output += chunk[:keep]
                     dropped += len(chunk) - min(len(chunk), keep)
-        if status is None:
-            status = _reap(pid)
         _kill_group(pid)
+        if timed_out:
+            status = _reap(pid)
         report += _drain(report_r, 1 << 20)
         extra = _drain(out_r, 1 << 24)
         keep = max(0, limit - len(output))
@@ -329,6 +334,11 @@ def _collect(pid: int, report_r: int, out_r: int, request: dict, started: float)
         "output": text,
         "timeout": request["timeout"],
     }
+
+
+def _has_verdict(report: bytearray, token: bytes) -> bool:
+    """Whether a complete, well-formed verdict line has arrived (a forged pass is not one)."""
+    return bool(_parse_report(bytes(report).rpartition(b"\n")[0], token)[0])
 
 
 def _drain(fd: int, cap: int) -> bytes:
@@ -365,41 +375,46 @@ def _reap(pid: int) -> int:
 
 
 def _reap_all() -> None:
+    """Reap every child that has ended; killed ones still exiting are reaped next time."""
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
-            # Survivors outside a PID namespace: their group was killed; wait briefly for them.
+            return
+
+
+# Outcomes a child may report in an ordinary line; a pass needs the token line instead.
+REPORTABLE = frozenset({"failed", "error", "syntax", "memory"})
+
+
+def _parse_report(report: bytes, token: bytes) -> tuple[str, str, str]:
+    """(outcome, detail, error_type) from the child's report lines; ("", "", "") if none valid.
+
+    The token's pass line wins; otherwise a tampering line; otherwise the last well-formed
+    outcome line. Lines the program forged can only make its own verdict worse.
+    """
+    pass_line = b"P " + token.hex().encode()
+    found = ("", "", "")
+    for line in report.split(b"\n"):
+        if line == pass_line:
+            return "passed", "", ""
+        if line.startswith(b"T "):
+            found = ("tampered", line[2:].decode("utf-8", "replace"), "")
+        elif line.startswith(b"R ") and found[0] != "tampered":
             try:
-                os.waitpid(-1, 0)
-            except ChildProcessError:
-                return
+                message = json.loads(line[2:])
+                if message["outcome"] in REPORTABLE:
+                    found = (message["outcome"], str(message["detail"]), str(message["error_type"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return found
 
 
 def _verdict(result: dict, token: bytes, request_id: int) -> dict:
-    """Turn what the child left behind into a verdict message. Only a valid pass line passes."""
-    pass_line = b"P " + token.hex().encode()
-    outcome, detail, error_type, passed = "", "", "", False
-    for line in result["report"].split(b"\n"):
-        if line == pass_line:
-            outcome, detail, error_type, passed = "passed", "", "", True
-            break
-        if line.startswith(b"T "):
-            outcome, error_type = "tampered", ""
-            detail = line[2:].decode("utf-8", "replace")
-        elif line.startswith(b"R ") and outcome != "tampered":
-            try:
-                message = json.loads(line[2:])
-                outcome = str(message["outcome"])
-                detail, error_type = str(message["detail"]), str(message["error_type"])
-            except (ValueError, KeyError, TypeError):
-                continue
-    if outcome not in ("passed", "failed", "error", "syntax", "memory", "tampered") or (
-        outcome == "passed" and not passed
-    ):
-        outcome, detail = "", ""
+    """Turn what the child left behind into a verdict message. Only the token line passes."""
+    outcome, detail, error_type = _parse_report(result["report"], token)
     if result["timed_out"]:
         outcome = "timeout"
         detail = f"the program ran past its {result['timeout']:g} s wall-clock limit"
@@ -415,7 +430,9 @@ def _verdict(result: dict, token: bytes, request_id: int) -> dict:
     }
 
 
-def _from_status(status: int) -> tuple[str, str]:
+def _from_status(status: int | None) -> tuple[str, str]:
+    if status is None:  # reported early, then its report turned out unreadable
+        return "exited", "the program ended the process before the test finished"
     if status >= 0 and os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)
         name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
