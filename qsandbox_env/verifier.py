@@ -193,6 +193,10 @@ class Verifier:
     @property
     def isolation(self) -> dict:
         """Which isolation layers are active in the sandbox, and why any are missing."""
+        if self._pool is None and not self._cold_info:
+            probe = ZygotePool(self._config, 1)  # cold mode: ask a fresh sandbox interpreter
+            self._cold_info = probe.info
+            probe.close()
         info = self._pool.info if self._pool else self._cold_info
         return dict(info.get("isolation", {}))
 

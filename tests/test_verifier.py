@@ -232,6 +232,7 @@ def test_isolation_reports_every_layer_as_active_or_missing(verifier):
 
 def test_cold_mode_gives_the_same_verdicts():
     with Verifier(parallelism=1, mode="cold") as cold:
+        assert set(cold.isolation["active"]) | set(cold.isolation["missing"]) == set(LAYERS)
         verdicts = cold.verify_many([(ADD, "    return a + b\n"), (ADD, "    return a - b\n")])
     assert [v.outcome for v in verdicts] == [Outcome.PASSED, Outcome.FAILED]
 
@@ -314,3 +315,11 @@ def test_output_without_a_final_newline_is_kept(verifier):
     verdict = verifier.verify(ADD, code + "    return a + b\n")
     assert verdict.passed
     assert "no newline" in verdict.output and "raw" in verdict.output
+
+
+def test_pools_in_one_process_run_programs_under_different_uids():
+    from qsandbox_env.sandbox.pool import slot_uids
+
+    first, second = slot_uids(4), slot_uids(4)
+    assert len(set(first)) == 4 and not set(first) & set(second)
+    assert all(0 < uid < 2**32 - 1 for uid in first + second)

@@ -8,6 +8,7 @@ and the program it was running is tried once more before it is reported as a san
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import queue
@@ -167,11 +168,27 @@ class ZygoteHandle:
         self.proc = None
 
 
+_POOLS = itertools.count()
+UID_BASE = 1 << 24  # far above the uids of real accounts
+
+
+def slot_uids(size: int) -> list[int]:
+    """Unprivileged uids for a pool's programs, distinct from every other pool's that is alive.
+
+    The process cap (RLIMIT_NPROC) counts per uid, so two pools sharing a uid would share a cap:
+    Ray actors on one machine each own a Verifier. A live pid is unique, so uids are derived from
+    it (pid_max is at most 2**22, which keeps them below 2**32) and from a per-process count of
+    pools; 8 pools of up to 64 workers per process get disjoint uids.
+    """
+    block = UID_BASE + os.getpid() * 512 + (next(_POOLS) % 8) * 64
+    return [block + i % 64 for i in range(size)]
+
+
 class ZygotePool:
     """A fixed set of zygotes, started in parallel, lent out one caller at a time."""
 
-    def __init__(self, config: ZygoteConfig, size: int, base_uid: int = 61000) -> None:
-        self.handles = [ZygoteHandle(config, base_uid + i) for i in range(size)]
+    def __init__(self, config: ZygoteConfig, size: int) -> None:
+        self.handles = [ZygoteHandle(config, uid) for uid in slot_uids(size)]
         self.free: queue.Queue[ZygoteHandle] = queue.Queue()
         self._ids = iter(range(1, sys.maxsize))
         self._id_lock = threading.Lock()
