@@ -23,11 +23,13 @@ _EXPORTS = {
     "Verdict": "qsandbox_env.verifier",
     "Verifier": "qsandbox_env.verifier",
     "SandboxError": "qsandbox_env.verifier",
+    "QiskitCodeEnv": "qsandbox_env.env",
 }
 
 __all__ = [
     "Outcome",
     "Program",
+    "QiskitCodeEnv",
     "SandboxError",
     "Task",
     "TaskSet",
@@ -39,6 +41,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from qsandbox_env.env import QiskitCodeEnv
     from qsandbox_env.extract import extract_code
     from qsandbox_env.program import Program, assemble
     from qsandbox_env.tasks import Task, TaskSet, load_tasks
@@ -52,3 +55,23 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def _register_envs() -> None:
+    """Gymnasium ids with string entry points: nothing heavy is imported until ``make``."""
+    try:
+        from gymnasium.envs.registration import register, registry
+    except ImportError:  # the sandbox's own interpreter may lack gymnasium; it needs no envs
+        return
+    ids = {
+        "qsandbox/QiskitCode-v0": "bundled",
+        "qsandbox/QiskitHumanEval-v0": "Qiskit/qiskit_humaneval",
+        "qsandbox/QiskitHumanEvalHard-v0": "Qiskit/qiskit_humaneval_hard",
+    }
+    for env_id, source in ids.items():
+        if env_id not in registry:
+            entry_point = "qsandbox_env.env:QiskitCodeEnv"
+            register(env_id, entry_point=entry_point, kwargs={"source": source})
+
+
+_register_envs()

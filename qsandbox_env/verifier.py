@@ -225,6 +225,14 @@ class Verifier:
     def __enter__(self) -> Verifier:
         return self
 
+    def __copy__(self) -> Verifier:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> Verifier:
+        # A Verifier is a handle on running sandboxes: copies share them (gymnasium.make
+        # deep-copies its keyword arguments, a shared verifier among them).
+        return self
+
     def __exit__(self, *exc: object) -> None:
         self.close()
 
