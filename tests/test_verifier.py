@@ -224,6 +224,10 @@ def test_closed_verifier_refuses_work():
         v.verify(ADD, "    return a + b\n")
 
 
+def test_the_zygote_forks_with_a_single_thread(verifier):
+    assert verifier._pool.info["threads"] == 1
+
+
 def test_isolation_reports_every_layer_as_active_or_missing(verifier):
     info = verifier.isolation
     assert set(info["active"]) | set(info["missing"]) == set(LAYERS)
@@ -273,6 +277,7 @@ def test_missing_isolation_layers_are_announced_and_listed():
         v = Verifier(parallelism=1, preload=(), isolate=False)
     with v:
         assert "network-namespace" in v.isolation["missing"]
+        assert v._pool.info["threads"] == 1  # no namespace fork hides a thread pool here
         assert v.verify(ADD, "    return a + b\n").passed
 
 

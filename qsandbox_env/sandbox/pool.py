@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 from qsandbox_env.sandbox import protocol
+from qsandbox_env.sandbox.zygote import THREAD_ENV
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Environment variables a zygote may inherit; everything else (tokens, keys, proxies) stays out.
@@ -78,6 +79,9 @@ def _own_process_count() -> int:
 
 def zygote_env() -> dict[str, str]:
     env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+    # Thread pools are sized when their library loads, which can be before the zygote's own code
+    # runs (importing the package imports numpy): set the limits before the interpreter starts.
+    env.update(THREAD_ENV)
     env["PYTHONPATH"] = PACKAGE_ROOT
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["PYTHONNOUSERSITE"] = "1"
