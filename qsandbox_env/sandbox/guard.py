@@ -41,6 +41,8 @@ VOLATILE_GLOBALS = frozenset(
         "__doc__",
     }
 )
+# The name the sandbox compiles every program under (tracebacks show it).
+PROGRAM_FILENAME = "/program.py"
 COMPARISONS = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__contains__")
 _DESCRIPTORS = (types.FunctionType, classmethod, staticmethod, property)
 
@@ -128,7 +130,7 @@ class Snapshot:
             items.extend(kv for kv in present if kv[1] is None)  # "absent" is remembered too
         if items:
             self.entries.append((label, mapping, items))
-            self.watched.append(mapping if _type(mapping) is dict else gc.get_referents(mapping)[0])
+            self.watched.append(underlying_dict(mapping))
 
     def _read_tags(self) -> array.array:
         if self.memory is None:
@@ -192,6 +194,11 @@ class Snapshot:
 
 # Where a dict's version tag lives: after the object header and ``ma_used`` in ``PyDictObject``.
 _TAG_OFFSET = object.__basicsize__ + ctypes.sizeof(ctypes.c_ssize_t)
+
+
+def underlying_dict(mapping: Mapping) -> dict:
+    """The dict itself: a class's ``__dict__`` is a read-only proxy in front of it."""
+    return mapping if _type(mapping) is dict else gc.get_referents(mapping)[0]
 
 
 def version_slot(d: dict) -> int:
@@ -282,15 +289,21 @@ def binding_snapshot(namespace: dict) -> dict[str, object]:
     return {k: v for k, v in namespace.items() if _is_instance(v, kinds)}
 
 
-def _written_by_program(method: object) -> bool:
-    """Methods compiled from the program (or from strings it generated), not library code."""
-    code = getattr(method, "__code__", None) if _is_instance(method, types.FunctionType) else None
-    if code is None:
-        return False
-    filename = code.co_filename
-    return filename == "/program.py" or (
+def is_program_file(filename: str) -> bool:
+    """Whether code compiled under this name is the program's (or from strings it generated).
+
+    The harness's audit hook applies the same rule from its own bound copy, since it may not call
+    into a module the program can rewrite.
+    """
+    return filename == PROGRAM_FILENAME or (
         filename.startswith("<") and not filename.startswith("<frozen")
     )
+
+
+def _written_by_program(method: object) -> bool:
+    """Methods compiled from the program, not library code."""
+    code = getattr(method, "__code__", None) if _is_instance(method, types.FunctionType) else None
+    return code is not None and is_program_file(code.co_filename)
 
 
 class _SentinelA:

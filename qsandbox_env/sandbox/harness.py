@@ -26,7 +26,7 @@ import types
 
 from qsandbox_env.sandbox import guard
 
-PROGRAM_FILENAME = "/program.py"
+PROGRAM_FILENAME = guard.PROGRAM_FILENAME
 _FLAG = "qsandbox.flag"
 _FINISH = "qsandbox.finish"
 # Events that only code trying to get around the test has a reason to raise. The first group
@@ -57,25 +57,21 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
     # The sandbox's own machinery (this module, the guard and its snapshot, builtins): if any of
     # these dicts is written, the tamper checks that ran in Python cannot be trusted.
     memory = snapshot.memory
-    class_dict = gc.get_referents(vars(guard.Snapshot))[0]  # the dict behind the mappingproxy
-    machinery = (
-        [
-            (guard.version_slot(d), memory[guard.version_slot(d)])
-            for d in (
-                globals(),
-                vars(guard),
-                class_dict,
-                vars(snapshot),
-                vars(builtins),
-                vars(types),
-                vars(gc),
-                vars(array),
-                vars(ctypes),
-            )
-        ]
-        if memory is not None
-        else []
-    )
+    slots = [
+        guard.version_slot(d)
+        for d in (
+            globals(),
+            vars(guard),
+            guard.underlying_dict(vars(guard.Snapshot)),
+            vars(snapshot),
+            vars(builtins),
+            vars(types),
+            vars(gc),
+            vars(array),
+            vars(ctypes),
+        )
+    ]
+    machinery = [(slot, memory[slot]) for slot in slots] if memory is not None else []
 
     flags: list[str] = []
     busy = [False]
@@ -98,8 +94,9 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
         return False
 
     def by_program(filename) -> bool:
-        # Libraries legitimately rewrite their own functions (networkx compiles decorators
-        # lazily); only writes made from the program's code, or through unittest.mock, count.
+        # guard.is_program_file's rule, copied here because the hook may call nothing the program
+        # can rewrite, plus unittest.mock. Libraries legitimately rewrite their own functions
+        # (networkx compiles decorators lazily); only writes made by the program count.
         if type_(filename) is not str_:
             return True
         return (
