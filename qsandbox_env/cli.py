@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import importlib
+import importlib.util
 import json
 import os
 import sys
@@ -54,6 +56,16 @@ class Command:
 
 COMMANDS: dict[str, Command] = {}
 
+# Modules whose subcommands register themselves on import. They are imported only when the parser
+# is built, and each keeps heavy imports (torch, ray, transformers) inside its run function, so
+# ``qsandbox verify`` never pays for them. A module not present in this installation is skipped.
+SUBCOMMAND_MODULES = (
+    "qsandbox_env.cli_tasks",
+    "qsandbox_env.cli_profile",
+    "agents.bench.cli",
+    "agents.grpo.cli",
+)
+
 
 def register(command: Command) -> Command:
     """Add a subcommand to the ``qsandbox`` command line."""
@@ -86,12 +98,23 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG, description="Sandboxed verification of Qiskit code completions."
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    _import_subcommands()
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for command in COMMANDS.values():
         subparser = subparsers.add_parser(command.name, help=command.help, description=command.help)
         command.configure(subparser)
         subparser.set_defaults(run=command.run)
     return parser
+
+
+def _import_subcommands() -> None:
+    for name in SUBCOMMAND_MODULES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except ModuleNotFoundError:  # its parent package is absent
+            found = False
+        if found:
+            importlib.import_module(name)
 
 
 # -- shared helpers ---------------------------------------------------------------------------

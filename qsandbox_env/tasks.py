@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import difflib
 import gzip
+import importlib
 import json
 import keyword
 import math
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["Task", "TaskSet", "load_tasks"]
+__all__ = ["Task", "TaskSet", "load_file", "load_tasks", "register_source"]
 
 FORMATS = ("completion", "program")
 _TEXT_FIELDS = (
@@ -224,18 +225,82 @@ class TaskSet(Mapping[str, Task]):
 
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
-# Task sets shipped with the package, loadable by name.
-NAMED_SOURCES = {"bundled": os.path.join(DATA_DIR, "bundled.jsonl")}
+BUNDLED_FILE = os.path.join(DATA_DIR, "bundled.jsonl")
+
+# Named task sources: each name maps to a loader, "module:function", imported on first use so that
+# generators and the hub client cost nothing until asked for. A loader takes the keyword options
+# given to `load_tasks` and returns a `TaskSet`.
+SOURCES: dict[str, str] = {
+    "bundled": "qsandbox_env.tasks:load_bundled",
+    "procedural": "qsandbox_env.families:load_procedural",
+}
+# Anything shaped like a Hugging Face dataset id ("owner/name") that is not an existing file.
+HUB_LOADER = "qsandbox_env.hub:load_hub"
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+_FILE_SUFFIXES = (".json", ".jsonl", ".gz")
 
 
-def _resolve_named(source: str) -> str:
-    """A named source ('bundled') becomes its packaged file, unless a file of that name exists."""
-    if source in NAMED_SOURCES and not os.path.isfile(source):
-        return NAMED_SOURCES[source]
-    return source
+def register_source(name: str, loader: str) -> None:
+    """Make ``load_tasks(name, **options)`` call ``loader`` (``"module:function"``)."""
+    if ":" not in loader:
+        raise ValueError(f"loader: expected 'module:function', got {loader!r}")
+    SOURCES[name] = loader
 
 
-def load_tasks(path: str | os.PathLike[str]) -> TaskSet:
+def load_bundled() -> TaskSet:
+    """The original tasks shipped with the package (the embedded default)."""
+    return load_file(BUNDLED_FILE)
+
+
+def load_tasks(source: str | os.PathLike[str], **options: Any) -> TaskSet:
+    """Load tasks from a named source, a task file or a Hugging Face hub dataset id.
+
+    Args:
+        source: ``"bundled"`` (shipped with the package), ``"procedural"`` (generated; options
+            ``n``, ``seed``, ``families``, ``difficulty``), a HumanEval-schema JSON/JSONL file
+            (see `load_file`), or a hub id such as ``"Qiskit/qiskit_humaneval_hard"``. An existing
+            file always wins over a name.
+        **options: Passed to the source's loader; a task file takes none.
+
+    Returns:
+        The tasks in source order, keyed by task_id.
+
+    Raises:
+        FileNotFoundError: A file path that does not exist.
+        ValueError: A malformed file or record, or options the source does not take.
+
+    Example:
+        >>> tasks = load_tasks("bundled")
+        >>> next(iter(tasks)).startswith("qsandbox/")
+        True
+    """
+    name = os.fspath(source)
+    if not isinstance(name, str):
+        raise TypeError(f"source: expected a str or path, got {type(source).__name__}")
+    if os.path.exists(name):
+        return _no_options(load_file, name, options)
+    if name in SOURCES:
+        return _import_loader(SOURCES[name])(**options)
+    if _HUB_ID.fullmatch(name) and not name.endswith(_FILE_SUFFIXES):
+        return _import_loader(HUB_LOADER)(name, **options)
+    return _no_options(load_file, name, options)
+
+
+def _no_options(loader: Any, name: str, options: dict[str, Any]) -> TaskSet:
+    if options:
+        raise ValueError(
+            f"{name}: a task file takes no options, got {_quoted(sorted(options))}; options "
+            f"belong to named sources ({_quoted(sorted(SOURCES))}) and hub ids"
+        )
+    return loader(name)
+
+
+def _import_loader(spec: str) -> Any:
+    module, _, function = spec.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def load_file(path: str | os.PathLike[str]) -> TaskSet:
     """Read a HumanEval-style task file.
 
     The file may hold a JSON list of records, a JSON object with that list under ``"tasks"`` or
@@ -248,7 +313,7 @@ def load_tasks(path: str | os.PathLike[str]) -> TaskSet:
     ``check(...)`` itself is a ``"program"`` task, any other a ``"completion"`` task.
 
     Args:
-        path: The task file, or the name of a task set shipped with the package (``"bundled"``).
+        path: The task file.
 
     Returns:
         The tasks in file order, keyed by task_id.
@@ -258,7 +323,7 @@ def load_tasks(path: str | os.PathLike[str]) -> TaskSet:
         ValueError: The file is not valid JSON/JSON Lines, or a record is malformed. Records are
             named by their 0-based index in a JSON list, or their 1-based line in JSON Lines.
     """
-    source = _resolve_named(os.fspath(path))
+    source = os.fspath(path)
     tasks: list[Task] = []
     first_seen: dict[str, str] = {}
     for location, record in _records(_read_text(source), source):
@@ -280,8 +345,9 @@ def _read_text(source: str) -> str:
             data = file.read()
     except FileNotFoundError:
         raise FileNotFoundError(
-            f"task file not found: {source}; pass the path of a .json or .jsonl task file "
-            f"or a named task set ({', '.join(sorted(NAMED_SOURCES))})"
+            f"task file not found: {source}; pass the path of a .json or .jsonl task file, "
+            f"a named task set ({', '.join(sorted(SOURCES))}) or a Hugging Face dataset id "
+            "(owner/name)"
         ) from None
     # Detect compression by its magic number, so a gzip file works whatever its name.
     if data[:2] == b"\x1f\x8b":

@@ -320,8 +320,8 @@ def test_a_timeout_field_becomes_the_task_timeout(tmp_path: Path) -> None:
 def test_a_missing_file_names_the_path(tmp_path: Path) -> None:
     path = tmp_path / "absent.jsonl"
     expected = (
-        f"task file not found: {path}; pass the path of a .json or .jsonl task file "
-        "or a named task set (bundled)"
+        f"task file not found: {path}; pass the path of a .json or .jsonl task file, "
+        "a named task set (bundled, procedural) or a Hugging Face dataset id (owner/name)"
     )
     with pytest.raises(FileNotFoundError, match=f"^{re.escape(expected)}$"):
         load_tasks(path)

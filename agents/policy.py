@@ -1,0 +1,133 @@
+"""The one interface every policy implements, and the registry that builds policies from a spec.
+
+A policy answers a batch of `Query` objects (a task, its prompt as text and as chat messages) with
+``n`` sampled completions each: raw model text, exactly as generated. Extracting code, running it
+and scoring it is the Verifier's job, never the policy's.
+
+Specs name a policy on the command line: ``oracle``, ``stale-api``, ``hf:<path-or-hub-id>``,
+``openai:<model>@<base-url>``. A module that defines a policy registers its spec prefix with
+`register_policy` (the built-in ones are listed in `POLICIES`); `make_policy` imports it on
+first use, so heavy dependencies (torch, transformers) load only when that policy is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from qsandbox_env.tasks import Task
+
+__all__ = ["POLICIES", "Policy", "Query", "SamplingParams", "make_policy", "register_policy"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample. Every policy honours what it can and documents what it ignores.
+
+    Attributes:
+        temperature: Softmax temperature; 0 means greedy decoding.
+        top_p: Nucleus-sampling mass.
+        max_new_tokens: Upper bound on generated tokens per completion.
+        seed: Seed for reproducible sampling where the backend supports one.
+        stop: Strings that end a completion early.
+    """
+
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 1024
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.temperature < float("inf"):
+            raise ValueError(f"temperature: expected a number >= 0, got {self.temperature!r}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p: expected a number in (0, 1], got {self.top_p!r}")
+        if isinstance(self.max_new_tokens, bool) or not (
+            isinstance(self.max_new_tokens, int) and self.max_new_tokens > 0
+        ):
+            raise ValueError(
+                f"max_new_tokens: expected a positive int, got {self.max_new_tokens!r}"
+            )
+
+
+@dataclass(frozen=True)
+class Query:
+    """One prompt to answer.
+
+    Attributes:
+        task: The task (policies such as ``oracle`` read its canonical solution).
+        prompt: The prompt as plain text (what a base model continues).
+        messages: The prompt as chat messages (system + user), for chat models.
+    """
+
+    task: Task
+    prompt: str
+    messages: tuple[dict[str, str], ...] = field(default_factory=tuple)
+
+
+class Policy(ABC):
+    """Answers queries with sampled completions.
+
+    Subclasses set `name` (the spec they were built from) and implement `generate`.
+    """
+
+    name: str = "policy"
+
+    @abstractmethod
+    def generate(
+        self, queries: Sequence[Query], n: int = 1, params: SamplingParams | None = None
+    ) -> list[list[str]]:
+        """Return ``n`` completions per query, in query order: ``result[i][j]`` is sample ``j`` of
+        query ``i``."""
+
+    def close(self) -> None:
+        """Release what the policy holds (model weights, HTTP sessions)."""
+        return None
+
+    def __enter__(self) -> Policy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# spec prefix -> "module:factory"; a bare name's factory takes (**options), a "prefix:" one takes
+# (argument, **options); each returns a Policy.
+POLICIES: dict[str, str] = {
+    "oracle": "agents.policies.oracle:make",
+    "stale-api": "agents.policies.stale_api:make",
+    "hf:": "agents.policies.hf:make",
+    "openai:": "agents.policies.openai_api:make",
+}
+
+
+def register_policy(prefix: str, factory: str) -> None:
+    """Make ``make_policy("<prefix>...")`` call ``factory`` (``"module:function"``)."""
+    if ":" not in factory:
+        raise ValueError(f"factory: expected 'module:function', got {factory!r}")
+    POLICIES[prefix] = factory
+
+
+def make_policy(spec: str, **options: Any) -> Policy:
+    """Build the policy named by ``spec``.
+
+    ``spec`` is a bare name (``"oracle"``) or ``"<prefix>:<argument>"``
+    (``"hf:Qwen/Qwen2.5-Coder-1.5B"``).
+
+    Raises:
+        ValueError: An unknown spec; the message lists the known ones.
+    """
+    if not isinstance(spec, str):
+        raise TypeError(f"spec: expected str, got {type(spec).__name__}")
+    prefix, sep, argument = spec.partition(":")
+    key = f"{prefix}:" if sep else prefix
+    if key not in POLICIES:
+        known = ", ".join(sorted(f"{p}<...>" if p.endswith(":") else p for p in POLICIES))
+        raise ValueError(f"unknown agent {spec!r}; expected one of: {known}")
+    module, _, function = POLICIES[key].partition(":")
+    factory = getattr(importlib.import_module(module), function)
+    return factory(argument, **options) if sep else factory(**options)
