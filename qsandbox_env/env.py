@@ -188,17 +188,31 @@ class QiskitCodeEnv(gymnasium.Env[str, str]):
 
     @staticmethod
     def _task_info(task: Task) -> dict[str, Any]:
-        instruction = COMPLETION_INSTRUCTION if task.format == "completion" else PROGRAM_INSTRUCTION
         return {
             "task_id": task.task_id,
             "difficulty": task.difficulty,
             "entry_point": task.entry_point,
             "format": task.format,
-            "messages": [
-                {"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": f"{instruction}\n\n{task.prompt}"},
-            ],
+            "messages": task_messages(task),
         }
+
+
+def task_messages(task: Task) -> list[dict[str, str]]:
+    """The chat messages the environment shows for ``task``: a system prompt, then the task.
+
+    Benchmarks and trainers call this too, so a model is always shown exactly what the
+    environment shows it.
+
+    Example:
+        >>> from qsandbox_env import load_tasks
+        >>> [m["role"] for m in task_messages(next(iter(load_tasks("bundled").values())))]
+        ['system', 'user']
+    """
+    instruction = COMPLETION_INSTRUCTION if task.format == "completion" else PROGRAM_INSTRUCTION
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": f"{instruction}\n\n{task.prompt}"},
+    ]
 
 
 def feedback(verdict: Verdict) -> str:
