@@ -20,7 +20,25 @@ from typing import Any
 
 from qsandbox_env.tasks import Task
 
-__all__ = ["POLICIES", "Policy", "Query", "SamplingParams", "make_policy", "register_policy"]
+__all__ = [
+    "POLICIES",
+    "Policy",
+    "PolicyError",
+    "Query",
+    "SamplingParams",
+    "check_request",
+    "make_policy",
+    "query_for",
+    "register_policy",
+]
+
+
+class PolicyError(RuntimeError):
+    """A policy could not produce completions (server unreachable, key rejected, model missing).
+
+    The message says what failed and how to fix it; ``qsandbox bench`` prints it without a
+    traceback and keeps every sample already written.
+    """
 
 
 @dataclass(frozen=True)
@@ -52,6 +70,13 @@ class SamplingParams:
             raise ValueError(
                 f"max_new_tokens: expected a positive int, got {self.max_new_tokens!r}"
             )
+        seed = self.seed
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"seed: expected an int or None, got {self.seed!r}")
+        stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+        if not all(isinstance(text, str) and text for text in stop):
+            raise TypeError(f"stop: expected a tuple of non-empty strings, got {self.stop!r}")
+        object.__setattr__(self, "stop", stop)
 
 
 @dataclass(frozen=True)
@@ -67,6 +92,39 @@ class Query:
     task: Task
     prompt: str
     messages: tuple[dict[str, str], ...] = field(default_factory=tuple)
+
+
+def query_for(task: Task) -> Query:
+    """The query for ``task``, with the chat messages the environment itself shows.
+
+    Example:
+        >>> from qsandbox_env import load_tasks
+        >>> query = query_for(next(iter(load_tasks("bundled").values())))
+        >>> [message["role"] for message in query.messages]
+        ['system', 'user']
+    """
+    from qsandbox_env.env import task_messages  # gymnasium: imported when a query is built
+
+    return Query(task, task.prompt, tuple(task_messages(task)))
+
+
+def check_request(queries: Sequence[Query], n: int) -> None:
+    """Validate `Policy.generate`'s arguments; every policy calls it first.
+
+    Raises:
+        TypeError: ``queries`` holds something other than `Query`, or ``n`` is not an int.
+        ValueError: ``n`` is not positive.
+    """
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"n: expected a positive int, got {n!r}")
+    if n < 1:
+        raise ValueError(f"n: expected a positive int, got {n!r}")
+    for query in queries:
+        if not isinstance(query, Query):
+            raise TypeError(
+                f"queries: expected Query objects (see agents.policy.query_for), got "
+                f"{type(query).__name__}"
+            )
 
 
 class Policy(ABC):
