@@ -1,0 +1,1133 @@
+"""Ray-parallel verification and rollouts: the Verifier and the environment over a pool of actors.
+
+- `RayVerifier` has the `qsandbox_env.Verifier` interface (``verify``, ``verify_many``, ``close``,
+  ``isolation``) but runs each program on one of a pool of Ray actors, each owning a local
+  `Verifier` (its own warm, isolated sandbox). Verdicts come back in input order.
+- `RolloutWorker` holds copies of `QiskitCodeEnv` and a policy, and turns task ids into
+  `Trajectory` records (prompt, completion, reward, verdict fields, token log-probs when the policy
+  gives them). `RolloutPool` schedules rollouts over many `RolloutWorker` actors.
+
+What crosses the network is plain data: task fields and completions go to actors, verdict fields
+and trajectories come back. Programs run only inside each actor's own sandbox, on the actor's node;
+credentials stay with whoever holds them (the sandbox scrubs its environment). This module never
+executes a program itself and never retries one whose result arrived: every item has exactly one
+result, whatever happens to the actors.
+
+Fault tolerance, in one scheduler shared by both pools:
+
+- **Back-pressure:** at most ``max_in_flight`` items are sent to one actor and not yet returned;
+  the rest wait on the driver.
+- **Dead actors:** an actor that dies (``ray.kill``, out of memory, its node lost) is replaced by a
+  new one, and the items it held are sent again. An item whose actor dies while running it more
+  than ``max_retries`` times gets a ``sandbox`` verdict (`RayVerifier`) or fails the call
+  (`RolloutPool`).
+- **Item timeout:** an item running on an actor for longer than ``item_timeout`` seconds (from when
+  the actor started it, not when it was queued) means the actor is stuck: it is killed and replaced.
+  `RayVerifier` gives that item a ``timeout`` verdict and does not run it again (it would likely
+  hang again); `RolloutPool` retries it on a fresh actor (a policy call may hang once), counted
+  against ``max_retries``. Programs that merely run long end earlier, inside the sandbox, at the
+  program limit (``timeout``), with the actor left warm.
+- **Resources:** asking for more actors than the cluster's nodes can hold raises ``ValueError`` at
+  once; actors that cannot start within ``start_timeout`` (other jobs hold the resources) raise
+  ``RuntimeError`` naming what is free, instead of waiting forever.
+
+Ray is imported lazily: ``import agents.rollout`` works without it, and using a pool without Ray
+installed raises ``ImportError`` with the ``pip install`` command.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from agents.policy import Policy, Query, SamplingParams, make_policy
+from qsandbox_env.env import QiskitCodeEnv
+from qsandbox_env.tasks import Task, TaskSet, load_tasks
+from qsandbox_env.verifier import Outcome, Verdict, Verifier
+
+__all__ = [
+    "RayVerifier",
+    "RolloutError",
+    "RolloutPool",
+    "RolloutWorker",
+    "Trajectory",
+    "task_from_wire",
+    "task_to_wire",
+]
+
+RAY_INSTALL = 'pip install "qsandbox[ray]"'
+DEFAULT_START_TIMEOUT = 300.0  # zygotes preload Qiskit; a busy node takes a while
+DEFAULT_MAX_RETRIES = 2
+# Past the program's own limit, how long an item may take on an actor before it counts as stuck:
+# the sandbox allows 20 s past the limit for a stuck zygote and retries once on a fresh one.
+HANG_GRACE = 60.0
+_VERIFIER_PARAMETERS = frozenset(inspect.signature(Verifier).parameters)
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:  # pragma: no cover - ray is installed in CI
+        raise ImportError(f"Ray-parallel workers need Ray; install it with: {RAY_INSTALL}") from exc
+    return ray
+
+
+# -- plain data on the wire --------------------------------------------------------------------
+def task_to_wire(task: Task) -> dict[str, Any]:
+    """A task as plain data (its metadata view becomes a dict), safe for any pickler.
+
+    Example:
+        >>> task = Task("demo/0", "def f():\\n", "def check(c):\\n    assert c() == 1\\n", "f")
+        >>> task_from_wire(task_to_wire(task)) == task
+        True
+    """
+    if not isinstance(task, Task):
+        raise TypeError(f"task: expected a qsandbox_env.Task, got {type(task).__name__}")
+    data = {f.name: getattr(task, f.name) for f in fields(Task)}
+    data["metadata"] = dict(task.metadata)
+    return data
+
+
+def task_from_wire(data: dict[str, Any]) -> Task:
+    """Rebuild a task sent by `task_to_wire` (validated again by `Task` itself)."""
+    return Task(**data)
+
+
+def verdict_to_wire(verdict: Verdict) -> dict[str, Any]:
+    data = {f.name: getattr(verdict, f.name) for f in fields(Verdict)}
+    data["outcome"] = verdict.outcome.value
+    return data
+
+
+def verdict_from_wire(data: dict[str, Any]) -> Verdict:
+    return Verdict(**{**data, "outcome": Outcome(data["outcome"])})
+
+
+# -- the actors' side --------------------------------------------------------------------------
+def _describe_actor(isolation: dict) -> dict[str, Any]:
+    import socket
+
+    return {"pid": os.getpid(), "host": socket.gethostname(), "isolation": isolation}
+
+
+class VerifierActor:
+    """What runs inside one `RayVerifier` actor: a local `Verifier` and nothing else."""
+
+    def __init__(self, verifier_kwargs: dict[str, Any]) -> None:
+        self.verifier = Verifier(**verifier_kwargs)
+
+    def ready(self) -> dict[str, Any]:
+        return _describe_actor(self.verifier.isolation)
+
+    def verify(self, item: dict[str, Any]) -> dict[str, Any]:
+        task = task_from_wire(item["task"])
+        try:
+            verdict = self.verifier.verify(task, item["completion"], timeout=item["timeout"])
+        except Exception as exc:  # noqa: BLE001 - the sandbox failing is a verdict, not a crash
+            verdict = Verdict(task.task_id, Outcome.SANDBOX, f"{type(exc).__name__}: {exc}")
+        return verdict_to_wire(verdict)
+
+    def close(self) -> None:
+        self.verifier.close()
+
+
+# -- scheduling --------------------------------------------------------------------------------
+@dataclass
+class _Slot:
+    """One actor of a pool and the refs of the items it holds, oldest first."""
+
+    actor: Any
+    ready_ref: Any  # the actor's ready() call until it answers, then None
+    since: float  # when the actor was asked for
+    info: dict[str, Any] = field(default_factory=dict)
+    inflight: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class _Job:
+    index: int
+    slot: _Slot
+    running_since: float | None  # None while queued on the actor behind other items
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """Why an item has no result: ``kind`` is ``"timeout"`` or ``"died"``."""
+
+    kind: str
+    detail: str
+
+
+_MISSING = object()
+
+
+class _Batch:
+    """The driver-side state of one `ActorPool.run` call."""
+
+    def __init__(self, payloads: Sequence[Any], method: str, limits: Sequence[float]) -> None:
+        self.payloads, self.method, self.limits = payloads, method, limits
+        self.results: list[Any] = [_MISSING] * len(payloads)
+        self.waiting: deque[int] = deque(range(len(payloads)))
+        self.jobs: dict[Any, _Job] = {}
+        self.charges = [0] * len(payloads)  # actors lost while running each item
+        self.left = len(payloads)
+
+    def settle(self, index: int, value: Any) -> None:
+        if self.results[index] is not _MISSING:
+            raise AssertionError(f"item {index} got two results")  # a scheduler bug, loudly
+        self.results[index] = value
+        self.left -= 1
+
+
+class ActorPool:
+    """A fixed number of actors of one class, kept alive and fed items with bounded in-flight work.
+
+    ``spawn()`` returns a new actor handle whose class has ``ready()``, ``close()`` and the method
+    named in `run`. ``concurrency`` is how many items one actor works on at once; an item's time
+    limit counts from when its actor started it (estimated on the driver: items an actor holds
+    start in the order they were sent, as one finishes the next begins).
+    """
+
+    def __init__(
+        self,
+        spawn: Callable[[], Any],
+        size: int,
+        *,
+        concurrency: int,
+        max_in_flight: int,
+        max_retries: int,
+        start_timeout: float,
+        retry_timeouts: bool,
+        label: str,
+    ) -> None:
+        self._ray = _import_ray()
+        self._spawn, self.label = spawn, label
+        self.concurrency, self.max_in_flight = concurrency, max_in_flight
+        self.max_retries, self.start_timeout = max_retries, start_timeout
+        self.retry_timeouts = retry_timeouts
+        self.stats = {"completed": 0, "actors_replaced": 0, "items_resent": 0, "items_timed_out": 0}
+        self.slots: list[_Slot] = []
+        try:
+            self.slots = [self._new_slot() for _ in range(size)]
+            self._await_start()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def actors(self) -> list[Any]:
+        return [slot.actor for slot in self.slots]
+
+    def _new_slot(self) -> _Slot:
+        actor = self._spawn()
+        return _Slot(actor, actor.ready.remote(), time.monotonic())
+
+    def _await_start(self) -> None:
+        pending = {slot.ready_ref: slot for slot in self.slots}
+        deadline = time.monotonic() + self.start_timeout
+        while pending:
+            left = deadline - time.monotonic()
+            done, _ = self._ray.wait(list(pending), num_returns=1, timeout=max(0.0, left))
+            if not done:
+                raise RuntimeError(self._start_timeout_message(len(pending)))
+            slot = pending.pop(done[0])
+            slot.info = self._ray.get(done[0])
+            slot.ready_ref = None
+
+    def _start_timeout_message(self, missing: int) -> str:
+        free, total = self._ray.available_resources(), self._ray.cluster_resources()
+        return (
+            f"{self.label}: {missing} of {len(self.slots)} Ray actors did not start within "
+            f"{self.start_timeout:g} s; the cluster has {free.get('CPU', 0):g} of "
+            f"{total.get('CPU', 0):g} CPUs free (other jobs or actors hold the rest). Ask for "
+            "fewer actors, free the cluster, or raise start_timeout"
+        )
+
+    # -- one batch ----------------------------------------------------------------------------
+    def run(
+        self, payloads: Sequence[Any], method: str, limits: Sequence[float]
+    ) -> list[Any | _Failure]:
+        """Run ``actor.method(payload)`` for every payload; results or `_Failure` in input order."""
+        batch = _Batch(payloads, method, limits)
+        for slot in self.slots:
+            slot.inflight.clear()  # refs of an earlier, aborted call are not waited for again
+        while batch.left:
+            self._dispatch(batch)
+            self._wait_once(batch)
+            self._expire(batch)
+            self._check_starting()
+        return batch.results
+
+    def _dispatch(self, batch: _Batch) -> None:
+        now = time.monotonic()
+        for slot in self.slots:
+            while (
+                slot.ready_ref is None and batch.waiting and len(slot.inflight) < self.max_in_flight
+            ):
+                index = batch.waiting.popleft()
+                ref = getattr(slot.actor, batch.method).remote(batch.payloads[index])
+                running = now if len(slot.inflight) < self.concurrency else None
+                batch.jobs[ref] = _Job(index, slot, running)
+                slot.inflight.append(ref)
+
+    def _wait_once(self, batch: _Batch) -> None:
+        starting = {slot.ready_ref: slot for slot in self.slots if slot.ready_ref is not None}
+        refs = [*batch.jobs, *starting]
+        done, _ = self._ray.wait(refs, num_returns=1, timeout=self._next_wake(batch))
+        for ref in done:
+            if ref in starting:
+                self._started(starting[ref])
+            elif ref in batch.jobs:
+                self._finish(ref, batch)
+
+    def _next_wake(self, batch: _Batch) -> float:
+        now, wake = time.monotonic(), 5.0
+        for job in batch.jobs.values():
+            if job.running_since is not None:
+                wake = min(wake, job.running_since + batch.limits[job.index] - now)
+        return max(0.01, wake)
+
+    def _finish(self, ref: Any, batch: _Batch) -> None:
+        job = batch.jobs[ref]
+        try:
+            value = self._ray.get(ref)
+        except _actor_gone_errors(self._ray) as exc:
+            self._replace(job.slot, batch, f"{type(exc).__name__}: {_first_line(exc)}")
+            return
+        del batch.jobs[ref]
+        job.slot.inflight.remove(ref)
+        batch.settle(job.index, value)
+        self.stats["completed"] += 1
+        self._promote(job.slot, batch)
+
+    def _promote(self, slot: _Slot, batch: _Batch) -> None:
+        """The items next in an actor's queue start as soon as a running one ends."""
+        now = time.monotonic()
+        for ref in slot.inflight[: self.concurrency]:
+            job = batch.jobs.get(ref)
+            if job is not None and job.running_since is None:
+                job.running_since = now
+
+    def _expire(self, batch: _Batch) -> None:
+        now = time.monotonic()
+        for ref, job in list(batch.jobs.items()):
+            if ref not in batch.jobs or job.running_since is None:
+                continue  # re-queued already, with the rest of a replaced actor's items
+            limit = batch.limits[job.index]
+            if now - job.running_since <= limit:
+                continue
+            self.stats["items_timed_out"] += 1
+            detail = (
+                f"no result within item_timeout={limit:g} s on a Ray actor (pid "
+                f"{job.slot.info.get('pid', '?')}); the actor was stopped and replaced"
+            )
+            if not self.retry_timeouts:
+                del batch.jobs[ref]
+                job.slot.inflight.remove(ref)
+                batch.settle(job.index, _Failure("timeout", detail))
+            self._replace(job.slot, batch, detail, kind="timeout")
+
+    def _replace(self, slot: _Slot, batch: _Batch, reason: str, kind: str = "died") -> None:
+        """Replace a dead or stuck actor; its items are sent again (running ones are charged)."""
+        for ref in reversed(slot.inflight):
+            job = batch.jobs.pop(ref, None)
+            if job is None:
+                continue
+            if job.running_since is not None:
+                batch.charges[job.index] += 1
+            if batch.charges[job.index] > self.max_retries:
+                batch.settle(job.index, _Failure(kind, _gave_up(batch.charges[job.index], reason)))
+            else:
+                self.stats["items_resent"] += 1
+                batch.waiting.appendleft(job.index)
+        slot.inflight.clear()
+        self._kill(slot.actor)
+        self.stats["actors_replaced"] += 1
+        fresh = self._new_slot()
+        slot.actor, slot.ready_ref, slot.since, slot.info = (
+            fresh.actor,
+            fresh.ready_ref,
+            fresh.since,
+            {},
+        )
+
+    def _started(self, slot: _Slot) -> None:
+        try:
+            slot.info = self._ray.get(slot.ready_ref)
+        except Exception as exc:
+            raise RuntimeError(
+                f"{self.label}: a replacement Ray actor failed to start: {_first_line(exc)}"
+            ) from exc
+        slot.ready_ref = None
+
+    def _check_starting(self) -> None:
+        now = time.monotonic()
+        stuck = [
+            s for s in self.slots if s.ready_ref is not None and now - s.since > self.start_timeout
+        ]
+        if stuck and len(stuck) == len(self.slots):
+            raise RuntimeError(self._start_timeout_message(len(stuck)))
+
+    def _kill(self, actor: Any) -> None:
+        try:
+            self._ray.kill(actor)
+        except Exception:  # noqa: BLE001 - an actor already gone needs no killing
+            pass
+
+    def close(self) -> None:
+        """Let each actor close its sandbox (for up to 10 s), then end it."""
+        closing = []
+        for slot in self.slots:
+            try:
+                closing.append(slot.actor.close.remote())
+            except Exception:  # noqa: BLE001 - a dead actor has nothing to close
+                pass
+        if closing:
+            self._ray.wait(closing, num_returns=len(closing), timeout=10.0)
+        for slot in self.slots:
+            self._kill(slot.actor)
+        self.slots = []
+
+
+def _gave_up(charges: int, reason: str) -> str:
+    return f"its Ray actor was lost {charges} times while running it (last: {reason})"
+
+
+def _actor_gone_errors(ray: Any) -> tuple[type[BaseException], ...]:
+    errors = ray.exceptions
+    return (
+        errors.RayActorError,
+        errors.WorkerCrashedError,
+        errors.OutOfMemoryError,
+        errors.NodeDiedError,
+        errors.ObjectLostError,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# -- connecting to Ray --------------------------------------------------------------------------
+_OWNED_LOCK = threading.Lock()
+_owned_users = 0  # pools using a Ray session that this module started
+
+
+def _connect(ray: Any, address: str | None) -> bool:
+    """Use the running Ray session, or start/connect one; True when this module did."""
+    global _owned_users
+    with _OWNED_LOCK:
+        if ray.is_initialized():
+            if _owned_users:
+                _owned_users += 1
+                return True
+            return False
+        if address is None and not os.environ.get("RAY_ADDRESS"):
+            # A small local instance: no dashboard, one logical CPU per core.
+            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False)
+        else:
+            ray.init(address=address)
+        _owned_users = 1
+        return True
+
+
+def _disconnect(ray: Any, owned: bool) -> None:
+    global _owned_users
+    if not owned:
+        return
+    with _OWNED_LOCK:
+        _owned_users -= 1
+        if _owned_users == 0 and ray.is_initialized():
+            ray.shutdown()
+
+
+def _check_capacity(ray: Any, actors: int, per_actor: dict[str, float], label: str) -> int:
+    """How many such actors the alive nodes can hold; ValueError when fewer than ``actors``."""
+    nodes = [node for node in ray.nodes() if node.get("Alive")]
+    room = sum(_fits(node.get("Resources", {}), per_actor) for node in nodes)
+    if actors > room:
+        ask = ", ".join(f"{name} {amount:g}" for name, amount in per_actor.items())
+        have = ", ".join(
+            f"{name} {sum(n.get('Resources', {}).get(name, 0) for n in nodes):g}"
+            for name in per_actor
+        )
+        raise ValueError(
+            f"{label}: {actors} actors of ({ask}) each cannot be placed: the Ray cluster's "
+            f"{len(nodes)} alive node(s) ({have} in all) hold {room}; ask for actors <= {room}, "
+            "fewer CPUs per actor (num_cpus=...), or add nodes"
+        )
+    return room
+
+
+def _fits(resources: dict[str, float], per_actor: dict[str, float]) -> int:
+    counts = [math.floor(resources.get(k, 0) / v + 1e-9) for k, v in per_actor.items() if v > 0]
+    return min(counts) if counts else 1
+
+
+def _positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    return value
+
+
+def _positive_number(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a positive number, got {value!r}")
+    if not 0 < float(value) < float("inf"):
+        raise ValueError(f"{name}: expected a positive, finite number, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class _PoolShape:
+    """What every pool asks of Ray, checked once on the driver."""
+
+    actors: int | None
+    num_cpus: float
+    max_in_flight: int
+    item_timeout: float | None
+    max_retries: int
+    start_timeout: float
+
+    @classmethod
+    def checked(
+        cls,
+        actors: int | None,
+        num_cpus: float,
+        max_in_flight: int,
+        item_timeout: float | None,
+        max_retries: int,
+        start_timeout: float,
+    ) -> _PoolShape:
+        if actors is not None:
+            _positive_int(actors, "actors")
+        _positive_number(num_cpus, "num_cpus")
+        _positive_int(max_in_flight, "max_in_flight")
+        if item_timeout is not None:
+            _positive_number(item_timeout, "item_timeout")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"max_retries: expected an int >= 0, got {max_retries!r}")
+        _positive_number(start_timeout, "start_timeout")
+        return cls(actors, num_cpus, max_in_flight, item_timeout, max_retries, start_timeout)
+
+    def start(
+        self,
+        ray: Any,
+        actor_class: type,
+        args: tuple,
+        kwargs: dict[str, Any],
+        *,
+        concurrency: int,
+        label: str,
+        retry: bool,
+    ) -> ActorPool:
+        room = _check_capacity(ray, self.actors or 1, {"CPU": self.num_cpus}, label)
+        remote_class = ray.remote(actor_class).options(
+            num_cpus=self.num_cpus, max_concurrency=concurrency
+        )
+        return ActorPool(
+            lambda: remote_class.remote(*args, **kwargs),
+            self.actors or room,
+            concurrency=concurrency,
+            max_in_flight=self.max_in_flight,
+            max_retries=self.max_retries,
+            start_timeout=self.start_timeout,
+            retry_timeouts=retry,
+            label=label,
+        )
+
+
+def _verifier_options(options: dict[str, Any], label: str) -> dict[str, Any]:
+    unknown = sorted(set(options) - _VERIFIER_PARAMETERS)
+    if unknown:
+        raise TypeError(
+            f"{label}: unknown Verifier option(s) {unknown}; expected some of "
+            f"{sorted(_VERIFIER_PARAMETERS)}"
+        )
+    options = dict(options)
+    options["parallelism"] = _positive_int(options.get("parallelism", 1), "parallelism")
+    options["timeout"] = _positive_number(options.get("timeout", 60.0), "timeout")
+    return options
+
+
+# -- RayVerifier --------------------------------------------------------------------------------
+class RayVerifier:
+    """The `Verifier` interface over a pool of Ray actors, each with its own warm sandbox.
+
+    Args:
+        address: Ray to use. ``None``: the session already initialised in this process, else the
+            cluster in ``$RAY_ADDRESS``, else a new local instance (no dashboard, one CPU per core)
+            that `close` shuts down. ``"auto"`` or ``"ray://host:10001"``: an existing cluster.
+        actors: How many actors; default as many as the cluster's alive nodes can hold.
+        max_in_flight: Items sent to one actor and not yet returned (default twice its
+            ``parallelism``, so each sandbox has its next program waiting).
+        item_timeout: Seconds an item may take on an actor, from when the actor starts it, before
+            the actor counts as stuck: the item then gets a ``timeout`` verdict (it is not run
+            again) and the actor is replaced. Default: twice the program's limit plus 60 s, a
+            backstop; programs that run long end at their own limit inside the sandbox.
+        num_cpus: Ray CPUs each actor reserves (default its ``parallelism``).
+        max_retries: Times an item is sent again after its actor died running it; past that it
+            gets a ``sandbox`` verdict.
+        start_timeout: Seconds to wait for actors to start before raising ``RuntimeError``.
+        **verifier_kwargs: Options of each actor's `Verifier` (``parallelism`` defaults to 1:
+            one sandbox per actor; ``timeout``, ``memory``, ``preload``, ...).
+
+    Raises:
+        ImportError: Ray is not installed (the message has the ``pip install`` command).
+        ValueError: The cluster's nodes cannot hold ``actors`` actors of ``num_cpus`` CPUs.
+        RuntimeError: Actors did not start within ``start_timeout``.
+
+    Calls from several threads are served one at a time.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        actors: int | None = None,
+        *,
+        max_in_flight: int | None = None,
+        item_timeout: float | None = None,
+        num_cpus: float | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        start_timeout: float = DEFAULT_START_TIMEOUT,
+        **verifier_kwargs: Any,
+    ) -> None:
+        if address is not None and not isinstance(address, str):
+            raise TypeError(f"address: expected None or a Ray address str, got {address!r}")
+        options = _verifier_options(verifier_kwargs, "RayVerifier")
+        self.timeout: float = options["timeout"]
+        per_actor = options["parallelism"]
+        self._shape = _PoolShape.checked(
+            actors,
+            per_actor if num_cpus is None else num_cpus,
+            2 * per_actor if max_in_flight is None else max_in_flight,
+            item_timeout,
+            max_retries,
+            start_timeout,
+        )
+        self._lock = threading.Lock()
+        self._pool: ActorPool | None = None
+        self._ray = _import_ray()
+        self._owns_ray = _connect(self._ray, address)
+        try:
+            self._pool = self._shape.start(
+                self._ray,
+                VerifierActor,
+                (options,),
+                {},
+                concurrency=per_actor,
+                label="RayVerifier",
+                retry=False,
+            )
+        except BaseException:
+            _disconnect(self._ray, self._owns_ray)
+            raise
+        self.parallelism = per_actor * len(self._pool.slots)
+
+    # -- the Verifier interface ---------------------------------------------------------------
+    @property
+    def isolation(self) -> dict:
+        """Isolation layers active on every actor, and why any are missing on some."""
+        pool = self._open_pool()
+        active: set[str] | None = None
+        missing: dict[str, str] = {}
+        for slot in pool.slots:
+            layers = slot.info.get("isolation", {})
+            got = set(layers.get("active", []))
+            active = got if active is None else active & got
+            missing.update(layers.get("missing", {}))
+        return {"active": sorted(active or ()), "missing": missing}
+
+    def verify(self, task: Task, completion: str, *, timeout: float | None = None) -> Verdict:
+        """Run ``completion`` against ``task`` on one of the actors and return the verdict."""
+        return self.verify_many([(task, completion)], timeout=timeout)[0]
+
+    def verify_many(
+        self, pairs: Iterable[tuple[Task, str]], *, timeout: float | None = None
+    ) -> list[Verdict]:
+        """Verify many (task, completion) pairs over the actors; verdicts in input order."""
+        if timeout is not None:
+            timeout = _positive_number(timeout, "timeout")
+        items = [self._item(task, completion, timeout) for task, completion in pairs]
+        limits = [self._item_limit(item) for item in items]
+        with self._lock:
+            results = self._open_pool().run(items, "verify", limits)
+        return [_verdict_of(item, result) for item, result in zip(items, results, strict=True)]
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+            _disconnect(self._ray, self._owns_ray)
+
+    def __enter__(self) -> RayVerifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- inspection ---------------------------------------------------------------------------
+    @property
+    def actors(self) -> list[Any]:
+        """The actor handles now serving (a replaced actor's successor takes its place)."""
+        return self._open_pool().actors
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counts since start: ``completed``, ``actors_replaced``, ``items_resent``,
+        ``items_timed_out``."""
+        return dict(self._open_pool().stats)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _open_pool(self) -> ActorPool:
+        if self._pool is None:
+            raise ValueError("this RayVerifier is closed; create a new one")
+        return self._pool
+
+    def _item(self, task: Task, completion: str, timeout: float | None) -> dict[str, Any]:
+        self._open_pool()
+        if not isinstance(completion, str):
+            raise TypeError(f"completion: expected str, got {type(completion).__name__}")
+        return {"task": task_to_wire(task), "completion": completion, "timeout": timeout}
+
+    def _item_limit(self, item: dict[str, Any]) -> float:
+        if self._shape.item_timeout is not None:
+            return self._shape.item_timeout
+        program = item["timeout"] or item["task"]["timeout"] or self.timeout
+        return 2 * program + HANG_GRACE
+
+
+def _verdict_of(item: dict[str, Any], result: Any) -> Verdict:
+    if not isinstance(result, _Failure):
+        return verdict_from_wire(result)
+    outcome = Outcome.TIMEOUT if result.kind == "timeout" else Outcome.SANDBOX
+    return Verdict(item["task"]["task_id"], outcome, result.detail)
+
+
+# -- rollouts -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Trajectory:
+    """One attempt at one task: what the policy saw, what it answered, and what that earned.
+
+    Attributes:
+        task_id: The task.
+        sample: Which of the ``n`` samples drawn for this task (0-based); a GRPO group is the
+            trajectories of one task with the same ``attempt``.
+        attempt: 1 for the first answer; 2, 3, ... for repairs after execution feedback.
+        prompt: The prompt as plain text (for a repair: the feedback the policy answered).
+        messages: The prompt as chat messages, the system prompt first.
+        completion: The policy's raw text.
+        reward: 1.0 when the code passed, else 0.0.
+        outcome: The verdict's outcome (``"passed"``, ``"failed"``, ``"timeout"``, ...).
+        detail: The verdict's detail (the error, trimmed by the sandbox).
+        error_type: The exception class the program raised, if any.
+        seconds: Time the program took in the sandbox.
+        code: The code that ran (extracted from the completion).
+        token_logprobs: Log-probability of each generated token, when the policy gives them.
+        policy: The policy's name.
+    """
+
+    task_id: str
+    sample: int
+    attempt: int
+    prompt: str
+    messages: tuple[dict[str, str], ...]
+    completion: str
+    reward: float
+    outcome: str
+    detail: str = ""
+    error_type: str = ""
+    seconds: float = 0.0
+    code: str = ""
+    token_logprobs: tuple[float, ...] | None = None
+    policy: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == Outcome.PASSED.value
+
+
+PolicyLike = str | Policy | Callable[[], Policy]
+
+
+class _Episode:
+    """One sample of one task, possibly over several attempts, on its own environment copy."""
+
+    def __init__(self, env: QiskitCodeEnv, task_id: str, sample: int) -> None:
+        self.env, self.task_id, self.sample = env, task_id, sample
+        self.prompt, info = env.reset(options={"task_id": task_id})
+        self.messages: tuple[dict[str, str], ...] = tuple(info["messages"])
+        self.query = Query(env.tasks[task_id], self.prompt, self.messages)
+        self.attempt = 0
+        self.done = False
+
+
+class RolloutWorker:
+    """Runs episodes of `QiskitCodeEnv` with a policy and returns `Trajectory` records.
+
+    Usable directly in one process, and as a Ray actor in a `RolloutPool`. Environment copies
+    share this worker's one `Verifier` (``parallelism`` sandboxes); completions of one batch are
+    checked in parallel.
+
+    Args:
+        tasks: A `TaskSet`, a task source for `load_tasks`, or a sequence of tasks as plain data
+            (`task_to_wire`).
+        policy: A spec for `make_policy` (``"openai:model@url"``, ``"hf:path"``, ...), a `Policy`,
+            or a function returning one.
+        max_attempts: Attempts per episode; above 1 the policy sees the execution feedback of a
+            failed attempt and answers again (the environment's repair mode).
+        policy_options: Keyword options for `make_policy` when ``policy`` is a spec.
+        **verifier_kwargs: Options of the worker's `Verifier` (``parallelism`` defaults to 1).
+
+    Policies that can report token log-probabilities implement
+    ``generate_with_logprobs(queries, n, params)``, returning ``result[i][j] = (text, logprobs)``;
+    the worker calls it instead of ``generate`` when present.
+    """
+
+    def __init__(
+        self,
+        tasks: TaskSet | str | Sequence[dict[str, Any]],
+        policy: PolicyLike,
+        *,
+        max_attempts: int = 1,
+        policy_options: dict[str, Any] | None = None,
+        **verifier_kwargs: Any,
+    ) -> None:
+        self.tasks = _task_set(tasks)
+        self.max_attempts = _positive_int(max_attempts, "max_attempts")
+        options = _verifier_options(verifier_kwargs, "RolloutWorker")
+        self.policy = _build_policy(policy, policy_options or {})
+        self.verifier = Verifier(**options)
+        self._free_envs: queue.SimpleQueue[QiskitCodeEnv] = queue.SimpleQueue()
+        self._steps = ThreadPoolExecutor(options["parallelism"], thread_name_prefix="rollout")
+
+    def ready(self) -> dict[str, Any]:
+        return {**_describe_actor(self.verifier.isolation), "policy": self.policy.name}
+
+    def run(
+        self, task_ids: Sequence[str], n: int = 1, params: SamplingParams | None = None
+    ) -> list[Trajectory]:
+        """``n`` episodes per task; trajectories ordered by task, then sample, then attempt."""
+        _positive_int(n, "n")
+        unknown = [t for t in task_ids if t not in self.tasks]
+        if unknown:
+            raise ValueError(f"unknown task_id(s) {unknown[:5]}; this worker holds {self.tasks!r}")
+        episodes = [_Episode(self._env(), t, s) for t in task_ids for s in range(n)]
+        trajectories: list[Trajectory] = []
+        try:
+            firsts = self._sample([episodes[i * n].query for i in range(len(task_ids))], n, params)
+            answers = [answer for row in firsts for answer in row]
+            trajectories += self._step(episodes, answers)
+            while live := [e for e in episodes if not e.done]:
+                trajectories += self._step(live, self._repairs(live, params))
+        finally:
+            for episode in episodes:
+                self._free_envs.put(episode.env)
+        order = {t: i for i, t in enumerate(task_ids)}
+        return sorted(trajectories, key=lambda r: (order[r.task_id], r.sample, r.attempt))
+
+    def rollout(self, request: dict[str, Any]) -> list[Trajectory]:
+        """`run` for plain-data requests: ``{"task_ids": [...], "n": int, "params": dict}``."""
+        params = request.get("params")
+        return self.run(
+            request["task_ids"], request.get("n", 1), SamplingParams(**params) if params else None
+        )
+
+    def close(self) -> None:
+        self._steps.shutdown(wait=True)
+        self.policy.close()
+        self.verifier.close()
+
+    def __enter__(self) -> RolloutWorker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ----------------------------------------------------------------------------
+    def _env(self) -> QiskitCodeEnv:
+        try:
+            return self._free_envs.get_nowait()
+        except queue.Empty:
+            return QiskitCodeEnv(self.tasks, max_attempts=self.max_attempts, verifier=self.verifier)
+
+    def _sample(
+        self, queries: list[Query], n: int, params: SamplingParams | None
+    ) -> list[list[tuple[str, tuple[float, ...] | None]]]:
+        scored = getattr(self.policy, "generate_with_logprobs", None)
+        if callable(scored):
+            rows = [[(text, tuple(lp)) for text, lp in row] for row in scored(queries, n, params)]
+        else:
+            rows = [
+                [(text, None) for text in row] for row in self.policy.generate(queries, n, params)
+            ]
+        if len(rows) != len(queries) or any(len(row) != n for row in rows):
+            raise ValueError(
+                f"policy {self.policy.name!r}: expected {n} completion(s) for each of "
+                f"{len(queries)} queries, got {[len(row) for row in rows]}"
+            )
+        for row in rows:
+            for text, _ in row:
+                if not isinstance(text, str):
+                    raise TypeError(
+                        f"policy {self.policy.name!r}: expected str completions, got "
+                        f"{type(text).__name__}"
+                    )
+        return rows
+
+    def _repairs(
+        self, episodes: list[_Episode], params: SamplingParams | None
+    ) -> list[tuple[str, tuple[float, ...] | None]]:
+        return [row[0] for row in self._sample([e.query for e in episodes], 1, params)]
+
+    def _step(
+        self, episodes: list[_Episode], answers: list[tuple[str, tuple[float, ...] | None]]
+    ) -> list[Trajectory]:
+        return list(self._steps.map(self._step_one, episodes, answers))
+
+    def _step_one(
+        self, episode: _Episode, answer: tuple[str, tuple[float, ...] | None]
+    ) -> Trajectory:
+        completion, logprobs = answer
+        query = episode.query
+        observation, reward, terminated, _, _ = episode.env.step(completion)
+        verdict = episode.env.last_verdict
+        assert verdict is not None  # set by every step
+        episode.attempt += 1
+        episode.done = terminated
+        if not terminated:
+            messages = (
+                *query.messages,
+                {"role": "assistant", "content": completion},
+                {"role": "user", "content": observation},
+            )
+            episode.query = Query(query.task, observation, messages)
+        return Trajectory(
+            task_id=episode.task_id,
+            sample=episode.sample,
+            attempt=episode.attempt,
+            prompt=query.prompt,
+            messages=query.messages,
+            completion=completion,
+            reward=float(reward),
+            outcome=verdict.outcome.value,
+            detail=verdict.detail,
+            error_type=verdict.error_type,
+            seconds=verdict.seconds,
+            code=verdict.code,
+            token_logprobs=logprobs,
+            policy=self.policy.name,
+        )
+
+
+def _task_set(tasks: TaskSet | str | Sequence[dict[str, Any]]) -> TaskSet:
+    if isinstance(tasks, TaskSet):
+        return tasks
+    if isinstance(tasks, (str, os.PathLike)):
+        return load_tasks(tasks)
+    if isinstance(tasks, Sequence) and all(isinstance(t, dict) for t in tasks):
+        return TaskSet([task_from_wire(t) for t in tasks], source="<rollout tasks>")
+    raise TypeError(
+        f"tasks: expected a TaskSet, a task source or a list of task dicts, got {tasks!r:.80}"
+    )
+
+
+def _check_policy_like(policy: object) -> None:
+    if not (isinstance(policy, (str, Policy)) or callable(policy)):
+        raise TypeError(
+            "policy: expected a spec such as 'openai:model@url' or 'hf:path', a Policy, or a "
+            f"function returning one, got {policy!r:.80}"
+        )
+
+
+def _build_policy(policy: PolicyLike, options: dict[str, Any]) -> Policy:
+    _check_policy_like(policy)
+    if isinstance(policy, str):
+        return make_policy(policy, **options)
+    if isinstance(policy, Policy):
+        return policy
+    built = policy()  # type: ignore[operator]
+    if not isinstance(built, Policy):
+        raise TypeError(f"policy factory: expected it to return a Policy, got {built!r:.80}")
+    return built
+
+
+class RolloutError(RuntimeError):
+    """Some rollouts could not be completed; the trajectories that were are kept.
+
+    Attributes:
+        trajectories: Trajectories of the tasks that completed, in task order.
+        failed: ``task_id -> reason`` for the tasks that did not.
+    """
+
+    def __init__(self, message: str, trajectories: list[Trajectory], failed: dict[str, str]):
+        super().__init__(message)
+        self.trajectories, self.failed = trajectories, failed
+
+
+class RolloutPool:
+    """Rollouts over many `RolloutWorker` Ray actors.
+
+    Each worker holds the task set, a policy replica (an API client, or a local model for
+    ``"hf:..."``) and its own sandbox; the driver sends batches of task ids and gets trajectories
+    back. Workers that die are replaced and their batches sent again; a batch running past
+    ``item_timeout`` (a hung policy call) is sent again on a fresh worker, up to ``max_retries``
+    times, after which `rollout` raises `RolloutError` carrying every trajectory that did complete.
+
+    Args:
+        policy: What `RolloutWorker` accepts: a spec, a `Policy` (copied to every worker) or a
+            function returning one (called on each worker).
+        tasks: A `TaskSet` or a task source; loaded here and sent to the workers as plain data,
+            so the workers' nodes need no copy of the task file.
+        address: As for `RayVerifier`.
+        workers: How many workers; default as many as the cluster can hold.
+        batch_size: Tasks per request to a worker (a policy answers a batch in one call).
+        max_attempts: Attempts per episode (repair mode above 1).
+        max_in_flight: Batches sent to one worker and not yet returned.
+        item_timeout: Seconds one batch may take on a worker; ``None`` for no limit (a local
+            model's generation time is hard to bound; set one for API policies).
+        num_cpus: Ray CPUs each worker reserves (default its ``parallelism``).
+        max_retries: Times a batch is sent again after its worker died or timed out.
+        start_timeout: Seconds to wait for the workers to start.
+        policy_options: Options for `make_policy`.
+        **verifier_kwargs: Options of each worker's `Verifier`.
+    """
+
+    def __init__(
+        self,
+        policy: PolicyLike,
+        tasks: TaskSet | str = "bundled",
+        *,
+        address: str | None = None,
+        workers: int | None = None,
+        batch_size: int = 4,
+        max_attempts: int = 1,
+        max_in_flight: int = 2,
+        item_timeout: float | None = None,
+        num_cpus: float | None = None,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        start_timeout: float = DEFAULT_START_TIMEOUT,
+        policy_options: dict[str, Any] | None = None,
+        **verifier_kwargs: Any,
+    ) -> None:
+        self.tasks = _task_set(tasks)
+        self.batch_size = _positive_int(batch_size, "batch_size")
+        _positive_int(max_attempts, "max_attempts")
+        _check_policy_like(policy)
+        options = _verifier_options(verifier_kwargs, "RolloutPool")
+        self._shape = _PoolShape.checked(
+            workers,
+            options["parallelism"] if num_cpus is None else num_cpus,
+            max_in_flight,
+            item_timeout,
+            max_retries,
+            start_timeout,
+        )
+        self._lock = threading.Lock()
+        self._pool: ActorPool | None = None
+        self._ray = _import_ray()
+        self._owns_ray = _connect(self._ray, address)
+        try:
+            self._pool = self._shape.start(
+                self._ray,
+                RolloutWorker,
+                ([task_to_wire(self.tasks[t]) for t in self.tasks], policy),
+                {"max_attempts": max_attempts, "policy_options": policy_options, **options},
+                concurrency=1,
+                label="RolloutPool",
+                retry=True,
+            )
+        except BaseException:
+            _disconnect(self._ray, self._owns_ray)
+            raise
+
+    @property
+    def workers(self) -> list[Any]:
+        """The worker actor handles now serving."""
+        return self._open_pool().actors
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counts since start: ``completed`` batches, ``actors_replaced``, ``items_resent``,
+        ``items_timed_out``."""
+        return dict(self._open_pool().stats)
+
+    def rollout(
+        self,
+        task_ids: Iterable[str] | None = None,
+        n: int = 1,
+        params: SamplingParams | None = None,
+    ) -> list[Trajectory]:
+        """``n`` episodes of each task (default every task); trajectories in task order.
+
+        Raises:
+            ValueError: An unknown task id (nothing was run).
+            RolloutError: Some batches failed ``max_retries`` + 1 times; it holds the rest.
+        """
+        ids = list(self.tasks) if task_ids is None else list(task_ids)
+        unknown = [t for t in ids if t not in self.tasks]
+        if unknown:
+            raise ValueError(f"unknown task_id(s) {unknown[:5]}; the pool holds {self.tasks!r}")
+        _positive_int(n, "n")
+        if params is not None and not isinstance(params, SamplingParams):
+            raise TypeError(f"params: expected SamplingParams, got {type(params).__name__}")
+        wire_params = (
+            None if params is None else {f.name: getattr(params, f.name) for f in fields(params)}
+        )
+        batches = [ids[i : i + self.batch_size] for i in range(0, len(ids), self.batch_size)]
+        requests = [{"task_ids": b, "n": n, "params": wire_params} for b in batches]
+        limit = self._shape.item_timeout or float("inf")
+        with self._lock:
+            results = self._open_pool().run(requests, "rollout", [limit] * len(requests))
+        return _collect(batches, results)
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+            _disconnect(self._ray, self._owns_ray)
+
+    def __enter__(self) -> RolloutPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _open_pool(self) -> ActorPool:
+        if self._pool is None:
+            raise ValueError("this RolloutPool is closed; create a new one")
+        return self._pool
+
+
+def _fields_of(params: SamplingParams) -> dict[str, Any]:
+    return {f.name: getattr(params, f.name) for f in fields(params)}
+
+
+def _collect(batches: list[list[str]], results: list[Any]) -> list[Trajectory]:
+    trajectories: list[Trajectory] = []
+    failed: dict[str, str] = {}
+    for batch, result in zip(batches, results, strict=True):
+        if isinstance(result, _Failure):
+            failed.update(dict.fromkeys(batch, result.detail))
+        else:
+            trajectories += result
+    if failed:
+        raise RolloutError(
+            f"RolloutPool: {len(failed)} task(s) could not be rolled out: "
+            f"{next(iter(failed.values()))}",
+            trajectories,
+            failed,
+        )
+    return trajectories
