@@ -1,0 +1,656 @@
+"""The benchmark runner: generate ``n`` samples per task with a policy, verify each, resume on disk.
+
+A run lives in one directory:
+
+- ``config.json``: what the run is (agent, tasks, n, sampling, timeout, target, task ids). A rerun
+  into the same directory must match it, else `BenchError` says which fields differ.
+- ``samples.jsonl``: one line per generation (``task_id``, ``sample``, ``completion``), every one
+  kept, appended and flushed line by line.
+- ``results.jsonl``: one line per verdict (``task_id``, ``sample``, ``outcome``, ``category``, ...).
+- ``summary.json``, ``report.md``, ``passk.png``: written by `agents.bench.report` at the end.
+
+Resuming reads both logs, drops a torn last line (a kill mid-write), verifies samples that have no
+verdict and generates only the samples that are missing: nothing is generated or verified twice.
+Generation (main thread) and verification (``lanes`` threads calling ``verify_many``) overlap.
+
+This module never executes generated code: verdicts come from the Verifier (or any object with
+its ``verify_many``/``close`` interface, such as ``agents.rollout.RayVerifier``). It never
+rewrites or deletes a line of a log except a torn, unterminated last one.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import inspect
+import json
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from agents.bench import report
+from agents.bench.progress import Progress
+from agents.policy import Policy, PolicyError, SamplingParams, make_policy, query_for
+from qsandbox_env.tasks import SOURCES, Task, TaskSet, load_tasks
+
+__all__ = [
+    "BenchConfig",
+    "BenchError",
+    "JsonlLog",
+    "build_verifier",
+    "resolve_tasks",
+    "run_benchmark",
+]
+
+HUMANEVAL_SOURCES = ("qiskit-humaneval", "qiskit-humaneval-hard")
+DETAIL_LIMIT = 2000  # characters of a verdict's detail kept per result line (the tail)
+CONFIG_FILE, SAMPLES_FILE, RESULTS_FILE = "config.json", "samples.jsonl", "results.jsonl"
+SUMMARY_FILE, REPORT_FILE, CHART_FILE = "summary.json", "report.md", "passk.png"
+
+
+class BenchError(Exception):
+    """A problem with the run's inputs or directory; the message says what and how to fix it."""
+
+
+class VerifierLike(Protocol):
+    def verify_many(self, pairs: Sequence[tuple[Task, str]]) -> list[Any]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What one benchmark run is. Fields marked (resume) must match when a run is resumed.
+
+    Attributes:
+        agent: Policy spec (resume), e.g. ``"oracle"`` or ``"hf:Qwen/Qwen2.5-Coder-1.5B"``.
+        tasks: Task source (resume): a named source or a task file.
+        n: Samples per task (resume).
+        ks: Budgets to report; may change between resumes.
+        params: Sampling parameters (resume).
+        data: Task file for sources that need one (resume).
+        task_options: Options for a named source, e.g. ``{"n": 50}`` for procedural (resume).
+        limit: Only the first ``limit`` tasks (resume).
+        timeout: Per-program wall-clock limit for the Verifier (resume).
+        target: Verifier target (resume), passed only when set.
+        agent_options: Options for the policy (device, batching, concurrency); may change.
+    """
+
+    agent: str
+    tasks: str
+    n: int = 1
+    ks: tuple[int, ...] = (1,)
+    params: SamplingParams = field(default_factory=SamplingParams)
+    data: str | None = None
+    task_options: Mapping[str, Any] = field(default_factory=dict)
+    limit: int | None = None
+    timeout: float = 60.0
+    target: str | None = None
+    agent_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("n", "limit"):
+            value = getattr(self, name)
+            if value is None and name == "limit":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected a positive int, got {value!r}")
+        if not self.ks or any(
+            isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in self.ks
+        ):
+            raise ValueError(f"ks: expected positive ints such as (1, 5, 10), got {self.ks!r}")
+
+    def identity(self, task_ids: Sequence[str]) -> dict[str, Any]:
+        """What ``config.json`` records and a resumed run must match."""
+        data = os.path.abspath(self.data) if self.data else None
+        tasks = (
+            self.tasks
+            if self.tasks in SOURCES or not os.path.exists(self.tasks)
+            else (os.path.abspath(self.tasks))
+        )
+        return {
+            "agent": self.agent,
+            "tasks": tasks,
+            "data": data,
+            "task_options": dict(self.task_options),
+            "limit": self.limit,
+            "n": self.n,
+            "sampling": {**asdict(self.params), "stop": list(self.params.stop)},
+            "timeout": self.timeout,
+            "target": self.target,
+            "task_count": len(task_ids),
+            "task_ids_sha256": hashlib.sha256("\n".join(task_ids).encode()).hexdigest(),
+        }
+
+
+# -- tasks and verifier -----------------------------------------------------------------------
+
+
+def resolve_tasks(
+    source: str,
+    data: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    limit: int | None = None,
+) -> TaskSet:
+    """Load the run's tasks: a named source (with ``path=data`` when given) or a task file.
+
+    ``qiskit-humaneval`` and ``qiskit-humaneval-hard`` read the file named by ``data``.
+
+    Raises:
+        BenchError: Unknown source, missing ``data``, or a task file that does not load.
+    """
+    options = dict(options or {})
+    try:
+        if source in SOURCES:
+            tasks = load_tasks(source, **options, **({"path": data} if data else {}))
+        elif source in HUMANEVAL_SOURCES:
+            if not data:
+                raise BenchError(
+                    f"--tasks {source} needs --data PATH: the Qiskit-HumanEval JSON file"
+                )
+            tasks = load_tasks(data, **options)
+        elif data:
+            raise BenchError(
+                f"--data is for named sources ({', '.join(HUMANEVAL_SOURCES)}); "
+                f"--tasks {source!r} is read as the task file itself"
+            )
+        else:
+            tasks = load_tasks(source, **options)
+    except (ValueError, TypeError, OSError) as error:
+        raise BenchError(str(error)) from None
+    if limit is not None:
+        tasks = TaskSet(list(tasks.values())[:limit], source=tasks.source)
+    if not len(tasks):
+        raise BenchError(f"--tasks {source}: no tasks to run")
+    return tasks
+
+
+def build_verifier(
+    workers: int | None = None,
+    timeout: float = 60.0,
+    target: str | None = None,
+    ray: str | bool | None = None,
+) -> Any:
+    """The Verifier for a run: a local `Verifier`, or ``agents.rollout.RayVerifier`` when ``ray``
+    is set (``True`` for a new local cluster, or an address). ``target`` is passed only when given.
+
+    Raises:
+        BenchError: ``target`` given but this Verifier does not take one.
+    """
+    if ray:
+        from agents.rollout import RayVerifier
+
+        factory: Any = RayVerifier
+        arguments: dict[str, Any] = {"address": ray if isinstance(ray, str) else None}
+    else:
+        from qsandbox_env.verifier import Verifier
+
+        factory = Verifier
+        arguments = {"parallelism": workers}
+    accepted = inspect.signature(factory).parameters
+    optional = {"timeout": timeout, "target": target, "parallelism": workers}
+    for name, value in optional.items():
+        if value is not None and name in accepted:
+            arguments[name] = value
+    if target is not None and "target" not in accepted:
+        raise BenchError(f"--target {target}: {factory.__name__} here takes no target")
+    return factory(**arguments)
+
+
+# -- append-only logs -------------------------------------------------------------------------
+
+
+class JsonlLog:
+    """An append-only JSON Lines file, one flushed line per record, safe across threads.
+
+    `load` repairs a torn last line (a process killed mid-write) by cutting it off; any other
+    malformed line is an error, because it means the file was edited.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._file: Any = None
+
+    def load(self) -> list[dict[str, Any]]:
+        """Every complete record, in file order."""
+        try:
+            with open(self.path, "rb") as file:
+                data = file.read()
+        except FileNotFoundError:
+            return []
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            with open(self.path, "r+b") as file:
+                file.truncate(end)  # the torn tail of an interrupted write
+        records = []
+        for number, line in enumerate(data[:end].split(b"\n")[:-1], start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise BenchError(
+                    f"{self.path} line {number} is not valid JSON ({error}); the file was edited "
+                    "or corrupted: fix or delete that line, or start a new --out directory"
+                ) from None
+            if not isinstance(record, dict):
+                raise BenchError(f"{self.path} line {number}: expected a JSON object")
+            records.append(record)
+        return records
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        with self._lock:
+            if self._file is None:
+                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - kept open
+            self._file.write(line)
+            self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _State:
+    """What the run directory already holds."""
+
+    samples: dict[tuple[str, int], str]
+    results: dict[tuple[str, int], dict[str, Any]]
+
+
+def run_benchmark(
+    config: BenchConfig,
+    out: str,
+    *,
+    tasks: TaskSet | None = None,
+    policy: Policy | Callable[[], Policy] | None = None,
+    verifier: VerifierLike | Callable[[], VerifierLike] | None = None,
+    workers: int | None = None,
+    lanes: int | None = None,
+    batch: int = 1,
+    chunk: int = 32,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run (or resume) a benchmark into directory ``out`` and return its summary.
+
+    Args:
+        config: What to run.
+        out: The run directory (created if needed).
+        tasks: The tasks, when already loaded (default: `resolve_tasks` from ``config``).
+        policy: A policy or a function building one (default: ``make_policy(config.agent)``);
+            built only if some sample is still missing.
+        verifier: A Verifier-like object or a function building one (default: a local
+            `Verifier`); built only if some sample has no verdict. One built here is closed here.
+        workers: Verifier parallelism for the default verifier.
+        lanes: Threads calling ``verify_many`` at once (default: ``workers`` or the CPU count).
+        batch: Samples per ``verify_many`` call.
+        chunk: Queries per ``generate`` call; samples are written after each call.
+        progress: Draw a progress line on stderr.
+
+    Raises:
+        BenchError: A run directory made with another configuration, or bad inputs.
+        PolicyError: The policy failed; every sample and verdict already made is kept.
+    """
+    tasks = (
+        tasks
+        if tasks is not None
+        else resolve_tasks(config.tasks, config.data, config.task_options, config.limit)
+    )
+    os.makedirs(out, exist_ok=True)
+    _check_config(config.identity(list(tasks)), os.path.join(out, CONFIG_FILE))
+    samples_log = JsonlLog(os.path.join(out, SAMPLES_FILE))
+    results_log = JsonlLog(os.path.join(out, RESULTS_FILE))
+    state = _load_state(samples_log, results_log, tasks, config.n)
+    started = time.monotonic()
+    try:
+        _work(
+            config,
+            tasks,
+            state,
+            samples_log,
+            results_log,
+            policy,
+            verifier,
+            workers,
+            lanes,
+            batch,
+            chunk,
+            progress,
+        )
+    finally:
+        samples_log.close()
+        results_log.close()
+    return write_outputs(
+        config, out, tasks, list(state.results.values()), time.monotonic() - started
+    )
+
+
+def _check_config(identity: dict[str, Any], path: str) -> None:
+    try:
+        with open(path, encoding="utf-8") as file:
+            saved = json.load(file)
+    except FileNotFoundError:
+        report.write_json(
+            {**identity, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, path
+        )
+        return
+    except (OSError, json.JSONDecodeError) as error:
+        raise BenchError(f"cannot read {path}: {error}; delete it only if the run is empty")
+    saved.pop("created", None)
+    differences = [
+        f"{key}: {saved.get(key)!r} in the saved run, {value!r} now"
+        for key, value in identity.items()
+        if saved.get(key) != value
+    ]
+    if differences:
+        raise BenchError(
+            f"{os.path.dirname(path) or '.'} holds a run with another configuration:\n  "
+            + "\n  ".join(differences)
+            + "\nresume it with the same options, or pass a new --out directory"
+        )
+
+
+def _load_state(samples_log: JsonlLog, results_log: JsonlLog, tasks: TaskSet, n: int) -> _State:
+    samples: dict[tuple[str, int], str] = {}
+    for record in samples_log.load():
+        key = _key(record, tasks, n, samples_log.path)
+        samples.setdefault(key, str(record.get("completion", "")))
+    results: dict[tuple[str, int], dict[str, Any]] = {}
+    for record in results_log.load():
+        key = _key(record, tasks, n, results_log.path)
+        if key in samples:  # a verdict whose sample line was torn off is made again
+            results.setdefault(key, record)
+    return _State(samples, results)
+
+
+def _key(record: Mapping[str, Any], tasks: TaskSet, n: int, path: str) -> tuple[str, int]:
+    task_id, sample = record.get("task_id"), record.get("sample")
+    if task_id not in tasks or not isinstance(sample, int) or not 0 <= sample < n:
+        raise BenchError(
+            f"{path}: record for task {task_id!r} sample {sample!r} does not belong to this run "
+            f"({len(tasks)} tasks, n={n}); use a new --out directory"
+        )
+    return task_id, sample
+
+
+def _work(
+    config: BenchConfig,
+    tasks: TaskSet,
+    state: _State,
+    samples_log: JsonlLog,
+    results_log: JsonlLog,
+    policy: Any,
+    verifier: Any,
+    workers: int | None,
+    lanes: int | None,
+    batch: int,
+    chunk: int,
+    progress: bool,
+) -> None:
+    missing = _missing_samples(tasks, state, config.n)
+    unverified = [key for key in state.samples if key not in state.results]
+    total = config.n * len(tasks)
+    if not missing and not unverified:
+        return
+    passed = sum(r.get("outcome") == "passed" for r in state.results.values())
+    bar = Progress(total, done=len(state.results), passed=passed, enabled=progress)
+    bar.made = len(state.samples)
+    # The policy first: a bad spec or a missing extra fails before any sandbox starts.
+    generator = _resolve_policy(policy, config) if missing else None
+    owned = not hasattr(verifier, "verify_many")  # built here, so closed here
+    active = _resolve_verifier(verifier, config, workers)
+    try:
+        pool = _VerifyPool(
+            active, tasks, state, results_log, bar, lanes or workers or os.cpu_count() or 1, batch
+        )
+        pool.submit(unverified)
+        try:
+            if generator is not None:
+                _generate(config, tasks, state, samples_log, generator, missing, chunk, pool, bar)
+        except KeyboardInterrupt:
+            pool.stop(wait=False)
+            raise
+        except BaseException:
+            pool.stop(wait=True, reraise=False)  # keep the verdicts of what was generated
+            raise
+        pool.stop(wait=True)
+    finally:
+        bar.close()
+        if owned:
+            active.close()
+
+
+def _resolve_verifier(verifier: Any, config: BenchConfig, workers: int | None) -> Any:
+    if verifier is None:
+        return build_verifier(workers, config.timeout, config.target)
+    if hasattr(verifier, "verify_many"):
+        return verifier
+    return verifier()
+
+
+def _missing_samples(tasks: TaskSet, state: _State, n: int) -> dict[str, list[int]]:
+    missing: dict[str, list[int]] = {}
+    for task_id in tasks:
+        indexes = [j for j in range(n) if (task_id, j) not in state.samples]
+        if indexes:
+            missing[task_id] = indexes
+    return missing
+
+
+def _generate(
+    config: BenchConfig,
+    tasks: TaskSet,
+    state: _State,
+    samples_log: JsonlLog,
+    policy: Policy,
+    missing: dict[str, list[int]],
+    chunk: int,
+    pool: _VerifyPool,
+    bar: Progress,
+) -> None:
+    # Tasks missing the same number of samples share generate calls (n is per call).
+    by_count: dict[int, list[str]] = collections.defaultdict(list)
+    for task_id, indexes in missing.items():
+        by_count[len(indexes)].append(task_id)
+    for count, task_ids in by_count.items():
+        for group in _chunks(task_ids, chunk):
+            queries = [query_for(tasks[task_id]) for task_id in group]
+            answers = policy.generate(queries, count, config.params)
+            _check_answers(answers, len(group), count, config.agent)
+            written = []
+            for task_id, completions in zip(group, answers, strict=True):
+                for index, completion in zip(missing[task_id], completions, strict=True):
+                    samples_log.append(
+                        {"task_id": task_id, "sample": index, "completion": completion}
+                    )
+                    state.samples[(task_id, index)] = completion
+                    written.append((task_id, index))
+            bar.generated(len(written))
+            pool.submit(written)
+
+
+def _resolve_policy(policy: Any, config: BenchConfig) -> Policy:
+    if isinstance(policy, Policy):
+        return policy
+    try:
+        if policy is None:
+            return make_policy(config.agent, **dict(config.agent_options))
+        return policy()
+    except (ImportError, ValueError, TypeError) as error:
+        # A bad spec, an option the agent does not take, or a missing extra (the message has
+        # the pip command): the user's to fix, not a crash.
+        raise BenchError(f"--agent {config.agent}: {error}") from None
+
+
+def _check_answers(answers: Any, queries: int, n: int, agent: str) -> None:
+    shape_ok = (
+        isinstance(answers, list)
+        and len(answers) == queries
+        and all(
+            isinstance(row, list) and len(row) == n and all(isinstance(c, str) for c in row)
+            for row in answers
+        )
+    )
+    if not shape_ok:
+        raise PolicyError(
+            f"agent {agent!r} returned a malformed batch: expected {queries} lists of {n} "
+            "strings (one list per query)"
+        )
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), max(1, size)):
+        yield items[start : start + size]
+
+
+class _VerifyPool:
+    """``lanes`` threads that take samples off a queue, verify them in batches and log verdicts."""
+
+    def __init__(
+        self,
+        verifier: Any,
+        tasks: TaskSet,
+        state: _State,
+        log: JsonlLog,
+        bar: Progress,
+        lanes: int,
+        batch: int,
+    ) -> None:
+        self._verifier, self._tasks, self._state, self._log, self._bar = (
+            verifier,
+            tasks,
+            state,
+            log,
+            bar,
+        )
+        self._batch = max(1, batch)
+        self._queue: queue.Queue[tuple[str, int] | None] = queue.Queue()
+        self._halt = threading.Event()
+        self._errors: list[BaseException] = []
+        self._threads = [
+            threading.Thread(target=self._lane, name=f"bench-verify-{i}", daemon=True)
+            for i in range(max(1, lanes))
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, keys: Sequence[tuple[str, int]]) -> None:
+        self._raise_if_failed()
+        for key in keys:
+            self._queue.put(key)
+
+    def stop(self, wait: bool, reraise: bool = True) -> None:
+        """Let the lanes finish what is queued (``wait``) or only what they hold, then end.
+
+        With ``reraise``, a lane's exception (a sandbox that would not start) is raised here.
+        """
+        if not wait:
+            self._halt.set()
+        for _ in self._threads:
+            self._queue.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join()
+            if reraise:
+                self._raise_if_failed()
+
+    def _raise_if_failed(self) -> None:
+        if self._errors:
+            raise self._errors[0]
+
+    def _lane(self) -> None:
+        while not self._halt.is_set():
+            keys = self._take()
+            if not keys:
+                return
+            try:
+                pairs = [(self._tasks[t], self._state.samples[(t, j)]) for t, j in keys]
+                verdicts = self._verifier.verify_many(pairs)
+            except BaseException as error:  # noqa: BLE001 - handed to the main thread
+                self._errors.append(error)
+                self._halt.set()
+                return
+            for (task_id, index), verdict in zip(keys, verdicts, strict=True):
+                record = _result_record(task_id, index, verdict)
+                self._log.append(record)
+                self._state.results[(task_id, index)] = record
+                self._bar.verified(record["passed"])
+
+    def _take(self) -> list[tuple[str, int]]:
+        first = self._queue.get()
+        if first is None:
+            return []
+        keys = [first]
+        while len(keys) < self._batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._queue.put(None)  # another lane's stop signal: hand it back
+                break
+            keys.append(item)
+        return keys
+
+
+def _result_record(task_id: str, index: int, verdict: Any) -> dict[str, Any]:
+    data = verdict.to_dict() if hasattr(verdict, "to_dict") else dict(verdict)
+    detail = str(data.get("detail", ""))
+    record = {
+        "task_id": task_id,
+        "sample": index,
+        "outcome": str(data["outcome"]),
+        "passed": str(data["outcome"]) == "passed",
+        "error_type": str(data.get("error_type", "")),
+        "detail": detail[-DETAIL_LIMIT:],
+        "seconds": round(float(data.get("seconds", 0.0)), 4),
+    }
+    record["category"] = report.categorize(record)
+    return record
+
+
+# -- outputs ----------------------------------------------------------------------------------
+
+
+def write_outputs(
+    config: BenchConfig,
+    out: str,
+    tasks: TaskSet,
+    results: Sequence[Mapping[str, Any]],
+    seconds: float,
+) -> dict[str, Any]:
+    """Write ``summary.json``, ``report.md`` and the chart for a finished run; return the summary.
+
+    Raises:
+        BenchError: Some sample has no verdict (the run did not finish).
+    """
+    if len(results) < config.n * len(tasks):
+        raise BenchError(
+            f"{out}: {config.n * len(tasks) - len(results)} samples have no verdict yet; "
+            "rerun the same command to finish the run"
+        )
+    info = {
+        "agent": config.agent,
+        "task_source": config.tasks if not config.data else f"{config.tasks} ({config.data})",
+        "target": config.target or "default",
+        "sampling": {**asdict(config.params), "stop": list(config.params.stop)},
+        "seconds_this_invocation": round(seconds, 2),
+    }
+    difficulties = {task_id: task.difficulty for task_id, task in tasks.items()}
+    summary = report.build_summary(results, difficulties, config.n, config.ks, info)
+    report.write_json(summary, os.path.join(out, SUMMARY_FILE))
+    with open(os.path.join(out, REPORT_FILE), "w", encoding="utf-8") as file:
+        file.write(report.render_markdown(summary))
+    report.write_chart(summary, os.path.join(out, CHART_FILE))
+    return summary
