@@ -1,0 +1,444 @@
+"""The QPU broker: submits sandboxed programs' primitive calls to IBM Quantum with the caller's
+account, under a budget, with a result cache and batching.
+
+On an ``ibm:`` target a sandboxed program gets a credential-free proxy of the Runtime service
+(:mod:`qsandbox_env.sandbox.qpu_proxy`). Its ``SamplerV2``/``EstimatorV2`` calls and ``backend.run``
+arrive here as messages (QPY circuits, parameter arrays, observables); the broker, running in the
+Verifier's own process, holds the one ``QiskitRuntimeService`` session and:
+
+- **budgets** jobs, shots and QPU seconds, refusing a request that would go over (the Verifier
+  then gives the program the ``budget`` outcome, saying so, instead of a silent zero);
+- **caches** each PUB's result by (device, options, circuit, parameter values, shots/precision,
+  observables), so a repeated program submits nothing;
+- **batches**: PUBs for the same device and options that arrive while other programs are still
+  running are held until every running program is waiting on the broker (or ``batch_window``
+  seconds pass), then go out as one job.
+
+Offline, the service is ``QiskitRuntimeLocalService()`` (fake devices, the runtime's local mode):
+the same primitives code path as hardware, minus the network.
+
+Everything a message carries came from untrusted code: it is decoded by
+:mod:`qsandbox_env.sandbox.qpu_codec`, which never unpickles or imports by name. This module must
+never send a credential, a service object or anything derived from the account to a program.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from qsandbox_env.sandbox import qpu_codec
+
+__all__ = ["Broker", "BrokerSession", "Budget", "Usage"]
+
+PRIMITIVES = ("sampler", "estimator")
+LEAST_BUSY = "least_busy"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What the broker may spend; ``None`` means no limit.
+
+    Args:
+        jobs: jobs submitted to the service (a batch is one job; cache hits are free).
+        shots: shots over all PUBs (a sampler PUB costs shots × parameter sets; an estimator PUB
+            ⌈1/precision²⌉ × max(parameter sets, observables)).
+        seconds: QPU seconds, as the runtime reports them (``job.usage()``); where a job
+            reports none (local mode), its wall-clock time.
+
+    Example:
+        >>> Budget(jobs=10, shots=100_000, seconds=600).jobs
+        10
+    """
+
+    jobs: int | None = None
+    shots: int | None = None
+    seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("jobs", "shots"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 0
+            ):
+                raise ValueError(
+                    f"Budget.{name}: expected a non-negative int or None, got {value!r}"
+                )
+        if self.seconds is not None and (
+            isinstance(self.seconds, bool)
+            or not isinstance(self.seconds, (int, float))
+            or not self.seconds >= 0
+        ):
+            raise ValueError(
+                f"Budget.seconds: expected a non-negative number or None, got {self.seconds!r}"
+            )
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the broker has spent and saved so far."""
+
+    jobs: int = 0  #: jobs submitted to the service
+    shots: int = 0  #: shots submitted
+    seconds: float = 0.0  #: QPU seconds used
+    requests: int = 0  #: primitive calls received from programs
+    cache_hits: int = 0  #: PUBs answered from the cache
+    refused: int = 0  #: requests refused because the budget was exhausted
+
+
+class BudgetExhausted(Exception):
+    """Internal: a request the budget cannot cover (the program sees a runtime error)."""
+
+
+@dataclass
+class _Request:
+    """One program's primitive call waiting for its batch."""
+
+    pubs: list
+    keys: list[str]
+    shots: int
+    done: threading.Event = field(default_factory=threading.Event)
+    reply: dict | None = None
+
+
+@dataclass
+class _Batch:
+    primitive: str
+    device: str
+    options: dict
+    requests: list[_Request] = field(default_factory=list)
+
+
+class Broker:
+    """Submits sandboxed programs' primitive calls to a Qiskit Runtime service.
+
+    Args:
+        service: the service to submit to. Default: ``QiskitRuntimeService()`` created on first
+            use, which reads ``QISKIT_IBM_TOKEN``/``QISKIT_IBM_CHANNEL``/``QISKIT_IBM_INSTANCE``
+            or the saved account. ``QiskitRuntimeLocalService()`` serves fake devices offline.
+        budget: limits on jobs, shots and QPU seconds (default: none).
+        batch_window: longest time a request waits for others to join its batch, in seconds.
+        cache: reuse results of identical PUBs instead of submitting them again.
+        job_timeout: seconds to wait for one job's result (``None``: as long as it takes).
+
+    Example:
+        >>> from qiskit_ibm_runtime.fake_provider.local_service import QiskitRuntimeLocalService
+        >>> broker = Broker(QiskitRuntimeLocalService(), budget=Budget(jobs=5))
+        >>> broker.usage.jobs, broker.budget.jobs
+        (0, 5)
+    """
+
+    def __init__(
+        self,
+        service: Any = None,
+        *,
+        budget: Budget | None = None,
+        batch_window: float = 0.5,
+        cache: bool = True,
+        job_timeout: float | None = None,
+    ) -> None:
+        if budget is not None and not isinstance(budget, Budget):
+            raise TypeError(f"budget: expected a qsandbox_env.Budget, got {type(budget).__name__}")
+        if (
+            isinstance(batch_window, bool)
+            or not isinstance(batch_window, (int, float))
+            or not (0 <= batch_window < float("inf"))
+        ):
+            raise ValueError(f"batch_window: expected seconds >= 0, got {batch_window!r}")
+        self._service = service
+        self.budget = budget or Budget()
+        self.batch_window = float(batch_window)
+        self.cache_enabled = bool(cache)
+        self.job_timeout = job_timeout
+        self._usage = Usage()
+        self._cond = threading.Condition()
+        self._batches: dict[tuple, _Batch] = {}
+        self._waiting = 0  # requests queued in a batch not yet taken
+        self._active = 0  # programs running with a session open
+        self._reserved_shots = 0
+        self._running_jobs = 0  # batches taken from the queue and not finished yet
+        self._cache: dict[str, dict] = {}
+        self._backends: dict[str, Any] = {}
+        self._descriptions: dict[str, dict] = {}
+
+    # -- public ---------------------------------------------------------------------------------
+    @property
+    def usage(self) -> Usage:
+        with self._cond:
+            return self._usage
+
+    @property
+    def service(self) -> Any:
+        if self._service is None:
+            try:
+                from qiskit_ibm_runtime import QiskitRuntimeService
+            except ImportError as exc:  # pragma: no cover - a dependency of the package
+                raise ImportError(
+                    "the QPU broker needs qiskit-ibm-runtime: pip install 'qiskit-ibm-runtime<0.47'"
+                ) from exc
+            self._service = QiskitRuntimeService()
+        return self._service
+
+    @contextmanager
+    def session(self, device: str) -> Iterator[BrokerSession]:
+        """One program's connection to ``device``: counts it as running while the block lasts."""
+        session = BrokerSession(self, device)
+        with self._cond:
+            self._active += 1
+        try:
+            yield session
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    def resolve(self, device: str) -> str:
+        """The backend name a target's device stands for (``least_busy`` is looked up once)."""
+        return self._backend(device).name
+
+    # -- requests ---------------------------------------------------------------------------------
+    def handle(self, message: Any, session: BrokerSession | None = None) -> dict:
+        """Answer one message from a sandboxed program: ``{"ok": ...}`` or ``{"error": ...}``."""
+        try:
+            if not isinstance(message, dict):
+                raise qpu_codec.CodecError("expected a JSON object")
+            op = message.get("op")
+            if op == "describe":
+                return {"ok": self.describe(_device(message, session))}
+            if op in ("primitive", "run"):
+                return {"ok": self._primitive(message, session)}
+            raise qpu_codec.CodecError(f"unknown broker operation {op!r:.40}")
+        except BudgetExhausted as exc:
+            with self._cond:
+                self._usage = replace(self._usage, refused=self._usage.refused + 1)
+            if session is not None:
+                session.refusals.append(str(exc))
+            return {"error": str(exc), "kind": "budget"}
+        except qpu_codec.CodecError as exc:
+            return {"error": f"invalid request: {exc}", "kind": "invalid"}
+        except Exception as exc:  # noqa: BLE001 - the service's failures go back to the program
+            return {"error": f"{type(exc).__name__}: {exc}", "kind": "job"}
+
+    def describe(self, device: str) -> dict:
+        """The device's configuration and properties, which the proxy builds its target from."""
+        if device not in self._descriptions:
+            backend = self._backend(device)
+            properties = backend.properties()
+            self._descriptions[device] = qpu_codec.plain(
+                {
+                    "name": backend.name,
+                    "configuration": backend.configuration().to_dict(),
+                    "properties": properties.to_dict() if properties is not None else None,
+                }
+            )
+        return self._descriptions[device]
+
+    def _backend(self, device: str) -> Any:
+        if not device:
+            raise qpu_codec.CodecError("no device named")
+        if device not in self._backends:
+            service = self.service
+            backend = service.least_busy() if device == LEAST_BUSY else service.backend(device)
+            self._backends[device] = backend
+        return self._backends[device]
+
+    def _primitive(self, message: dict, session: BrokerSession | None) -> dict:
+        primitive = "sampler" if message["op"] == "run" else message.get("primitive")
+        if primitive not in PRIMITIVES:
+            raise qpu_codec.CodecError(
+                f"primitive: expected sampler or estimator, got {primitive!r:.40}"
+            )
+        options = message.get("options") or {}
+        if not isinstance(options, dict):
+            raise qpu_codec.CodecError("options: expected an object")
+        pubs_in = message.get("pubs")
+        if not isinstance(pubs_in, list) or not pubs_in:
+            raise qpu_codec.CodecError("pubs: expected a non-empty list")
+        device = _device(message, session)
+        backend = self._backend(device)
+        option_text = json.dumps(options, sort_keys=True)
+        default_shots = options.get("default_shots") if primitive == "sampler" else None
+        decoded = [qpu_codec.decode_pub(primitive, pub, default_shots) for pub in pubs_in]
+        self._check_isa([pub for pub, _, _ in decoded], backend)
+        keys = [_digest(backend.name, option_text, key) for _, key, _ in decoded]
+        with self._cond:
+            self._usage = replace(self._usage, requests=self._usage.requests + 1)
+            cached = (
+                [self._cache.get(k) for k in keys] if self.cache_enabled else [None] * len(keys)
+            )
+        missing = [i for i, hit in enumerate(cached) if hit is None]
+        hits = len(keys) - len(missing)
+        if hits:
+            with self._cond:
+                self._usage = replace(self._usage, cache_hits=self._usage.cache_hits + hits)
+        if session is not None:
+            session.cache_hits += hits
+        results: list[dict | None] = list(cached)
+        metadata: dict = {"cached": hits}
+        job_id = "cache"
+        if missing:
+            request = _Request(
+                [decoded[i][0] for i in missing],
+                [keys[i] for i in missing],
+                sum(decoded[i][2] for i in missing),
+            )
+            reply = self._submit(_Batch(primitive, device, options), request)
+            for i, result in zip(missing, reply["results"], strict=True):
+                results[i] = result
+            metadata.update(reply["metadata"])
+            job_id = reply["job_id"]
+            if session is not None:
+                session.jobs.append(job_id)
+        return {"job_id": job_id, "results": results, "metadata": metadata}
+
+    @staticmethod
+    def _check_isa(pubs: list, backend: Any) -> None:
+        """Refuse a non-ISA circuit here, alone, rather than fail a whole batch on the device."""
+        target = getattr(backend, "target", None)
+        if target is None:
+            return
+        from qiskit_ibm_runtime.utils.validations import validate_isa_circuits
+
+        try:
+            validate_isa_circuits([pub.circuit for pub in pubs], target)
+        except Exception as exc:  # noqa: BLE001 - the runtime's own wording goes back as is
+            raise qpu_codec.CodecError(str(exc)) from None
+
+    # -- batching ---------------------------------------------------------------------------------
+    def _submit(self, batch: _Batch, request: _Request) -> dict:
+        """Queue ``request`` in the batch of its primitive, device and options; wait for it."""
+        key = (batch.primitive, batch.device, json.dumps(batch.options, sort_keys=True))
+        with self._cond:
+            leader = key not in self._batches
+            self._reserve(request.shots, new_job=leader)
+            if leader:
+                self._batches[key] = batch
+            self._batches[key].requests.append(request)
+            self._waiting += 1
+            self._cond.notify_all()
+            if leader:
+                deadline = time.monotonic() + self.batch_window
+                while self._waiting < self._active and time.monotonic() < deadline:
+                    self._cond.wait(deadline - time.monotonic())
+                taken = self._batches.pop(key)
+                self._waiting -= len(taken.requests)
+                self._running_jobs += 1
+        if leader:
+            self._execute(taken)
+        request.done.wait()
+        assert request.reply is not None
+        if "error" in request.reply:
+            raise RuntimeError(request.reply["error"])
+        return request.reply
+
+    def _reserve(self, shots: int, new_job: bool) -> None:
+        """Hold budget for a queued request, or refuse it (called with the lock held)."""
+        used, budget = self._usage, self.budget
+        pending_jobs = len(self._batches) + self._running_jobs + (1 if new_job else 0)
+        if budget.jobs is not None and used.jobs + pending_jobs > budget.jobs:
+            raise BudgetExhausted(
+                f"QPU budget exhausted: {used.jobs} of {budget.jobs} jobs used; nothing was "
+                "submitted for this request"
+            )
+        if budget.shots is not None and used.shots + self._reserved_shots + shots > budget.shots:
+            raise BudgetExhausted(
+                f"QPU budget exhausted: this request needs {shots} shots and "
+                f"{budget.shots - used.shots - self._reserved_shots} of {budget.shots} remain; "
+                "nothing was submitted for this request"
+            )
+        if budget.seconds is not None and used.seconds >= budget.seconds:
+            raise BudgetExhausted(
+                f"QPU budget exhausted: {used.seconds:.1f} of {budget.seconds:g} QPU seconds "
+                "used; nothing was submitted for this request"
+            )
+        self._reserved_shots += shots
+
+    def _execute(self, batch: _Batch) -> None:
+        """Submit one batch as one job and hand each request its share of the results."""
+        pubs = [pub for request in batch.requests for pub in request.pubs]
+        shots = sum(request.shots for request in batch.requests)
+        started = time.monotonic()
+        try:
+            job = self._primitive_class(batch.primitive)(
+                mode=self._backend(batch.device), options=batch.options or None
+            ).run(pubs)
+            result = job.result(timeout=self.job_timeout) if self.job_timeout else job.result()
+            seconds = _job_seconds(job, time.monotonic() - started)
+            job_id = str(job.job_id())
+            encoded = [qpu_codec.encode_pub_result(r) for r in result]
+            metadata = qpu_codec.plain(result.metadata)
+            error = None
+        except Exception as exc:  # noqa: BLE001 - goes back to every program in the batch
+            error, seconds, job_id = f"{type(exc).__name__}: {exc}", 0.0, ""
+        with self._cond:
+            self._reserved_shots -= shots
+            self._running_jobs -= 1
+            if error is None or job_id:
+                self._usage = replace(
+                    self._usage,
+                    jobs=self._usage.jobs + 1,
+                    shots=self._usage.shots + shots,
+                    seconds=self._usage.seconds + seconds,
+                )
+        start = 0
+        for request in batch.requests:
+            if error is not None:
+                request.reply = {"error": error}
+            else:
+                share = encoded[start : start + len(request.pubs)]
+                start += len(request.pubs)
+                if self.cache_enabled:
+                    with self._cond:
+                        self._cache.update(zip(request.keys, share, strict=True))
+                request.reply = {
+                    "job_id": job_id,
+                    "results": share,
+                    "metadata": {**metadata, "batched_requests": len(batch.requests)},
+                }
+            request.done.set()
+
+    @staticmethod
+    def _primitive_class(primitive: str) -> Callable[..., Any]:
+        from qiskit_ibm_runtime import EstimatorV2, SamplerV2
+
+        return SamplerV2 if primitive == "sampler" else EstimatorV2
+
+
+class BrokerSession:
+    """One program's dealings with the broker: what it was refused, which jobs it joined."""
+
+    def __init__(self, broker: Broker, device: str = "") -> None:
+        self.broker = broker
+        self.device = device
+        self.refusals: list[str] = []
+        self.jobs: list[str] = []
+        self.cache_hits = 0
+
+    def handle(self, message: Any) -> dict:
+        """The callback the sandbox calls with each message from this program."""
+        return self.broker.handle(message, self)
+
+
+def _device(message: dict, session: BrokerSession | None) -> str:
+    """The target's device; a program never chooses the hardware its session is bound to."""
+    if session is not None:
+        return session.device
+    return str(message.get("device", ""))
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+def _job_seconds(job: Any, wall: float) -> float:
+    try:
+        usage = job.usage()
+    except Exception:  # noqa: BLE001 - usage is informational; fall back to the clock
+        usage = None
+    return float(usage) if isinstance(usage, (int, float)) and usage > 0 else wall
