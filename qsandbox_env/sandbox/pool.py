@@ -17,7 +17,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from qsandbox_env.sandbox import protocol
 from qsandbox_env.sandbox.zygote import THREAD_ENV
@@ -37,6 +39,19 @@ PASSED_ENV = (
 STARTUP_TIMEOUT = 300.0
 # How long past a program's own limit the parent waits before it declares the zygote stuck.
 GRACE_SECONDS = 20.0
+
+
+# Answers one message a program sent to the QPU broker (see qsandbox_env.broker).
+BrokerCallback = Callable[[Any], dict]
+
+
+def _answer(broker: BrokerCallback | None, message: Any) -> dict:
+    if broker is None:
+        return {"error": "this Verifier's target has no QPU broker", "kind": "invalid"}
+    try:
+        return broker(message)
+    except Exception as exc:  # noqa: BLE001 - a broker failure is the program's error, not ours
+        return {"error": f"the QPU broker failed: {type(exc).__name__}: {exc}", "kind": "job"}
 
 
 class SandboxError(RuntimeError):
@@ -135,8 +150,14 @@ class ZygoteHandle:
         except (OSError, ValueError):
             return None
 
-    def run(self, request: dict, timeout: float) -> dict | None:
-        """Send one request; the verdict message, or None if the zygote died or hung."""
+    def run(
+        self, request: dict, timeout: float, broker: BrokerCallback | None = None
+    ) -> dict | None:
+        """Send one request; the verdict message, or None if the zygote died or hung.
+
+        Messages the program sends its QPU broker (``ibm:`` targets) arrive first; each is
+        answered through ``broker`` and the wait starts again.
+        """
         if self.proc is None or self.proc.poll() is not None:
             self.start()
         assert self.proc is not None and self.proc.stdin is not None
@@ -146,6 +167,16 @@ class ZygoteHandle:
             self.kill()
             return None
         reply = self._receive(timeout + GRACE_SECONDS)
+        while reply is not None and "broker" in reply and reply.get("id") == request["id"]:
+            try:
+                protocol.write_message(
+                    self.proc.stdin.fileno(),
+                    {"id": request["id"], "broker_reply": _answer(broker, reply["broker"])},
+                )
+            except OSError:
+                self.kill()
+                return None
+            reply = self._receive(timeout + GRACE_SECONDS)
         if reply is None or reply.get("id") != request["id"]:
             self.kill()
             return None
@@ -223,14 +254,14 @@ class ZygotePool:
         with self._id_lock:
             return next(self._ids)
 
-    def run(self, request: dict, timeout: float) -> dict:
+    def run(self, request: dict, timeout: float, broker: BrokerCallback | None = None) -> dict:
         """Run one request on a free zygote; retry once on a fresh zygote if one dies."""
         handle = self.free.get()
         try:
             for attempt in range(2):
                 request["id"] = self.next_id()
                 started = time.monotonic()
-                reply = handle.run(request, timeout)
+                reply = handle.run(request, timeout, broker)
                 if reply is not None:
                     return reply
                 if attempt == 0:

@@ -22,9 +22,10 @@ import tempfile
 import time
 import warnings
 
-from qsandbox_env.sandbox import guard, isolation, protocol, warmup
+from qsandbox_env.sandbox import guard, isolation, protocol, relay, warmup
 
 WORK_ROOT = "/tmp/qsandbox-work"
+BROKER_FD = 254  # where a child on an ibm: target finds its QPU broker channel
 OUTPUT_CHUNK = 1 << 16
 
 # Keep every numerical library single-threaded: threads must not exist at fork time, and one
@@ -167,20 +168,27 @@ class Zygote:
         box = [token]  # the child takes the token out of here: no frame of it may keep one
         report_r, report_w = os.pipe()
         out_r, out_w = os.pipe()
+        broker = None
+        if request.get("broker"):  # ibm: targets: the child's channel to the parent's QPU broker
+            broker = relay.BrokerRelay(request["id"], self.in_fd, self.out_fd)
         started = time.monotonic()
         pid = os.fork()
         if pid == 0:  # the child: never returns
             del token
             os.close(report_r)
             os.close(out_r)
-            _child(request, box, report_w, out_w, workdir, self)
+            _child(request, box, report_w, out_w, workdir, self, broker.child_fd if broker else -1)
         os.close(report_w)
         os.close(out_w)
         try:
-            result = _collect(pid, report_r, out_r, request, started, token)
+            if broker:
+                broker.close_child_end()
+            result = _collect(pid, report_r, out_r, request, started, token, broker)
         finally:
             os.close(report_r)
             os.close(out_r)
+            if broker:
+                broker.close()
         result["seconds"] = time.monotonic() - started
         return _verdict(result, token, request["id"])
 
@@ -212,19 +220,29 @@ def _remove(path: str) -> None:
 
 
 def _child(
-    request: dict, box: list[bytes], report_fd: int, out_fd: int, workdir: str, zygote: Zygote
+    request: dict,
+    box: list[bytes],
+    report_fd: int,
+    out_fd: int,
+    workdir: str,
+    zygote: Zygote,
+    broker_fd: int = -1,
 ) -> None:
     """Set the child up and run the program. Never returns."""
     code = 70
     try:
         os.setsid()
+        if broker_fd >= 0:  # above every number the report descriptor may move to
+            broker_fd = _move_fd(broker_fd, BROKER_FD)
         report_fd = _move_fd(report_fd, 3 + int.from_bytes(os.urandom(1), "big") % 200 + 50)
         devnull = os.open(os.devnull, os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(out_fd, 1)
         os.dup2(out_fd, 2)
         os.closerange(3, report_fd)
-        os.closerange(report_fd + 1, 1 << 16)
+        os.closerange(report_fd + 1, BROKER_FD if broker_fd >= 0 else 1 << 16)
+        if broker_fd >= 0:
+            os.closerange(BROKER_FD + 1, 1 << 16)
         os.chdir(workdir)
         limits = request["limits"]
         isolation.set_limits(
@@ -247,6 +265,10 @@ def _child(
         signal.signal(signal.SIGINT, signal.default_int_handler)
         from qsandbox_env.sandbox import harness
 
+        if broker_fd >= 0:
+            from qsandbox_env.sandbox import qpu_proxy  # preloaded for ibm: targets
+
+            qpu_proxy.attach(broker_fd, str(request["broker"].get("device", "")))
         assert zygote.snapshot is not None  # taken at start-up, before any request
         harness.run(request["program"], box, report_fd, zygote.snapshot)
         code = 0
@@ -277,9 +299,18 @@ def _program_env(workdir: str, home: str) -> dict[str, str]:
 
 
 def _collect(
-    pid: int, report_r: int, out_r: int, request: dict, started: float, token: bytes
+    pid: int,
+    report_r: int,
+    out_r: int,
+    request: dict,
+    started: float,
+    token: bytes,
+    broker: relay.BrokerRelay | None = None,
 ) -> dict:
-    """Wait for the child with the wall-clock limit; gather its report and capped output."""
+    """Wait for the child with the wall-clock limit; gather its report and capped output.
+
+    Time spent waiting on the QPU broker does not count toward the limit.
+    """
     deadline = started + float(request["timeout"])
     limit = int(request["limits"]["output"])
     report, output, dropped = bytearray(), bytearray(), 0
@@ -288,6 +319,8 @@ def _collect(
     sel.register(report_r, selectors.EVENT_READ, "report")
     sel.register(out_r, selectors.EVENT_READ, "output")
     sel.register(pidfd, selectors.EVENT_READ, "exit")
+    if broker is not None:
+        broker.register(sel)
     status, timed_out, reported = None, False, False
     try:
         while status is None and not reported:
@@ -296,10 +329,14 @@ def _collect(
                 timed_out = True
                 _kill_group(pid)
                 break
-            for key, _ in sel.select(remaining):
+            for key, mask in sel.select(remaining):
                 if key.data == "exit":
                     status = _reap(pid)
                     break
+                if key.data == "broker":
+                    assert broker is not None
+                    deadline += broker.on_event(sel, mask)
+                    continue
                 chunk = os.read(key.fd, OUTPUT_CHUNK)
                 if not chunk:
                     sel.unregister(key.fd)
