@@ -13,10 +13,10 @@ test itself (the Verifier does, in the sandbox).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from types import MappingProxyType
 
-from qsandbox_env.families import basis_state, entangled_state, pauli_expectation  # noqa: F401
 from qsandbox_env.families.core import (
     _FAMILIES,
     DIFFICULTIES,
@@ -40,6 +40,18 @@ __all__ = [
     "make_task",
     "register_family",
 ]
+
+# One module per family; importing a module registers its family.
+FAMILY_MODULES = (
+    "basis_state",
+    "bernstein_vazirani",
+    "classical_logic",
+    "deutsch_jozsa",
+    "entangled_state",
+    "pauli_expectation",
+)
+for _module in FAMILY_MODULES:
+    importlib.import_module(f"{__name__}.{_module}")
 
 FAMILIES = MappingProxyType(_FAMILIES)
 """Read-only view of the registry: family name → `Family`."""
