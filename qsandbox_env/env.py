@@ -12,6 +12,7 @@ from typing import Any
 import gymnasium
 from gymnasium import spaces
 
+from qsandbox_env.targets import Target, parse_target
 from qsandbox_env.tasks import Task, TaskSet, load_tasks
 from qsandbox_env.verifier import Verdict, Verifier
 
@@ -82,6 +83,9 @@ class QiskitCodeEnv(gymnasium.Env[str, str]):
     ``max_attempts``: attempts per episode (1 = single turn). ``verifier``: a shared
     :class:`Verifier` (by default the environment starts its own, with one worker, on first step).
     ``timeout``: per-program wall-clock limit for the default verifier.
+    ``target``: where the code's primitives run (``"aer"``, ``"fake:<device>"``,
+    ``"ibm:<backend>"``; see :mod:`qsandbox_env.targets`); default the verifier's, else ``"aer"``.
+    A given ``verifier`` must have this target.
 
     Vectorised: ``SyncVectorEnv`` works as is; ``AsyncVectorEnv`` needs ``shared_memory=False``
     (text has no fixed size) and, with the spawn context, the id ``"qsandbox_env:qsandbox/…"``
@@ -109,11 +113,13 @@ class QiskitCodeEnv(gymnasium.Env[str, str]):
         verifier: Verifier | None = None,
         timeout: float = 60.0,
         render_mode: str | None = None,
+        target: str | Target | None = None,
     ) -> None:
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
             raise ValueError(f"max_attempts: expected a positive int, got {max_attempts!r}")
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode: expected None or 'ansi', got {render_mode!r}")
+        self.target = _choose_target(target, verifier)
         self.tasks = source if isinstance(source, TaskSet) else load_tasks(source)
         if not len(self.tasks):
             raise ValueError(f"source {source!r} holds no tasks")
@@ -183,7 +189,7 @@ class QiskitCodeEnv(gymnasium.Env[str, str]):
     @property
     def verifier(self) -> Verifier:
         if self._verifier is None:
-            self._verifier = Verifier(parallelism=1, timeout=self._timeout)
+            self._verifier = Verifier(parallelism=1, timeout=self._timeout, target=self.target)
         return self._verifier
 
     @staticmethod
@@ -213,6 +219,19 @@ def task_messages(task: Task) -> list[dict[str, str]]:
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": f"{instruction}\n\n{task.prompt}"},
     ]
+
+
+def _choose_target(target: str | Target | None, verifier: Verifier | None) -> Target:
+    """The environment's target: the one asked for, which a shared verifier must run."""
+    if target is None:
+        return verifier.target if verifier is not None else parse_target("aer")
+    chosen = parse_target(target)
+    if verifier is not None and verifier.target != chosen:
+        raise ValueError(
+            f"target: the given verifier runs target {verifier.target.spec!r}, not "
+            f"{chosen.spec!r}; pass a Verifier(target={chosen.spec!r}) or leave target unset"
+        )
+    return chosen
 
 
 def feedback(verdict: Verdict) -> str:

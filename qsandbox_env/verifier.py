@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from qsandbox_env.extract import extract_code
 from qsandbox_env.program import assemble
 from qsandbox_env.sandbox.pool import SandboxError, ZygoteConfig, ZygotePool
+from qsandbox_env.targets import Target, parse_target
 from qsandbox_env.tasks import Task
 
 __all__ = ["DEFAULT_PRELOAD", "Outcome", "SandboxError", "Verdict", "Verifier"]
@@ -38,6 +39,7 @@ class Outcome(str, enum.Enum):
     EXITED = "exited"  #: the process ended (``os._exit``, a native abort) before the test did
     KILLED = "killed"  #: the process died from a signal
     TAMPERED = "tampered"  #: the test passed only after the program altered what it relies on
+    NOT_ISA = "not_isa"  #: a primitive rejected a circuit not transpiled for its device (not ISA)
     SANDBOX = "sandbox"  #: the sandbox itself failed; the program's merit is unknown
 
     def __str__(self) -> str:
@@ -139,6 +141,10 @@ class Verifier:
             virtual environment to run a task set under pinned package versions.
         preload: modules each zygote imports before forking.
         isolate: set False only to debug the sandbox; programs then run without namespaces.
+        target: where primitives run: ``"aer"`` (ideal; the default), ``"fake:<device>"`` (a
+            fake device's noise model and constraints, e.g. ``"fake:sherbrooke"``) or
+            ``"ibm:<backend>"``/``"ibm:least_busy"``; see :mod:`qsandbox_env.targets`.
+            ``QiskitRuntimeService()`` inside the sandbox serves the target's devices.
 
     Example:
         >>> from qsandbox_env import Task, Verifier
@@ -161,6 +167,7 @@ class Verifier:
         python: str | None = None,
         preload: Sequence[str] = DEFAULT_PRELOAD,
         isolate: bool = True,
+        target: str | Target = "aer",
     ) -> None:
         self.parallelism = _positive_int(
             os.cpu_count() or 1 if parallelism is None else parallelism, "parallelism"
@@ -177,8 +184,13 @@ class Verifier:
             raise ValueError(f"python: {self.python!r} is not an executable file")
         if isinstance(preload, str) or not all(isinstance(m, str) for m in preload):
             raise TypeError(f"preload: expected a sequence of module names, got {preload!r}")
+        self.target = parse_target(target)
         self._config = ZygoteConfig(
-            self.python, tuple(preload) if mode == "warm" else (), bool(isolate), "512m"
+            self.python,
+            tuple(preload) if mode == "warm" else (),
+            bool(isolate),
+            "512m",
+            (self.target.kind, self.target.device),
         )
         self._closed = False
         self._cold_info: dict = {}

@@ -257,12 +257,41 @@ def describe(exc: BaseException, limit: int = 4000) -> str:
     return text if len(text) <= limit else "…" + text[-limit:]
 
 
+# Exception classes that mean "a primitive rejected a circuit that is not ISA for its device";
+# set by the zygote when it installs the offline runtime (empty where there is none).
+ISA_ERRORS: tuple[type, ...] = ()
+
+
 def classify(exc: BaseException) -> str:
     if type(exc) is MemoryError or isinstance(exc, MemoryError):
         return "memory"
+    if ISA_ERRORS and _caused_by(exc, ISA_ERRORS):
+        return "not_isa"
     if isinstance(exc, AssertionError):
         return "failed"
     return "error"
+
+
+def _caused_by(exc: BaseException, kinds: tuple[type, ...], depth: int = 8) -> bool:
+    """Whether ``exc`` or an exception it was raised from or during is one of ``kinds``.
+
+    A test may wrap the runtime's rejection (``raise AssertionError(...) from exc``). Only the
+    real class of each exception is looked at, never a property the program could define.
+    """
+    seen: object = exc
+    for _ in range(depth):
+        if not issubclass(type(seen), BaseException):
+            return False
+        if issubclass(type(seen), kinds):
+            return True
+        cause = _CAUSE.__get__(seen)
+        seen = cause if cause is not None else _CONTEXT.__get__(seen)
+    return False
+
+
+# BaseException's own slots: a program's exception class cannot answer for them.
+_CAUSE = BaseException.__dict__["__cause__"]
+_CONTEXT = BaseException.__dict__["__context__"]
 
 
 def _flag(message: str) -> None:

@@ -64,6 +64,7 @@ class ZygoteConfig:
     preload: tuple[str, ...]
     isolate: bool
     tmp_size: str
+    target: tuple[str, str] = ("aer", "")  # (kind, device) of a qsandbox_env.targets.Target
 
     def as_json(self, uid: int) -> str:
         return json.dumps(
@@ -73,6 +74,7 @@ class ZygoteConfig:
                 "isolate": self.isolate,
                 "tmp_size": self.tmp_size,
                 "uid": uid,
+                "target": {"kind": self.target[0], "device": self.target[1]},
             }
         )
 

@@ -85,7 +85,9 @@ class Zygote:
         os.environ["HOME"] = self.home = os.path.join(WORK_ROOT, f"home-{os.getpid()}")
         os.environ["TMPDIR"] = WORK_ROOT
         self._preload()
-        from qsandbox_env.sandbox import harness  # noqa: F401 - children start warm
+        from qsandbox_env.sandbox import harness  # children start warm
+
+        self._install_runtime(harness)
 
         self.snapshot = guard.Snapshot()
         # Everything so far moves to gc's permanent generation: children neither scan it (no
@@ -124,6 +126,29 @@ class Zygote:
         if self.config.get("preload"):
             warmup.run(self.preload_errors)
         warnings.resetwarnings()
+
+    def _install_runtime(self, harness: object) -> None:
+        """Serve the target's devices from ``QiskitRuntimeService()``, before the snapshot.
+
+        On ``aer`` and ``fake:`` targets that is the offline runtime, whose devices (calibrations,
+        targets, noise models) are built here once instead of in every child. On ``ibm:``
+        targets the QPU broker's proxy serves the runtime instead.
+        """
+        target = self.config.get("target") or {"kind": "aer", "device": ""}
+        if target.get("kind") not in ("aer", "fake"):
+            return
+        warnings.simplefilter("ignore")
+        try:
+            from qsandbox_env.sandbox import offline_runtime
+
+            harness.ISA_ERRORS = offline_runtime.install(target)  # type: ignore[attr-defined]
+        except ImportError as exc:
+            if target.get("kind") == "fake" or exc.name != "qiskit_ibm_runtime":
+                self.preload_errors["offline runtime"] = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # noqa: BLE001 - reported to the Verifier, programs still run
+            self.preload_errors["offline runtime"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            warnings.resetwarnings()
 
     # -- serving --------------------------------------------------------------------------
     def serve(self) -> None:
@@ -423,7 +448,7 @@ def _reap_all() -> None:
 
 
 # Outcomes a child may report in an ordinary line; a pass needs the token line instead.
-REPORTABLE = frozenset({"failed", "error", "syntax", "memory"})
+REPORTABLE = frozenset({"failed", "error", "syntax", "memory", "not_isa"})
 
 
 def _parse_report(report: bytes, token: bytes) -> tuple[str, str, str]:

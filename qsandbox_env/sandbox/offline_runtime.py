@@ -1,0 +1,355 @@
+"""The offline Qiskit Runtime that sandboxed programs see on the ``aer`` and ``fake:`` targets.
+
+Generated Qiskit code often starts with ``QiskitRuntimeService()`` and ``service.least_busy()``.
+With no account and no network that fails at once, so the zygote installs this module before it
+snapshots the library surface: from then on ``QiskitRuntimeService(...)`` returns an
+:class:`OfflineRuntimeService` that serves fake devices, and everything downstream (transpiling
+for the device, ``SamplerV2``/``EstimatorV2(mode=backend)``, the runtime's own option and ISA
+checks) is the real qiskit-ibm-runtime code running in its local testing mode.
+
+What is emulated, exactly:
+
+- ``QiskitRuntimeService(channel=..., token=..., instance=..., ...)``: accepts and ignores every
+  account argument; ``channel`` must be ``None``, ``"ibm_cloud"``, ``"ibm_quantum_platform"`` or
+  the retired ``"ibm_quantum"`` (accepted here, rejected by current runtimes), else ValueError as
+  the runtime raises. ``channel="local"`` still gives the runtime's own
+  ``QiskitRuntimeLocalService``. ``isinstance(service, QiskitRuntimeService)`` holds.
+- The account's devices (:data:`DEFAULT_DEVICES` on ``aer``; the target's one device on
+  ``fake:<name>``) are :class:`ServedBackend` objects: ``BackendV2`` devices built from the fake
+  provider's snapshots, with ``name`` (``"fake_sherbrooke"``), ``num_qubits``, ``target``,
+  ``coupling_map``, ``operation_names``, ``configuration()``, ``properties()``, ``status()``
+  (operational, no pending jobs) and configuration attributes (``basis_gates``, ``n_qubits``…).
+  Like a real ``IBMBackend`` and unlike ``FakeBackendV2``, they are not ``FakeBackendV2``
+  instances. Primitives given one run in the runtime's local mode: noisy (the device's noise model,
+  as ``FakeBackendV2.run`` builds it) on a ``fake:`` target, ideal (a noiseless ``AerSimulator``) on
+  ``aer``. Non-ISA circuits are rejected by the runtime's own ``validate_isa_circuits``, re-raised
+  as :class:`NotISAError` (an ``IBMInputValueError``) so that the verdict can say so.
+- ``backends(name=, min_num_qubits=, dynamic_circuits=, filters=, **attribute_filters)`` filters
+  the account's devices as the runtime does (configuration and status attributes, e.g.
+  ``simulator=False, operational=True``); ``backend(name)`` finds one by name (``ibm_<x>`` is
+  accepted for ``fake_<x>``) or raises ``QiskitBackendNotFoundError``; ``least_busy(...)`` returns
+  the first match, which is the target's device (``fake_sherbrooke`` on ``aer``).
+- ``jobs(...)`` returns ``[]`` (an offline account has no job history); ``job(id)`` raises
+  ``RuntimeJobNotFound``; ``instances()`` is ``[]``; ``active_account()`` names the channel and
+  no token; ``usage()`` reports no usage. ``save_account``/``saved_accounts``/``delete_account``
+  are the runtime's own (they write the program's private, empty home).
+
+Devices are built once, in the zygote, before it forks: the calibration JSON, the ``Target``, the
+properties and, for ``fake:`` targets, the noise model (about 1.6 s for a 127-qubit device) and
+its serialised form, so a child pays none of it. The served backend is a handle: deep copies
+(the local service deep-copies its options on every job) return the same object.
+
+This module never reads credentials, opens a network connection or contacts IBM Quantum; on an
+``ibm:`` target it is not installed (the QPU broker's proxy serves the runtime instead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import qiskit_ibm_runtime.fake_provider as fake_provider
+from qiskit.providers import BackendV2, Options
+from qiskit.providers.exceptions import QiskitBackendNotFoundError
+from qiskit.providers.providerutils import filter_backends
+from qiskit_ibm_runtime import QiskitRuntimeService, base_primitive
+from qiskit_ibm_runtime.exceptions import IBMInputValueError, RuntimeJobNotFound
+from qiskit_ibm_runtime.fake_provider.fake_backend import FakeBackendV2
+from qiskit_ibm_runtime.fake_provider.local_service import QiskitRuntimeLocalService
+
+from qsandbox_env.targets import fake_device_classes
+
+__all__ = [
+    "DEFAULT_DEVICES",
+    "NotISAError",
+    "OfflineRuntimeService",
+    "ServedBackend",
+    "install",
+]
+
+# The account an ``aer`` target serves: current-generation devices, least busy first.
+DEFAULT_DEVICES = (
+    "fake_sherbrooke",
+    "fake_brisbane",
+    "fake_kyiv",
+    "fake_torino",
+    "fake_fez",
+    "fake_marrakesh",
+)
+CHANNELS = (None, "ibm_cloud", "ibm_quantum_platform", "ibm_quantum")
+NOT_FOUND = "No backend matches the criteria."
+
+# The served devices, filled by :func:`install` in the zygote (a list, so no module global is
+# rebound after the tamper snapshot).
+_FLEET: list[ServedBackend] = []
+
+
+class NotISAError(IBMInputValueError):
+    """A primitive was given a circuit that does not match its device's instruction set."""
+
+
+class ServedBackend(BackendV2):
+    """A fake device as an offline account serves it (see the module docstring)."""
+
+    def __init__(self, device: FakeBackendV2, noisy: bool) -> None:
+        super().__init__(
+            provider=None,
+            name=device.name,
+            description=device.description,
+            online_date=device.online_date,
+            backend_version=device.backend_version,
+        )
+        self._device = device
+        self._noisy = noisy
+        self._configuration = device.configuration()
+        self._properties = device.properties()
+        self._simulator: Any = None
+        self.prepare()
+
+    def prepare(self) -> None:
+        """Build what running costs (target, simulator, noise model) now, not in each child."""
+        from qiskit_aer import AerSimulator
+
+        self._device.target  # noqa: B018 - building it is the point
+        self._simulator = AerSimulator()
+        if self._noisy:
+            noise = _SerialisedNoise.wrap(self._device._get_noise_model_from_backend_v2())
+            self._simulator.set_options(noise_model=noise)
+            self.set_options(noise_model=noise)
+
+    @classmethod
+    def _default_options(cls) -> Options:
+        from qiskit_aer import AerSimulator
+
+        return AerSimulator._default_options()
+
+    @property
+    def target(self):
+        return self._device.target
+
+    @property
+    def max_circuits(self) -> None:
+        return None
+
+    @property
+    def dtm(self) -> float | None:
+        return self._device.dtm
+
+    def configuration(self):
+        return self._configuration
+
+    def properties(self, refresh: bool = False, datetime: Any = None):
+        return self._properties
+
+    def status(self):
+        return self._device.status()
+
+    def run(self, run_input: Any, **options: Any) -> Any:
+        """Simulate as ``FakeBackendV2.run`` does (noiseless on an ``aer`` target)."""
+        self._simulator._options = self._options
+        return self._simulator.run(run_input, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        # As IBMBackend and FakeBackendV2 do: unknown attributes come from the configuration.
+        if name.startswith("_"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        try:
+            return getattr(self._configuration, name)
+        except AttributeError:
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r}"
+            ) from None
+
+    def __deepcopy__(self, memo: dict) -> ServedBackend:
+        return self  # a handle on a device, as IBMBackend is; its noise model is not copied
+
+    def __repr__(self) -> str:
+        return f"<ServedBackend('{self.name}')>"
+
+
+def _serialised_noise_class() -> type:
+    from qiskit_aer.noise import NoiseModel
+
+    class SerialisedNoise(NoiseModel):
+        """A device noise model whose Aer form is computed once (it is 0.9 s per job otherwise).
+
+        Aer converts the noise model to a dict on every run; for a device model that nobody
+        changes after it is built, the first conversion is kept. Any change drops it.
+        """
+
+        @classmethod
+        def wrap(cls, model: NoiseModel) -> NoiseModel:
+            model.__class__ = cls
+            model._qsandbox_dict = model.to_dict(serializable=True)
+            return model
+
+        def to_dict(self, serializable: bool = False) -> dict:
+            cached = self.__dict__.get("_qsandbox_dict")
+            if serializable and cached is not None:
+                return cached
+            return super().to_dict(serializable)
+
+        def _forget(self) -> None:
+            self.__dict__.pop("_qsandbox_dict", None)
+
+    for name in ("add_quantum_error", "add_readout_error", "add_all_qubit_quantum_error",
+                 "add_all_qubit_readout_error", "add_basis_gates", "reset"):  # fmt: skip
+        original = getattr(NoiseModel, name)
+
+        def changed(self, *args, _original=original, **kwargs):
+            self._forget()
+            return _original(self, *args, **kwargs)
+
+        changed.__name__ = name
+        setattr(SerialisedNoise, name, changed)
+    return SerialisedNoise
+
+
+class _SerialisedNoise:
+    """Lazy access to the noise-model subclass (Aer is imported only when a device needs it)."""
+
+    _cls: type | None = None
+
+    @classmethod
+    def wrap(cls, model: Any) -> Any:
+        if cls._cls is None:
+            cls._cls = _serialised_noise_class()
+        return cls._cls.wrap(model)
+
+
+def _fleet() -> list[ServedBackend]:
+    if not _FLEET:
+        raise QiskitBackendNotFoundError("the offline runtime serves no devices (not installed)")
+    return _FLEET
+
+
+def _backend_name(name: str) -> str:
+    """``ibm_sherbrooke`` (a real device's name) means the fake ``fake_sherbrooke``."""
+    return "fake_" + name[4:] if name.startswith("ibm_") else name
+
+
+class OfflineRuntimeService(QiskitRuntimeService):
+    """``QiskitRuntimeService`` without an account: serves fake devices (module docstring)."""
+
+    def __init__(self, channel: str | None = None, *args: Any, **kwargs: Any) -> None:
+        if channel not in CHANNELS:
+            raise ValueError("'channel' can only be 'ibm_cloud', or 'ibm_quantum_platform")
+        self._channel = channel or "ibm_quantum_platform"
+
+    @property
+    def channel(self) -> str:
+        return self._channel
+
+    def active_account(self) -> dict[str, Any]:
+        return {"channel": self._channel, "instance": None, "offline": True}
+
+    def backends(
+        self,
+        name: str | None = None,
+        min_num_qubits: int | None = None,
+        instance: str | None = None,
+        dynamic_circuits: bool | None = None,
+        filters: Callable[[Any], bool] | None = None,
+        *,
+        use_fractional_gates: bool | None = False,
+        calibration_id: str | None = None,
+        **kwargs: Any,
+    ) -> list[ServedBackend]:
+        found = list(_fleet())
+        if name is not None:
+            found = [b for b in found if b.name == _backend_name(name)]
+        if min_num_qubits is not None:
+            found = [b for b in found if b.num_qubits >= min_num_qubits]
+        if dynamic_circuits is not None:
+            found = [b for b in found if b._device._supports_dynamic_circuits() == dynamic_circuits]
+        return filter_backends(found, filters=filters, **kwargs) if found else []
+
+    def backend(
+        self,
+        name: str | None = None,
+        instance: str | None = None,
+        use_fractional_gates: bool | None = False,
+        calibration_id: str | None = None,
+    ) -> ServedBackend:
+        found = self.backends(name) if name is not None else list(_fleet())
+        if not found:
+            raise QiskitBackendNotFoundError(NOT_FOUND)
+        return found[0]
+
+    def least_busy(
+        self,
+        min_num_qubits: int | None = None,
+        instance: str | None = None,
+        filters: Callable[[Any], bool] | None = None,
+        **kwargs: Any,
+    ) -> ServedBackend:
+        found = self.backends(min_num_qubits=min_num_qubits, filters=filters, **kwargs)
+        if not found:
+            raise QiskitBackendNotFoundError(NOT_FOUND)
+        return found[0]
+
+    def jobs(self, *args: Any, **kwargs: Any) -> list:
+        return []
+
+    def job(self, job_id: str) -> Any:
+        raise RuntimeJobNotFound(f"Job {job_id} not found (the offline runtime keeps no jobs).")
+
+    def instances(self) -> list:
+        return []
+
+    def usage(self) -> dict[str, Any]:
+        return {"usage_consumed_seconds": 0, "usage_limit_reached": False}
+
+    def _run(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValueError(
+            "the offline runtime runs primitives in local mode: pass a backend from this "
+            "service as mode (SamplerV2(mode=backend))"
+        )
+
+
+def _offline_new(cls: type, *args: Any, **kwargs: Any) -> Any:
+    """``QiskitRuntimeService.__new__``: the offline service, except for ``channel="local"``."""
+    if kwargs.get("channel") == "local":
+        return object.__new__(QiskitRuntimeLocalService)
+    if cls is QiskitRuntimeService:
+        return object.__new__(OfflineRuntimeService)
+    return object.__new__(cls)
+
+
+def _validate_isa(circuits: Sequence[Any], target: Any) -> None:
+    """The runtime's own ISA check, with a rejection the verdict can tell apart."""
+    try:
+        _ORIGINAL_VALIDATE[0](circuits, target)
+    except NotISAError:
+        raise
+    except IBMInputValueError as exc:
+        raise NotISAError(str(exc)) from None
+
+
+_ORIGINAL_VALIDATE: list[Callable[..., None]] = []
+
+
+def _build(names: Sequence[str], noisy: bool) -> list[ServedBackend]:
+    classes = fake_device_classes()
+    return [ServedBackend(getattr(fake_provider, classes[name])(), noisy) for name in names]
+
+
+def install(target: dict[str, str]) -> tuple[type, ...]:
+    """Serve the target's devices from ``QiskitRuntimeService()``; call once, in the zygote.
+
+    Args:
+        target: ``Target.to_dict()`` of an ``aer`` or ``fake`` target.
+
+    Returns:
+        The exception classes that mean "not an ISA circuit" (for the harness to report).
+    """
+    kind = target.get("kind", "aer")
+    if kind not in ("aer", "fake"):
+        raise ValueError(f"the offline runtime serves 'aer' and 'fake' targets, got {kind!r}")
+    names = DEFAULT_DEVICES if kind == "aer" else (target["device"],)
+    _FLEET[:] = _build(names, noisy=kind == "fake")
+    QiskitRuntimeService.__new__ = _offline_new  # type: ignore[method-assign]
+    if not _ORIGINAL_VALIDATE:
+        _ORIGINAL_VALIDATE.append(base_primitive.validate_isa_circuits)
+        base_primitive.validate_isa_circuits = _validate_isa
+    return (NotISAError,)
