@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-__all__ = ["Task", "TaskSet", "load_file", "load_tasks", "register_source"]
+__all__ = ["Task", "TaskSet", "load_file", "load_tasks", "register_source", "tasks_from_records"]
 
 FORMATS = ("completion", "program")
 _TEXT_FIELDS = (
@@ -233,6 +233,8 @@ BUNDLED_FILE = os.path.join(DATA_DIR, "bundled.jsonl")
 SOURCES: dict[str, str] = {
     "bundled": "qsandbox_env.tasks:load_bundled",
     "procedural": "qsandbox_env.families:load_procedural",
+    "qiskit-humaneval": "qsandbox_env.hub:load_qiskit_humaneval",
+    "qiskit-humaneval-hard": "qsandbox_env.hub:load_qiskit_humaneval_hard",
 }
 # Anything shaped like a Hugging Face dataset id ("owner/name") that is not an existing file.
 HUB_LOADER = "qsandbox_env.hub:load_hub"
@@ -257,7 +259,9 @@ def load_tasks(source: str | os.PathLike[str], **options: Any) -> TaskSet:
 
     Args:
         source: ``"bundled"`` (shipped with the package), ``"procedural"`` (generated; options
-            ``n``, ``seed``, ``families``, ``difficulty``), a HumanEval-schema JSON/JSONL file
+            ``n``, ``seed``, ``families``, ``difficulty``), ``"qiskit-humaneval"`` or
+            ``"qiskit-humaneval-hard"`` (option ``path`` for a local copy, else the hub; see
+            `qsandbox_env.hub`), a HumanEval-schema JSON/JSONL file
             (see `load_file`), or a hub id such as ``"Qiskit/qiskit_humaneval_hard"``. An existing
             file always wins over a name.
         **options: Passed to the source's loader; a task file takes none.
@@ -324,9 +328,23 @@ def load_file(path: str | os.PathLike[str]) -> TaskSet:
             named by their 0-based index in a JSON list, or their 1-based line in JSON Lines.
     """
     source = os.fspath(path)
+    return tasks_from_records(_records(_read_text(source), source), source)
+
+
+def tasks_from_records(records: Iterable[tuple[str, object]], source: str) -> TaskSet:
+    """Validate parsed records into a `TaskSet`, as `load_file` does for a file's records.
+
+    Args:
+        records: ``(location, record)`` pairs in source order; ``location`` names the record in
+            messages (``"line 3"``, ``"row 7"``).
+        source: Where the records came from, shown in messages and as `TaskSet.source`.
+
+    Raises:
+        ValueError: A record is malformed (see `load_file`) or repeats an earlier task_id.
+    """
     tasks: list[Task] = []
     first_seen: dict[str, str] = {}
-    for location, record in _records(_read_text(source), source):
+    for location, record in records:
         task = _task_from_record(record, f"{source} {location}")
         if task.task_id in first_seen:
             raise ValueError(
