@@ -48,7 +48,10 @@ FAMILY_MODULES = (
     "classical_logic",
     "deutsch_jozsa",
     "entangled_state",
+    "isa_transpile",
+    "parameter_binding",
     "pauli_expectation",
+    "qft_variants",
 )
 for _module in FAMILY_MODULES:
     importlib.import_module(f"{__name__}.{_module}")
