@@ -339,7 +339,16 @@ def _configure_check_tasks(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_check_tasks(args: argparse.Namespace) -> int:
-    tasks = _load_tasks(args.file)
+    return check_canonical_solutions(args, _load_tasks(args.file), args.file)
+
+
+def check_canonical_solutions(args: argparse.Namespace, tasks: TaskSet, source: str) -> int:
+    """Run every canonical solution of ``tasks`` through one Verifier and print the report.
+
+    ``args`` carries the verifier options (``workers``, ``timeout``) and ``json`` (a report path
+    or None); ``source`` names the tasks in the JSON report. Returns the exit code: 0 when every
+    solution passed, else 1.
+    """
     checked = [task for task in tasks.values() if task.canonical_solution.strip()]
     skipped = [task.task_id for task in tasks.values() if not task.canonical_solution.strip()]
     report = _open_output(args.json) if args.json else None
@@ -349,7 +358,7 @@ def _run_check_tasks(args: argparse.Namespace) -> int:
         verdicts = [v for chunk in _verify_in_chunks(args, pairs) for v in chunk] if pairs else []
         seconds = time.monotonic() - started
         if report is not None:
-            _write_report(report, args.file, verdicts, skipped, seconds)
+            _write_report(report, source, verdicts, skipped, seconds)
     finally:
         if report is not None:
             report.close()

@@ -1,0 +1,217 @@
+"""``qsandbox tasks list|show|check SOURCE``: look at a task source from a shell.
+
+SOURCE is anything `qsandbox_env.tasks.load_tasks` takes: ``bundled``, ``procedural``,
+``qiskit-humaneval``, ``qiskit-humaneval-hard``, a task file, or a hub id. Source options
+(``--n``, ``--seed``, ``--family``, ``--difficulty`` for ``procedural``; ``--path`` for the
+Qiskit-HumanEval sources; ``--split`` for hub datasets) are passed to the loader only when given,
+so a source that does not take one says so.
+
+- ``list`` prints one line per task: id, difficulty, format and a one-line summary (the first line
+  of the entry point's docstring when the prompt has one, else the prompt's first line);
+  ``--jsonl`` prints the tasks as task-file records instead, to save a generated set.
+- ``show SOURCE ID`` prints one task whole: its fields, prompt, test and canonical solution.
+- ``check`` runs every canonical solution through the Verifier, exactly as ``check-tasks`` does.
+
+This module only loads and prints tasks. It must never run a task's code itself (``check`` goes
+through the Verifier, via `qsandbox_env.cli.check_canonical_solutions`), nor start a sandbox
+before the source has loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from qsandbox_env.cli import (
+    CLIError,
+    Command,
+    _add_verifier_options,
+    _positive_int,
+    check_canonical_solutions,
+    register,
+)
+from qsandbox_env.tasks import Task, TaskSet, load_tasks
+
+__all__ = ["task_record", "task_summary"]
+
+SUMMARY_WIDTH = 72  # characters of summary per line of ``list``
+_DOCSTRING_START = re.compile(r"^[ \t]+[rRuU]?(?:\"\"\"|''')[ \t]*(.*)$", re.MULTILINE)
+
+
+def _configure(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
+    listing = actions.add_parser("list", help="one line per task: id, difficulty, format, summary")
+    _add_source(listing)
+    listing.add_argument(
+        "--jsonl", action="store_true", help="print task-file records (JSON Lines) instead"
+    )
+    listing.set_defaults(action=_run_list)
+
+    show = actions.add_parser("show", help="print one task whole: prompt, test, canonical solution")
+    _add_source(show)
+    show.add_argument("task_id", metavar="ID", help="the task's id")
+    show.set_defaults(action=_run_show)
+
+    check = actions.add_parser(
+        "check", help="run every canonical solution through the Verifier and report failures"
+    )
+    _add_source(check)
+    check.add_argument(
+        "--json", metavar="PATH", help="also write a JSON report (per-task verdicts) to PATH"
+    )
+    _add_verifier_options(check)
+    check.epilog = "exit code: 0 if every canonical solution passed, 1 otherwise"
+    check.set_defaults(action=_run_check)
+
+
+def _add_source(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="bundled, procedural, qiskit-humaneval[-hard], a task file or a hub id (owner/name)",
+    )
+    options = parser.add_argument_group("source options (passed to the loader when given)")
+    options.add_argument("--n", type=_positive_int, metavar="N", help="procedural: task count")
+    options.add_argument("--seed", type=int, metavar="S", help="procedural: generator seed")
+    options.add_argument(
+        "--family",
+        action="append",
+        dest="families",
+        metavar="NAME",
+        help="procedural: a task family (repeat for several; default: all)",
+    )
+    options.add_argument(
+        "--difficulty", metavar="LEVEL", help="procedural: basic, intermediate or difficult"
+    )
+    options.add_argument("--path", metavar="FILE", help="qiskit-humaneval[-hard]: a local copy")
+    options.add_argument("--split", metavar="NAME", help="hub datasets: the split to read")
+
+
+def _run(args: argparse.Namespace) -> int:
+    action: Callable[[argparse.Namespace], int] = args.action
+    try:
+        return action(args)
+    except BrokenPipeError:
+        # The reader stopped early (`qsandbox tasks list ... | head`): not an error. Point stdout
+        # at /dev/null so that the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _load(args: argparse.Namespace) -> TaskSet:
+    names = ("n", "seed", "families", "difficulty", "path", "split")
+    options = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+    try:
+        return load_tasks(args.source, **options)
+    except TypeError as error:
+        # A loader refusing a keyword: an option this source does not take.
+        raise CLIError(f"{args.source}: {error}") from None
+    except (ValueError, OSError, ImportError) as error:
+        raise CLIError(str(error)) from None
+
+
+# -- list -------------------------------------------------------------------------------------
+
+
+def _run_list(args: argparse.Namespace) -> int:
+    tasks = _load(args)
+    if args.jsonl:
+        for task in tasks.values():
+            print(json.dumps(task_record(task), ensure_ascii=False))
+        return 0
+    tasks_list = list(tasks.values())
+    if tasks_list:
+        id_width = max(len(task.task_id) for task in tasks_list)
+        difficulty_width = max(len(task.difficulty) for task in tasks_list)
+        for task in tasks_list:
+            print(
+                f"{task.task_id:<{id_width}}  {task.difficulty:<{difficulty_width}}  "
+                f"{task.format:<10}  {task_summary(task)}"
+            )
+    print(f"{len(tasks_list)} task{'s' * (len(tasks_list) != 1)} from {tasks.source}")
+    return 0
+
+
+def task_summary(task: Task, width: int = SUMMARY_WIDTH) -> str:
+    """One line saying what ``task`` asks: its docstring's first line, else its prompt's.
+
+    Example:
+        >>> quotes = '"' * 3
+        >>> prompt = f"import x\\ndef f():\\n    {quotes}Add one.{quotes}\\n"
+        >>> task_summary(Task("t/0", prompt, "def check(c):\\n    pass\\n", "f"))
+        'Add one.'
+    """
+    docstring = _DOCSTRING_START.search(task.prompt)
+    first = docstring.group(1) if docstring else ""
+    if first.endswith(('"""', "'''")):
+        first = first[:-3]
+    if not first.strip():
+        first = next((line for line in task.prompt.splitlines() if line.strip()), "")
+    first = first.strip()
+    return first if len(first) <= width else first[: width - 1] + "…"
+
+
+def task_record(task: Task) -> dict[str, Any]:
+    """``task`` as a task-file record: `qsandbox_env.tasks.load_file` reads it back unchanged.
+
+    Example:
+        >>> task = Task("t/0", "def f():\\n", "def check(c):\\n    pass\\n", "f")
+        >>> sorted(task_record(task))
+        ['canonical_solution', 'difficulty', 'entry_point', 'format', 'prompt', 'task_id', 'test']
+    """
+    record: dict[str, Any] = {
+        "task_id": task.task_id,
+        "prompt": task.prompt,
+        "canonical_solution": task.canonical_solution,
+        "test": task.test,
+        "entry_point": task.entry_point,
+        "difficulty": task.difficulty,
+        "format": task.format,
+    }
+    if task.timeout is not None:
+        record["timeout"] = task.timeout
+    # Metadata fields go back beside the others, where the loader found them.
+    return {**dict(task.metadata), **record}
+
+
+# -- show -------------------------------------------------------------------------------------
+
+
+def _run_show(args: argparse.Namespace) -> int:
+    tasks = _load(args)
+    try:
+        task = tasks.get_task(args.task_id)
+    except ValueError as error:
+        raise CLIError(str(error)) from None
+    timeout = f"{task.timeout:g} s" if task.timeout is not None else "the Verifier's default"
+    fields = [
+        ("task_id", task.task_id),
+        ("difficulty", task.difficulty),
+        ("format", task.format),
+        ("entry_point", task.entry_point),
+        ("timeout", timeout),
+    ]
+    if task.metadata:
+        fields.append(("metadata", json.dumps(dict(task.metadata), ensure_ascii=False)))
+    for name, value in fields:
+        print(f"{name + ':':<13}{value}")
+    canonical = task.canonical_solution or "(none)\n"
+    for title, text in (("prompt", task.prompt), ("test", task.test), ("canonical", canonical)):
+        print(f"\n--- {title} ---")
+        print(text, end="" if text.endswith("\n") else "\n")
+    return 0
+
+
+# -- check ------------------------------------------------------------------------------------
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    return check_canonical_solutions(args, _load(args), args.source)
+
+
+register(Command("tasks", "list, show or check the tasks of a source", _configure, _run))
