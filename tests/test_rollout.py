@@ -1,0 +1,299 @@
+"""Ray-parallel verification and rollouts (agents.rollout) on a real local Ray.
+
+One Ray session (2 CPUs) serves the whole module; each test starts its own small pool on it.
+Most pools use ``preload=()`` with tiny tasks: the sandbox still forks one isolated child per
+program, only without Qiskit preloaded, so actors start in about a second.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import pickle
+import threading
+import time
+from collections.abc import Sequence
+
+import pytest
+
+from agents.policy import Policy, Query, SamplingParams
+from agents.rollout import (
+    RayVerifier,
+    RolloutPool,
+    RolloutWorker,
+    Trajectory,
+    task_from_wire,
+    task_to_wire,
+)
+from qsandbox_env import Outcome, Task, TaskSet, load_tasks
+from tests.conftest import humaneval_path, program_task
+
+ray = pytest.importorskip("ray")
+
+pytestmark = pytest.mark.ray
+
+CPUS = 2
+WRONG = "def solve():\n    return 'wrong'\n"
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=CPUS, include_dashboard=False, log_to_driver=False)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+def sleepy_task(index: int, seconds: float = 0.2) -> Task:
+    """A program task that takes ``seconds`` and passes with the answer ``solve() == index``."""
+    return program_task(
+        f"    import time\n    time.sleep({seconds})\n    assert candidate() == {index}",
+        task_id=f"sleepy/{index}",
+    )
+
+
+def answer(index: int) -> str:
+    return f"def solve():\n    return {index}\n"
+
+
+class ScriptedPolicy(Policy):
+    """Sample 0 of every query is the canonical solution; later samples are wrong.
+
+    A repair query (its prompt is the execution feedback) gets the canonical solution. Log-probs
+    are one made-up value per line of the completion, so tests can tell them apart.
+    """
+
+    name = "scripted"
+
+    def generate(
+        self, queries: Sequence[Query], n: int = 1, params: SamplingParams | None = None
+    ) -> list[list[str]]:
+        return [[text for text, _ in row] for row in self.generate_with_logprobs(queries, n)]
+
+    def generate_with_logprobs(
+        self, queries: Sequence[Query], n: int = 1, params: SamplingParams | None = None
+    ) -> list[list[tuple[str, list[float]]]]:
+        rows = []
+        for query in queries:
+            repair = query.prompt.startswith("Your code did not pass")
+            texts = [query.task.canonical_solution if j == 0 or repair else WRONG for j in range(n)]
+            rows.append([(t, [-0.5] * len(t.splitlines())) for t in texts])
+        return rows
+
+
+class HangingOncePolicy(ScriptedPolicy):
+    """Hangs on the first call anywhere (the first to create ``marker``), then answers."""
+
+    name = "hanging-once"
+
+    def __init__(self, marker: pathlib.Path) -> None:
+        self.marker = marker
+
+    def generate_with_logprobs(
+        self, queries: Sequence[Query], n: int = 1, params: SamplingParams | None = None
+    ) -> list[list[tuple[str, list[float]]]]:
+        try:
+            self.marker.touch(exist_ok=False)
+        except FileExistsError:
+            return super().generate_with_logprobs(queries, n, params)
+        time.sleep(3600)
+        raise AssertionError("unreachable: the pool kills this worker first")
+
+
+# -- plain data -------------------------------------------------------------------------------
+def test_a_task_with_metadata_travels_as_plain_data_and_comes_back_equal():
+    task = Task("m/0", "def f():\n", "def check(c):\n    pass\n", "f", metadata={"k": [1]})
+    wire = pickle.loads(pickle.dumps(task_to_wire(task)))
+    back = task_from_wire(wire)
+    assert back == task
+    assert dict(back.metadata) == {"k": [1]}
+
+
+# -- RayVerifier ------------------------------------------------------------------------------
+@pytest.mark.dataset
+@pytest.mark.slow
+def test_ray_verifier_gives_the_local_verifiers_verdicts_on_humaneval_canonical(
+    ray_session, verifier
+):
+    tasks = load_tasks(humaneval_path())
+    pairs = [(task, task.canonical_solution) for task in tasks.values()]
+    local = verifier.verify_many(pairs)
+    with RayVerifier(actors=CPUS) as remote:
+        distributed = remote.verify_many(pairs)
+
+    def key(verdicts):
+        return [(v.task_id, v.outcome, v.passed) for v in verdicts]
+
+    assert key(distributed) == key(local)
+    assert sum(v.passed for v in distributed) >= 141
+
+
+def test_verify_many_keeps_input_order_across_actors(ray_session):
+    tasks = [sleepy_task(i, 0.05) for i in range(8)]
+    pairs = [(t, answer(i) if i % 3 else WRONG) for i, t in enumerate(tasks)]
+    with RayVerifier(actors=2, preload=()) as remote:
+        verdicts = remote.verify_many(pairs)
+    assert [v.task_id for v in verdicts] == [t.task_id for t in tasks]
+    assert [v.passed for v in verdicts] == [bool(i % 3) for i in range(8)]
+    assert all(isinstance(v.outcome, Outcome) for v in verdicts)
+
+
+def test_ray_verifier_reports_the_isolation_of_its_actors(ray_session):
+    with RayVerifier(actors=1, preload=()) as remote:
+        isolation = remote.isolation
+    assert "scrubbed-environment" in isolation["active"]
+    assert set(isolation) == {"active", "missing"}
+
+
+def test_a_killed_actors_items_run_on_its_replacement_and_each_result_comes_once(ray_session):
+    tasks = [sleepy_task(i, 0.3) for i in range(16)]
+    with RayVerifier(actors=2, preload=()) as remote:
+        victim = remote.actors[0]
+
+        def kill_mid_batch():
+            while remote.stats["completed"] < 3:
+                time.sleep(0.02)
+            ray.kill(victim)
+
+        killer = threading.Thread(target=kill_mid_batch)
+        killer.start()
+        verdicts = remote.verify_many([(t, answer(i)) for i, t in enumerate(tasks)])
+        killer.join()
+        stats = remote.stats
+        assert victim not in remote.actors
+        assert remote.verify(tasks[0], answer(0)).passed  # the replacement serves
+    assert [v.task_id for v in verdicts] == [t.task_id for t in tasks]
+    assert [v.outcome for v in verdicts] == [Outcome.PASSED] * 16
+    assert stats["actors_replaced"] == 1
+    assert stats["items_resent"] >= 1
+    assert stats["completed"] == 16
+
+
+def test_an_item_past_item_timeout_gets_a_timeout_verdict_and_the_batch_completes(ray_session):
+    slow = program_task("    import time\n    time.sleep(120)", task_id="slow/0")
+    quick = [sleepy_task(i, 0.0) for i in range(4)]
+    pairs = [(slow, "def solve():\n    pass\n")] + [(t, answer(i)) for i, t in enumerate(quick)]
+    with RayVerifier(actors=2, preload=(), item_timeout=10, timeout=300) as remote:
+        started = time.monotonic()
+        verdicts = remote.verify_many(pairs)
+        elapsed = time.monotonic() - started
+        stats = remote.stats
+    assert verdicts[0].outcome is Outcome.TIMEOUT
+    assert verdicts[0].detail.startswith("no result within item_timeout=10 s on a Ray actor")
+    assert [v.passed for v in verdicts[1:]] == [True] * 4
+    assert elapsed < 100  # the program alone would take 120 s
+    assert (stats["items_timed_out"], stats["actors_replaced"]) == (1, 1)
+
+
+def test_more_actors_than_the_cluster_holds_raise_before_anything_starts(ray_session):
+    with pytest.raises(ValueError) as caught:
+        RayVerifier(actors=3, preload=())
+    assert str(caught.value) == (
+        "RayVerifier: 3 actors of (CPU 1) each cannot be placed: the Ray cluster's 1 alive "
+        "node(s) (CPU 2 in all) hold 2; ask for actors <= 2, fewer CPUs per actor "
+        "(num_cpus=...), or add nodes"
+    )
+
+
+def test_an_actor_larger_than_any_node_is_refused(ray_session):
+    with pytest.raises(ValueError, match=r"hold 0; ask for actors <= 0"):
+        RayVerifier(actors=1, num_cpus=4, preload=())
+
+
+def test_actors_that_cannot_start_because_the_cluster_is_busy_raise_after_start_timeout(
+    ray_session,
+):
+    with RayVerifier(actors=2, preload=()):
+        started = time.monotonic()
+        with pytest.raises(RuntimeError) as caught:
+            RayVerifier(actors=1, preload=(), start_timeout=2)
+        assert time.monotonic() - started < 30
+    assert str(caught.value) == (
+        "RayVerifier: 1 of 1 Ray actors did not start within 2 s; the cluster has 0 of 2 CPUs "
+        "free (other jobs or actors hold the rest). Ask for fewer actors, free the cluster, or "
+        "raise start_timeout"
+    )
+
+
+def test_an_unknown_verifier_option_is_refused_before_ray_is_touched():
+    expected = r"^RayVerifier: unknown Verifier option\(s\) \['paralel'\]"
+    with pytest.raises(TypeError, match=expected):
+        RayVerifier(paralel=2)
+
+
+def test_a_closed_ray_verifier_refuses_work(ray_session):
+    remote = RayVerifier(actors=1, preload=())
+    remote.close()
+    with pytest.raises(ValueError, match=r"^this RayVerifier is closed; create a new one$"):
+        remote.verify(sleepy_task(0), answer(0))
+
+
+# -- rollouts ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def bundled() -> TaskSet:
+    return load_tasks("bundled")
+
+
+def test_rollout_worker_returns_one_trajectory_per_sample_with_verdict_fields(bundled):
+    first = list(bundled)[:2]
+    with RolloutWorker(bundled, ScriptedPolicy()) as worker:
+        trajectories = worker.run(first, n=2)
+    assert [(t.task_id, t.sample, t.attempt) for t in trajectories] == [
+        (first[0], 0, 1),
+        (first[0], 1, 1),
+        (first[1], 0, 1),
+        (first[1], 1, 1),
+    ]
+    canonical, wrong = trajectories[0], trajectories[1]
+    assert (canonical.reward, canonical.outcome, canonical.passed) == (1.0, "passed", True)
+    assert (wrong.reward, wrong.passed) == (0.0, False)
+    assert wrong.outcome in {o.value for o in Outcome} - {"passed"}
+    assert canonical.prompt == bundled[first[0]].prompt
+    assert canonical.messages[0]["role"] == "system"
+    assert canonical.completion == bundled[first[0]].canonical_solution
+    assert canonical.token_logprobs == (-0.5,) * len(canonical.completion.splitlines())
+    assert canonical.policy == "scripted"
+
+
+def test_rollout_worker_in_repair_mode_answers_the_feedback_and_records_each_attempt(bundled):
+    task_id = next(iter(bundled))
+    with RolloutWorker(bundled, ScriptedPolicy(), max_attempts=2) as worker:
+        trajectories = worker.run([task_id], n=2)
+    assert [(t.sample, t.attempt, t.passed) for t in trajectories] == [
+        (0, 1, True),
+        (1, 1, False),
+        (1, 2, True),
+    ]
+    repair = trajectories[2]
+    assert repair.prompt.startswith("Your code did not pass")
+    assert [m["role"] for m in repair.messages] == ["system", "user", "assistant", "user"]
+    assert repair.messages[2]["content"] == WRONG
+
+
+def test_rollout_pool_returns_every_tasks_trajectories_in_task_order(ray_session, bundled):
+    ids = list(bundled)[:5]
+    with RolloutPool(ScriptedPolicy(), bundled, workers=2, batch_size=2) as pool:
+        trajectories = pool.rollout(ids, n=2)
+    assert all(isinstance(t, Trajectory) for t in trajectories)
+    assert [(t.task_id, t.sample) for t in trajectories] == [(i, s) for i in ids for s in (0, 1)]
+    assert [t.reward for t in trajectories] == [1.0, 0.0] * 5
+
+
+def test_rollout_pool_resends_a_batch_whose_worker_hung_past_item_timeout(
+    ray_session, bundled, tmp_path
+):
+    ids = list(bundled)[:2]
+    policy = HangingOncePolicy(tmp_path / "hung")
+    with RolloutPool(policy, bundled, workers=1, item_timeout=15) as pool:
+        trajectories = pool.rollout(ids)
+        stats = pool.stats
+    assert [(t.task_id, t.passed) for t in trajectories] == [(i, True) for i in ids]
+    assert (stats["items_timed_out"], stats["actors_replaced"], stats["items_resent"]) == (1, 1, 1)
+
+
+def test_rollout_pool_refuses_an_unknown_task_id_before_running_anything(ray_session, bundled):
+    with RolloutPool(ScriptedPolicy(), bundled, workers=1, preload=()) as pool:
+        with pytest.raises(ValueError, match=r"^unknown task_id\(s\) \['nope/0'\]"):
+            pool.rollout(["nope/0"])
+        assert pool.stats["completed"] == 0
