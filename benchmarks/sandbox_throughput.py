@@ -23,11 +23,19 @@ Each method runs one unmeasured program first (warm-up). Workloads:
   before ``sim.run``. Transpiling for Aer's target dominates its warm cost.
 - ``humaneval``: the canonical solutions of the Qiskit-HumanEval set given by ``--data``
   (skipped, with a message, when the file is missing).
+- ``fake-sampler``: a 2-qubit Bell circuit transpiled for a fake IBM device (``--device``,
+  default ``sherbrooke``) and sampled with qiskit-ibm-runtime's ``SamplerV2`` in local mode (1024
+  shots, the device's noise model), ``--fake-repeat`` times. A fresh interpreter builds the device
+  itself (``FakeSherbrooke()``: no account exists there); the Verifier runs on
+  ``target="fake:<device>"`` both that program and the same job written against the offline
+  ``QiskitRuntimeService().least_busy()``, whose device the zygote built once. The headline ratio
+  compares the fresh interpreter with the latter.
 
 Run from the repository root:
 
     PYTHONPATH=. python benchmarks/sandbox_throughput.py --workload bell
     PYTHONPATH=. python benchmarks/sandbox_throughput.py --workload all --json throughput.json
+    PYTHONPATH=. python benchmarks/sandbox_throughput.py --workload fake-sampler
 
 The fresh-interpreter part of ``humaneval`` takes minutes on a small machine (each program pays
 for a new interpreter and a new ``import qiskit``). Timings share the machine with whatever else
@@ -187,6 +195,57 @@ def make_workload(name: str, pairs: list[tuple[Task, str]]) -> Workload:
     return Workload(name, pairs, [program_text(task, completion) for task, completion in pairs])
 
 
+FAKE_PROMPT = (
+    "Write a function bell_counts() that samples a Bell pair on a fake IBM device with "
+    "qiskit-ibm-runtime's SamplerV2 (1024 shots) and returns the counts."
+)
+
+# The job as a plain harness can run it: the device is built in the program.
+FAKE_DEVICE_SOLUTION = '''\
+from qiskit import QuantumCircuit
+from qiskit.transpiler import generate_preset_pass_manager
+from qiskit_ibm_runtime import SamplerV2
+from qiskit_ibm_runtime.fake_provider import {device_class}
+
+
+def bell_counts():
+    backend = {device_class}()
+    circuit = QuantumCircuit(2)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    circuit.measure_all()
+    isa = generate_preset_pass_manager(optimization_level=1, backend=backend).run(circuit)
+    return SamplerV2(mode=backend).run([isa], shots=1024).result()[0].data.meas.get_counts()
+'''
+
+# The same job through the account the sandbox serves on a fake: target.
+FAKE_SERVICE_SOLUTION = '''\
+from qiskit import QuantumCircuit
+from qiskit.transpiler import generate_preset_pass_manager
+from qiskit_ibm_runtime import QiskitRuntimeService, SamplerV2
+
+
+def bell_counts():
+    backend = QiskitRuntimeService().least_busy()
+    circuit = QuantumCircuit(2)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    circuit.measure_all()
+    isa = generate_preset_pass_manager(optimization_level=1, backend=backend).run(circuit)
+    return SamplerV2(mode=backend).run([isa], shots=1024).result()[0].data.meas.get_counts()
+'''
+
+FAKE_TEST = '''\
+def check(candidate):
+    counts = candidate()
+    assert sum(counts.values()) == 1024, f"expected 1024 shots, got {counts}"
+    assert counts.get("00", 0) + counts.get("11", 0) > 900, f"not a Bell pair: {counts}"
+
+
+check(bell_counts)
+'''
+
+
 def bell_task() -> Task:
     return Task("bench/bell", BELL_PROMPT, BELL_TEST, "bell_counts",
                 canonical_solution=BELL_SOLUTION, format="program")
@@ -196,6 +255,17 @@ def bell_workload(repeat: int, name: str = "bell") -> Workload:
     """``bell``: build and run on Aer; ``bell-transpile``: transpile for the simulator first."""
     solution = BELL_TRANSPILE_SOLUTION if name == "bell-transpile" else BELL_SOLUTION
     return make_workload(name, [(bell_task(), solution)] * repeat)
+
+
+def fake_sampler_workloads(device: str, repeat: int) -> tuple[Workload, Workload]:
+    """(the device built in the program, the device served by the offline Runtime)."""
+    from qsandbox_env.targets import fake_device_classes, parse_target
+
+    device_class = fake_device_classes()[parse_target(f"fake:{device}").device]
+    task = Task("bench/fake-sampler", FAKE_PROMPT, FAKE_TEST, "bell_counts", format="program")
+    built = FAKE_DEVICE_SOLUTION.format(device_class=device_class)
+    return (make_workload("fake-sampler", [(task, built)] * repeat),
+            make_workload("fake-sampler", [(task, FAKE_SERVICE_SOLUTION)] * repeat))
 
 
 def humaneval_workload(path: Path) -> Workload | None:
@@ -303,9 +373,10 @@ def measure_fresh(workload: Workload, workers: int) -> Measurement:
     return make_measurement(workload, "fresh-interpreter", workers, results, window)
 
 
-def measure_verifier(workload: Workload, workers: int, method: str = "verifier") -> Measurement:
+def measure_verifier(workload: Workload, workers: int, method: str = "verifier",
+                     target: str = "aer") -> Measurement:
     start = time.perf_counter()
-    verifier = Verifier(parallelism=workers)
+    verifier = Verifier(parallelism=workers, target=target)
     startup = time.perf_counter() - start
     with verifier:
         verifier.verify(*workload.pairs[0])  # warm-up
@@ -431,6 +502,29 @@ def benchmark_humaneval(workload: Workload, workers: int) -> Report:
     return report
 
 
+def benchmark_fake_sampler(device: str, repeat: int, workers: int) -> Report:
+    built, served = fake_sampler_workloads(device, repeat)
+    target = f"fake:{device}"
+    report = Report(built.name)
+    fresh = timed_step(report, f"fresh-interpreter x{workers}",
+                       lambda: measure_fresh(built, workers))
+    fresh.method = f"fresh-interpreter, {device} built in program"
+    in_program = timed_step(report, f"verifier p={workers}, device built in program",
+                            lambda: measure_verifier(built, workers, target=target))
+    in_program.method = f"verifier {target}, device built in program"
+    service = timed_step(report, f"verifier p={workers}, device from the offline Runtime",
+                         lambda: measure_verifier(served, workers, target=target))
+    service.method = f"verifier {target}, QiskitRuntimeService().least_busy()"
+    report.ratios = [
+        Ratio(f"verifier p={workers} (offline Runtime device) vs fresh interpreter x{workers}, "
+              "seconds per job", fresh.seconds_per_program / service.seconds_per_program),
+        Ratio(f"verifier p={workers} (device built in program) vs fresh interpreter "
+              f"x{workers}, seconds per job",
+              fresh.seconds_per_program / in_program.seconds_per_program),
+    ]
+    return report
+
+
 # -- output --------------------------------------------------------------------------------------
 HEADER = ("workload", "method", "workers", "programs", "passed", "wall s", "programs/s",
           "s/program")
@@ -475,6 +569,7 @@ def write_json(path: Path, reports: Sequence[Report], args: argparse.Namespace) 
         "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "options": {"workload": args.workload, "repeat": args.repeat, "workers": args.workers,
+                    "fake_repeat": args.fake_repeat, "device": args.device,
                     "data": str(args.data)},
         "workloads": {
             report.workload: {"rows": [m.to_dict() for m in report.rows],
@@ -495,13 +590,18 @@ def positive_int(text: str) -> int:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workload", choices=("bell", "bell-transpile", "humaneval", "all"),
+    parser.add_argument("--workload",
+                        choices=("bell", "bell-transpile", "humaneval", "fake-sampler", "all"),
                         default="all")
     parser.add_argument("--repeat", type=positive_int, default=40,
                         help="how many times the bell program runs (default 40)")
     parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
                         help="programs at once for the fresh interpreter and the Verifier "
                              "(default: the CPU count)")
+    parser.add_argument("--fake-repeat", type=positive_int, default=8,
+                        help="how many times the fake-sampler job runs (default 8)")
+    parser.add_argument("--device", default="sherbrooke",
+                        help="fake device of the fake-sampler workload (default sherbrooke)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
                         help="Qiskit-HumanEval task file (default: %(default)s)")
     parser.add_argument("--json", type=Path, metavar="PATH",
@@ -515,6 +615,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("bell", "bell-transpile"):
         if args.workload in (name, "all"):
             reports.append(benchmark_bell(bell_workload(args.repeat, name), args.workers))
+    if args.workload in ("fake-sampler", "all"):
+        reports.append(benchmark_fake_sampler(args.device, args.fake_repeat, args.workers))
     if args.workload in ("humaneval", "all"):
         workload = humaneval_workload(args.data.resolve())
         if workload is not None:

@@ -10,13 +10,14 @@ from qsandbox_env import Outcome, load_tasks
 from tests.conftest import humaneval_path
 
 # Canonical solutions that cannot pass offline on a current SDK, and why (see SOURCE.md).
-ACCOUNT = "needs an IBM Quantum account and network (QiskitRuntimeService())"
 EXPLAINED = {
-    **{n: ACCOUNT for n in (43, 97, 98, 129, 133, 134, 146)},
     46: "imports qiskit.synthesis.linear.linear_matrix_utils, removed in qiskit 2.5",
     104: "expects a transpiler cost that changes with the qiskit version",
     122: "needs the cloud AI transpiler service and qiskit-ibm-transpiler",
 }
+# Tasks that call QiskitRuntimeService(): they need an IBM Quantum account, which the sandbox's
+# offline Runtime stands in for (129 also asks for the retired "ibm_quantum" channel).
+RUNTIME_TASKS = (43, 97, 98, 129, 133, 134, 146)
 
 pytestmark = [pytest.mark.dataset, pytest.mark.slow]
 
@@ -28,22 +29,26 @@ def canonical_verdicts(verifier):
     return {int(v.task_id.rsplit("/", 1)[1]): v for v in verdicts}
 
 
-def test_at_least_141_of_151_canonical_solutions_pass(canonical_verdicts):
+def test_148_of_151_canonical_solutions_pass(canonical_verdicts):
     assert len(canonical_verdicts) == 151
     passed = sum(v.passed for v in canonical_verdicts.values())
-    assert passed >= 141, {
-        n: v.outcome.value for n, v in canonical_verdicts.items() if not v.passed
+    assert passed == 148, {
+        n: (v.outcome.value, v.detail[-300:]) for n, v in canonical_verdicts.items() if not v.passed
     }
 
 
 def test_only_the_explained_tasks_fail(canonical_verdicts):
     failing = {n: v for n, v in canonical_verdicts.items() if not v.passed}
-    unexplained = {
-        n: (v.outcome.value, v.detail[-300:]) for n, v in failing.items() if n not in EXPLAINED
+    assert sorted(failing) == sorted(EXPLAINED), {
+        n: (v.outcome.value, v.detail[-300:]) for n, v in failing.items()
     }
-    assert unexplained == {}
     for n, verdict in failing.items():
         print(f"qiskitHumanEval/{n}: {verdict.outcome.value} — {EXPLAINED[n]}")
+
+
+def test_tasks_calling_the_runtime_service_pass_offline(canonical_verdicts):
+    failing = {n: canonical_verdicts[n] for n in RUNTIME_TASKS if not canonical_verdicts[n].passed}
+    assert {n: (v.outcome.value, v.detail[-300:]) for n, v in failing.items()} == {}
 
 
 def test_no_canonical_solution_is_flagged_as_tampering(canonical_verdicts):
@@ -52,16 +57,11 @@ def test_no_canonical_solution_is_flagged_as_tampering(canonical_verdicts):
 
 
 def test_failures_happen_for_the_stated_reasons(canonical_verdicts):
-    by_kind = {n: canonical_verdicts[n] for n in EXPLAINED if not canonical_verdicts[n].passed}
-    for n, verdict in by_kind.items():
-        if n == 104:
-            assert verdict.outcome is Outcome.FAILED
-        elif n in (46, 122):
-            assert verdict.error_type == "ModuleNotFoundError", verdict.detail
-        elif n == 129:  # it also asks for the retired "ibm_quantum" channel
-            assert verdict.error_type == "ValueError", verdict.detail
-        else:
-            assert verdict.error_type == "AccountNotFoundError", verdict.detail
+    assert canonical_verdicts[104].outcome is Outcome.FAILED
+    for n in (46, 122):
+        verdict = canonical_verdicts[n]
+        assert verdict.outcome is Outcome.ERROR, verdict.detail
+        assert verdict.error_type == "ModuleNotFoundError", verdict.detail
 
 
 @pytest.mark.skipif(

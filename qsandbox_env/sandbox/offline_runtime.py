@@ -36,8 +36,12 @@ What is emulated, exactly:
 
 Devices are built once, in the zygote, before it forks: the calibration JSON, the ``Target``, the
 properties and, for ``fake:`` targets, the noise model (about 1.6 s for a 127-qubit device) and
-its serialised form, so a child pays none of it. The served backend is a handle: deep copies
-(the local service deep-copies its options on every job) return the same object.
+its serialised form, so a child pays none of it. A program that builds the target's device class
+itself (``FakeSherbrooke()`` on ``fake:sherbrooke``) gets the same prebuilt noise model from
+``_get_noise_model_from_backend_v2()``. The served backend and the prebuilt noise model are
+handles: deep copies (the local service deep-copies its options, backend included, on every job)
+return the same object, so changing a copy's noise model changes the device's; any change drops
+the cached serialised form.
 
 This module never reads credentials, opens a network connection or contacts IBM Quantum; on an
 ``ibm:`` target it is not installed (the QPU broker's proxy serves the runtime instead).
@@ -113,7 +117,7 @@ class ServedBackend(BackendV2):
         self._device.target  # noqa: B018 - building it is the point
         self._simulator = AerSimulator()
         if self._noisy:
-            noise = _SerialisedNoise.wrap(self._device._get_noise_model_from_backend_v2())
+            noise = _device_noise(self._device)
             self._simulator.set_options(noise_model=noise)
             self.set_options(noise_model=noise)
 
@@ -174,8 +178,14 @@ def _serialised_noise_class() -> type:
         """A device noise model whose Aer form is computed once (it is 0.9 s per job otherwise).
 
         Aer converts the noise model to a dict on every run; for a device model that nobody
-        changes after it is built, the first conversion is kept. Any change drops it.
+        changes after it is built, the first conversion is kept. Any change drops it. The model
+        is shared by every instance of its device class in a program, and deep copies (the
+        runtime's local mode deep-copies its backend on every job: 1.6 s for a 127-qubit model)
+        return the same model.
         """
+
+        def __deepcopy__(self, memo: dict) -> NoiseModel:
+            return self
 
         @classmethod
         def wrap(cls, model: NoiseModel) -> NoiseModel:
@@ -215,6 +225,29 @@ class _SerialisedNoise:
         if cls._cls is None:
             cls._cls = _serialised_noise_class()
         return cls._cls.wrap(model)
+
+
+# Noise models the zygote built, by device class: every instance of that class in a program
+# (``FakeSherbrooke()`` too) shares its model instead of building it again.
+_SHARED_NOISE: dict[type, Any] = {}
+_ORIGINAL_NOISE: list[Callable[..., Any]] = []
+
+
+def _device_noise(device: FakeBackendV2) -> Any:
+    """The device's noise model, built (by the runtime's own code) once per device class."""
+    cls = type(device)
+    if cls not in _SHARED_NOISE:
+        build = _ORIGINAL_NOISE[0] if _ORIGINAL_NOISE else cls._get_noise_model_from_backend_v2
+        _SHARED_NOISE[cls] = _SerialisedNoise.wrap(build(device))
+    return _SHARED_NOISE[cls]
+
+
+def _shared_noise_model(self: FakeBackendV2, *args: Any, **kwargs: Any) -> Any:
+    """``FakeBackendV2._get_noise_model_from_backend_v2``: the zygote's model when it has one."""
+    shared = _SHARED_NOISE.get(type(self))
+    if shared is not None and not args and not kwargs:
+        return shared
+    return _ORIGINAL_NOISE[0](self, *args, **kwargs)
 
 
 def _fleet() -> list[ServedBackend]:
@@ -348,6 +381,9 @@ def install(target: dict[str, str]) -> tuple[type, ...]:
         raise ValueError(f"the offline runtime serves 'aer' and 'fake' targets, got {kind!r}")
     names = DEFAULT_DEVICES if kind == "aer" else (target["device"],)
     _FLEET[:] = _build(names, noisy=kind == "fake")
+    if _SHARED_NOISE and not _ORIGINAL_NOISE:
+        _ORIGINAL_NOISE.append(FakeBackendV2._get_noise_model_from_backend_v2)
+        FakeBackendV2._get_noise_model_from_backend_v2 = _shared_noise_model  # type: ignore
     QiskitRuntimeService.__new__ = _offline_new  # type: ignore[method-assign]
     if not _ORIGINAL_VALIDATE:
         _ORIGINAL_VALIDATE.append(base_primitive.validate_isa_circuits)
