@@ -48,10 +48,12 @@ FAMILY_MODULES = (
     "classical_logic",
     "deutsch_jozsa",
     "entangled_state",
+    "grover_search",
     "isa_transpile",
     "parameter_binding",
     "pauli_expectation",
     "qft_variants",
+    "single_qubit",
 )
 for _module in FAMILY_MODULES:
     importlib.import_module(f"{__name__}.{_module}")
