@@ -231,7 +231,7 @@ def _unitary(rng: random.Random, num_qubits: int, qubit: int, where: str) -> Gen
         matrices = [hadamard] + [random_unitary(seed) for seed in SEEDS]
         for matrix in matrices:
             circuit = candidate(matrix.copy())
-            assert isinstance(circuit, QuantumCircuit), f"expected a QuantumCircuit, got {circuit!r}"
+            assert isinstance(circuit, QuantumCircuit), f"expected a circuit, got {circuit!r}"
             assert circuit.num_qubits == NUM_QUBITS, f"expected {NUM_QUBITS} qubits"
             assert circuit.num_clbits == 0, "expected no classical bits"
             extra = set(circuit.count_ops()) - set(GATES)
