@@ -160,6 +160,7 @@ def test_an_empty_answer_fails_every_task(tasks, verifier):
     assert not [v.task_id for v in verdicts if v.passed]
 
 
+@pytest.mark.dataset
 def test_similarity_flags_the_known_variants_inside_qiskit_humaneval(humaneval):
     for first, second in KNOWN_VARIANTS:
         score = similarity(
@@ -168,12 +169,14 @@ def test_similarity_flags_the_known_variants_inside_qiskit_humaneval(humaneval):
         assert score > NEAR_DUPLICATE, (first, second, score)
 
 
+@pytest.mark.dataset
 def test_similarity_flags_a_lightly_reworded_copy(humaneval):
     prompt = humaneval["qiskitHumanEval/135"]["prompt"]
     reworded = prompt.replace("noise_model", "build_model").replace("Construct", "Build")
     assert similarity(shingles(prompt), shingles(reworded)) > NEAR_DUPLICATE
 
 
+@pytest.mark.dataset
 def test_no_prompt_is_a_near_duplicate_of_qiskit_humaneval(tasks, humaneval):
     theirs = {task_id: shingles(record["prompt"]) for task_id, record in humaneval.items()}
     score, ours, closest = max(
