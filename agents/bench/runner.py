@@ -307,44 +307,42 @@ def run_benchmark(
         if tasks is not None
         else resolve_tasks(config.tasks, config.data, config.task_options, config.limit)
     )
-    os.makedirs(out, exist_ok=True)
-    _check_config(config.identity(list(tasks)), os.path.join(out, CONFIG_FILE))
+    identity = config.identity(list(tasks))
+    config_path = os.path.join(out, CONFIG_FILE)
+    resuming = _check_config(identity, config_path)
     samples_log = JsonlLog(os.path.join(out, SAMPLES_FILE))
     results_log = JsonlLog(os.path.join(out, RESULTS_FILE))
     state = _load_state(samples_log, results_log, tasks, config.n)
+    missing = _missing_samples(tasks, state, config.n)
+    # The policy before anything is written or started: a bad spec or a missing extra fails
+    # here, leaving no run directory behind to conflict with the corrected command.
+    generator = _resolve_policy(policy, config) if missing else None
+    if not resuming:
+        os.makedirs(out, exist_ok=True)
+        created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        report.write_json({**identity, "created": created}, config_path)
     started = time.monotonic()
     try:
-        _work(
-            config,
-            tasks,
-            state,
-            samples_log,
-            results_log,
-            policy,
-            verifier,
-            workers,
-            lanes,
-            batch,
-            chunk,
-            progress,
-        )
+        work = _Work(config, tasks, state, samples_log, results_log, missing, progress)
+        work.run(generator, verifier, workers, lanes, batch, chunk)
     finally:
         samples_log.close()
         results_log.close()
-    return write_outputs(
-        config, out, tasks, list(state.results.values()), time.monotonic() - started
-    )
+    seconds = time.monotonic() - started
+    return write_outputs(config, out, tasks, list(state.results.values()), seconds)
 
 
-def _check_config(identity: dict[str, Any], path: str) -> None:
+def _check_config(identity: dict[str, Any], path: str) -> bool:
+    """True when ``path`` holds this run's configuration; False when there is none yet.
+
+    Raises:
+        BenchError: It holds another configuration, or cannot be read.
+    """
     try:
         with open(path, encoding="utf-8") as file:
             saved = json.load(file)
     except FileNotFoundError:
-        report.write_json(
-            {**identity, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, path
-        )
-        return
+        return False
     except (OSError, json.JSONDecodeError) as error:
         raise BenchError(f"cannot read {path}: {error}; delete it only if the run is empty")
     saved.pop("created", None)
@@ -359,6 +357,7 @@ def _check_config(identity: dict[str, Any], path: str) -> None:
             + "\n  ".join(differences)
             + "\nresume it with the same options, or pass a new --out directory"
         )
+    return True
 
 
 def _load_state(samples_log: JsonlLog, results_log: JsonlLog, tasks: TaskSet, n: int) -> _State:
@@ -384,51 +383,76 @@ def _key(record: Mapping[str, Any], tasks: TaskSet, n: int, path: str) -> tuple[
     return task_id, sample
 
 
-def _work(
-    config: BenchConfig,
-    tasks: TaskSet,
-    state: _State,
-    samples_log: JsonlLog,
-    results_log: JsonlLog,
-    policy: Any,
-    verifier: Any,
-    workers: int | None,
-    lanes: int | None,
-    batch: int,
-    chunk: int,
-    progress: bool,
-) -> None:
-    missing = _missing_samples(tasks, state, config.n)
-    unverified = [key for key in state.samples if key not in state.results]
-    total = config.n * len(tasks)
-    if not missing and not unverified:
-        return
-    passed = sum(r.get("outcome") == "passed" for r in state.results.values())
-    bar = Progress(total, done=len(state.results), passed=passed, enabled=progress)
-    bar.made = len(state.samples)
-    # The policy first: a bad spec or a missing extra fails before any sandbox starts.
-    generator = _resolve_policy(policy, config) if missing else None
-    owned = not hasattr(verifier, "verify_many")  # built here, so closed here
-    active = _resolve_verifier(verifier, config, workers)
-    try:
-        pool = _VerifyPool(
-            active, tasks, state, results_log, bar, lanes or workers or os.cpu_count() or 1, batch
-        )
-        pool.submit(unverified)
+@dataclass
+class _Work:
+    """What is left of a run, and the logs it goes into."""
+
+    config: BenchConfig
+    tasks: TaskSet
+    state: _State
+    samples_log: JsonlLog
+    results_log: JsonlLog
+    missing: dict[str, list[int]]
+    progress: bool
+
+    def run(
+        self,
+        generator: Policy | None,
+        verifier: Any,
+        workers: int | None,
+        lanes: int | None,
+        batch: int,
+        chunk: int,
+    ) -> None:
+        state = self.state
+        unverified = [key for key in state.samples if key not in state.results]
+        if not self.missing and not unverified:
+            return
+        passed = sum(r.get("outcome") == "passed" for r in state.results.values())
+        total = self.config.n * len(self.tasks)
+        bar = Progress(total, done=len(state.results), passed=passed, enabled=self.progress)
+        bar.made = len(state.samples)
+        owned = not hasattr(verifier, "verify_many")  # built here, so closed here
+        active = _resolve_verifier(verifier, self.config, workers)
         try:
-            if generator is not None:
-                _generate(config, tasks, state, samples_log, generator, missing, chunk, pool, bar)
-        except KeyboardInterrupt:
-            pool.stop(wait=False)
-            raise
-        except BaseException:
-            pool.stop(wait=True, reraise=False)  # keep the verdicts of what was generated
-            raise
-        pool.stop(wait=True)
-    finally:
-        bar.close()
-        if owned:
-            active.close()
+            width = lanes or workers or os.cpu_count() or 1
+            pool = _VerifyPool(active, self.tasks, state, self.results_log, bar, width, batch)
+            pool.submit(unverified)
+            try:
+                if generator is not None:
+                    self._generate(generator, chunk, pool, bar)
+            except KeyboardInterrupt:
+                pool.stop(wait=False)
+                raise
+            except BaseException:
+                pool.stop(wait=True, reraise=False)  # keep the verdicts of what was generated
+                raise
+            pool.stop(wait=True)
+        finally:
+            bar.close()
+            if owned:
+                active.close()
+
+    def _generate(self, policy: Policy, chunk: int, pool: _VerifyPool, bar: Progress) -> None:
+        config, missing = self.config, self.missing
+        # Tasks missing the same number of samples share generate calls (n is per call).
+        by_count: dict[int, list[str]] = collections.defaultdict(list)
+        for task_id, indexes in missing.items():
+            by_count[len(indexes)].append(task_id)
+        for count, task_ids in by_count.items():
+            for group in _chunks(task_ids, chunk):
+                queries = [query_for(self.tasks[task_id]) for task_id in group]
+                answers = policy.generate(queries, count, config.params)
+                _check_answers(answers, len(group), count, config.agent)
+                written = []
+                for task_id, completions in zip(group, answers, strict=True):
+                    for index, completion in zip(missing[task_id], completions, strict=True):
+                        record = {"task_id": task_id, "sample": index, "completion": completion}
+                        self.samples_log.append(record)
+                        self.state.samples[(task_id, index)] = completion
+                        written.append((task_id, index))
+                bar.generated(len(written))
+                pool.submit(written)
 
 
 def _resolve_verifier(verifier: Any, config: BenchConfig, workers: int | None) -> Any:
@@ -446,38 +470,6 @@ def _missing_samples(tasks: TaskSet, state: _State, n: int) -> dict[str, list[in
         if indexes:
             missing[task_id] = indexes
     return missing
-
-
-def _generate(
-    config: BenchConfig,
-    tasks: TaskSet,
-    state: _State,
-    samples_log: JsonlLog,
-    policy: Policy,
-    missing: dict[str, list[int]],
-    chunk: int,
-    pool: _VerifyPool,
-    bar: Progress,
-) -> None:
-    # Tasks missing the same number of samples share generate calls (n is per call).
-    by_count: dict[int, list[str]] = collections.defaultdict(list)
-    for task_id, indexes in missing.items():
-        by_count[len(indexes)].append(task_id)
-    for count, task_ids in by_count.items():
-        for group in _chunks(task_ids, chunk):
-            queries = [query_for(tasks[task_id]) for task_id in group]
-            answers = policy.generate(queries, count, config.params)
-            _check_answers(answers, len(group), count, config.agent)
-            written = []
-            for task_id, completions in zip(group, answers, strict=True):
-                for index, completion in zip(missing[task_id], completions, strict=True):
-                    samples_log.append(
-                        {"task_id": task_id, "sample": index, "completion": completion}
-                    )
-                    state.samples[(task_id, index)] = completion
-                    written.append((task_id, index))
-            bar.generated(len(written))
-            pool.submit(written)
 
 
 def _resolve_policy(policy: Any, config: BenchConfig) -> Policy:
