@@ -23,6 +23,8 @@ _EXPORTS = {
     "Verdict": "qsandbox_env.verifier",
     "Verifier": "qsandbox_env.verifier",
     "SandboxError": "qsandbox_env.verifier",
+    "Target": "qsandbox_env.targets",
+    "parse_target": "qsandbox_env.targets",
     "QiskitCodeEnv": "qsandbox_env.env",
 }
 
@@ -31,6 +33,7 @@ __all__ = [
     "Program",
     "QiskitCodeEnv",
     "SandboxError",
+    "Target",
     "Task",
     "TaskSet",
     "Verdict",
@@ -38,12 +41,14 @@ __all__ = [
     "assemble",
     "extract_code",
     "load_tasks",
+    "parse_target",
 ]
 
 if TYPE_CHECKING:
     from qsandbox_env.env import QiskitCodeEnv
     from qsandbox_env.extract import extract_code
     from qsandbox_env.program import Program, assemble
+    from qsandbox_env.targets import Target, parse_target
     from qsandbox_env.tasks import Task, TaskSet, load_tasks
     from qsandbox_env.verifier import Outcome, SandboxError, Verdict, Verifier
 
