@@ -32,6 +32,7 @@ from qsandbox_env.tasks import Task, TaskSet
 __all__ = [
     "DIFFICULTIES",
     "FAMILIES",
+    "MAX_ATTEMPTS",
     "Family",
     "GeneratedTask",
     "family_names",
@@ -71,8 +72,11 @@ def load_procedural(
     """Generate ``n`` tasks spread round-robin over ``families``.
 
     Task ``i`` of the set comes from family ``families[i % len(families)]`` and is that family's
-    task number ``i // len(families)``; it is rebuilt identically from (family, seed, that number,
-    its difficulty) alone, whatever else the set holds.
+    task number ``i // len(families)``. A family's tasks depend only on the family, ``seed`` and
+    ``difficulty``, never on ``n`` or the other families: ``procedural/<family>/<k>`` is the
+    same task in every set built with the same seed and difficulty. Within a family no prompt
+    repeats while the family's task space allows (a repeated draw is redrawn, up to
+    `MAX_ATTEMPTS` times; see `Family.distinct_tasks` for the few small spaces).
 
     Args:
         n: Number of tasks, at least 1.
@@ -100,15 +104,33 @@ def load_procedural(
     seed = _checked_seed(seed)
     names = _checked_families(families)
     _checked_difficulty(difficulty)
-    tasks: list[Task] = []
-    for position in range(count):
-        family = names[position % len(names)]
-        index = position // len(names)
-        level = difficulty or DIFFICULTIES[index % len(DIFFICULTIES)]
-        tasks.append(make_task(family, seed, index, level))
+    per_family = {
+        name: _family_tasks(name, seed, len(range(k, count, len(names))), difficulty)
+        for k, name in enumerate(names)
+    }
+    tasks = [per_family[names[i % len(names)]][i // len(names)] for i in range(count)]
     shown = ",".join(names) if families is not None else "all"
     source = f"procedural(n={count}, seed={seed}, families={shown}, difficulty={difficulty})"
     return TaskSet(tasks, source=source)
+
+
+MAX_ATTEMPTS = 64
+"""Draws tried per task before a repeated prompt is accepted (small task spaces run out)."""
+
+
+def _family_tasks(family: str, seed: int, count: int, difficulty: str | None) -> list[Task]:
+    """The family's first ``count`` tasks, redrawing any whose prompt an earlier one has."""
+    seen: set[str] = set()
+    tasks = []
+    for index in range(count):
+        level = difficulty or DIFFICULTIES[index % len(DIFFICULTIES)]
+        for attempt in range(MAX_ATTEMPTS):
+            task = make_task(family, seed, index, level, attempt)
+            if task.prompt not in seen:
+                break
+        seen.add(task.prompt)
+        tasks.append(task)
+    return tasks
 
 
 def _checked_count(n: object) -> int:
@@ -146,7 +168,9 @@ def _checked_families(families: Sequence[str] | str | None) -> tuple[str, ...]:
         get_family(name)
     repeated = sorted({name for name in families if families.count(name) > 1})
     if repeated:
-        raise ValueError(f"families: each family may appear once, got {repeated[0]!r} twice")
+        raise ValueError(
+            f"families: each family may appear once, got {repeated[0]!r} more than once"
+        )
     return tuple(families)
 
 

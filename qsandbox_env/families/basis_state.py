@@ -144,5 +144,12 @@ def _test(label: str) -> str:
 
 
 register_family(
-    Family("basis_state", "prepare a basis or product state", BasisStateConfig, PRESETS, generate)
+    Family(
+        "basis_state",
+        "prepare a basis or product state",
+        BasisStateConfig,
+        PRESETS,
+        generate,
+        distinct_tasks={"basic": 119, "intermediate": 491},
+    )
 )

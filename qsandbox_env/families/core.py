@@ -72,6 +72,8 @@ class Family:
         config_type: The family's config dataclass; building one validates it.
         presets: The config used for each difficulty in `DIFFICULTIES`.
         generate: ``generate(rng, config) -> GeneratedTask``; uses no randomness but ``rng``.
+        distinct_tasks: For each difficulty whose task space is small, how many distinct tasks
+            it has (a set asking for more repeats some); difficulties not listed have thousands.
     """
 
     name: str
@@ -79,6 +81,7 @@ class Family:
     config_type: type
     presets: Mapping[str, Any]
     generate: Callable[[random.Random, Any], GeneratedTask]
+    distinct_tasks: Mapping[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if sorted(self.presets) != sorted(DIFFICULTIES):
@@ -92,7 +95,13 @@ class Family:
                     f"family {self.name!r}: preset {difficulty!r} is a "
                     f"{type(config).__name__}, expected {self.config_type.__name__}"
                 )
+        unknown = set(self.distinct_tasks) - set(DIFFICULTIES)
+        if unknown:
+            raise ValueError(
+                f"family {self.name!r}: distinct_tasks names unknown difficulties {sorted(unknown)}"
+            )
         object.__setattr__(self, "presets", MappingProxyType(dict(self.presets)))
+        object.__setattr__(self, "distinct_tasks", MappingProxyType(dict(self.distinct_tasks)))
 
 
 _FAMILIES: dict[str, Family] = {}
@@ -124,22 +133,29 @@ def get_family(name: str) -> Family:
     return _FAMILIES[name]
 
 
-def item_rng(family: str, seed: int, index: int, difficulty: str) -> random.Random:
-    """The random generator of one item, a pure function of its four coordinates.
+def item_rng(
+    family: str, seed: int, index: int, difficulty: str, attempt: int = 0
+) -> random.Random:
+    """The random generator of one item, a pure function of its coordinates.
 
     A hash of the coordinates, not ``seed + index``, so that neighbouring seeds do not share
-    items and no two families draw the same stream.
+    items and no two families draw the same stream. ``attempt`` numbers redraws (see
+    `load_procedural`); attempt 0 is the first draw.
 
     Example:
         >>> item_rng("demo", 0, 3, "basic").random() == item_rng("demo", 0, 3, "basic").random()
         True
     """
-    key = f"qsandbox-procedural|{family}|{seed}|{index}|{difficulty}".encode()
+    key = f"qsandbox-procedural|{family}|{seed}|{index}|{difficulty}|{attempt}".encode()
     return random.Random(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
 
 
-def make_task(family: str, seed: int, index: int, difficulty: str) -> Task:
-    """Build task ``index`` of ``family`` for ``seed`` at ``difficulty``.
+def make_task(family: str, seed: int, index: int, difficulty: str, attempt: int = 0) -> Task:
+    """Build task ``index`` of ``family`` for ``seed`` at ``difficulty`` (draw ``attempt``).
+
+    The result depends on these five values only; ``metadata`` records all of them, so
+    ``make_task(**{k: task.metadata[k] for k in ("family", "seed", "index", "difficulty",
+    "attempt")})`` rebuilds any generated task.
 
     Raises:
         ValueError: Unknown family or difficulty.
@@ -149,7 +165,8 @@ def make_task(family: str, seed: int, index: int, difficulty: str) -> Task:
         raise ValueError(
             f"difficulty: expected one of {', '.join(DIFFICULTIES)} or None, got {difficulty!r}"
         )
-    item = spec.generate(item_rng(family, seed, index, difficulty), spec.presets[difficulty])
+    rng = item_rng(family, seed, index, difficulty, attempt)
+    item = spec.generate(rng, spec.presets[difficulty])
     return Task(
         task_id=f"procedural/{family}/{index}",
         prompt=item.prompt,
@@ -162,6 +179,8 @@ def make_task(family: str, seed: int, index: int, difficulty: str) -> Task:
             "family": family,
             "seed": seed,
             "index": index,
+            "difficulty": difficulty,
+            "attempt": attempt,
             "parameters": dict(item.parameters),
         },
     )

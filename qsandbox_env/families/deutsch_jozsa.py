@@ -2,13 +2,13 @@
 
 The oracle acts on n query qubits and one target, mapping |x>|y> to |x>|y XOR f(x)>.
 
-- basic: n = 2–4; f is constant or a single input bit, possibly negated.
+- basic: n = 2–4; f is constant, a single input bit or a parity of input bits, possibly negated.
 - intermediate: n = 3–6; f is constant or a parity of some input bits, possibly negated.
 - difficult: n = 3–4; f is balanced and given by the list of inputs where it is 1.
 
 The test checks the oracle's action on a random superposition (so phases count too), then runs
 Deutsch–Jozsa with it: |0...0> is measured with certainty exactly when f is constant. Distinct
-tasks: 24 at basic (few such functions exist), 240 at intermediate, 12,940 at difficult.
+tasks: 56 at basic (few such functions exist), 240 at intermediate, 12,940 at difficult.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class DeutschJozsaConfig:
 
 
 PRESETS = {
-    "basic": DeutschJozsaConfig(2, 4, ("constant", "bit")),
+    "basic": DeutschJozsaConfig(2, 4, ("constant", "bit", "parity")),
     "intermediate": DeutschJozsaConfig(3, 6, ("constant", "parity")),
     "difficult": DeutschJozsaConfig(3, 4, ("table",)),
 }
@@ -174,5 +174,6 @@ register_family(
         DeutschJozsaConfig,
         PRESETS,
         generate,
+        distinct_tasks={"basic": 56, "intermediate": 240},
     )
 )

@@ -9,7 +9,7 @@
 After k iterations the state is sin((2k+1)t)/sqrt(M) on each marked state and cos((2k+1)t)/
 sqrt(N-M) on every other one, with sin(t) = sqrt(M/N); the test compares the candidate's whole
 state with that, global phase ignored, so a wrong iteration count or oracle fails. Distinct
-tasks: 28 at basic (one per marked state), about 400 at intermediate, about 11,000 at difficult.
+tasks: 28 at basic (one per marked state), 504 at intermediate, thousands at difficult.
 """
 
 from __future__ import annotations
@@ -191,5 +191,6 @@ register_family(
         GroverSearchConfig,
         PRESETS,
         generate,
+        distinct_tasks={"basic": 28, "intermediate": 504},
     )
 )

@@ -192,5 +192,6 @@ register_family(
         QftConfig,
         PRESETS,
         generate,
+        distinct_tasks={"basic": 38},
     )
 )

@@ -8,7 +8,7 @@
   qubit register using only the gates of one Euler basis (RZ/RY, RZ/RX, RX/RY or RZ/SX); the
   test tries four unitaries and checks the gate set.
 
-Global phases never matter. Distinct tasks: millions at basic, about 1,200 at intermediate, 40 at
+Global phases never matter. Distinct tasks: millions at basic, 1,584 at intermediate, 40 at
 difficult (the matrices are arguments, so only the basis and qubit vary in the prompt).
 """
 
@@ -264,5 +264,6 @@ register_family(
         SingleQubitConfig,
         PRESETS,
         generate,
+        distinct_tasks={"difficult": 40},
     )
 )
