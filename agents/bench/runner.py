@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-import inspect
 import json
 import os
 import queue
@@ -176,29 +175,24 @@ def build_verifier(
     ray: str | bool | None = None,
 ) -> Any:
     """The Verifier for a run: a local `Verifier`, or ``agents.rollout.RayVerifier`` when ``ray``
-    is set (``True`` for a new local cluster, or an address). ``target`` is passed only when given.
-
-    Raises:
-        BenchError: ``target`` given but this Verifier does not take one.
+    is set (``True``: the session's cluster or a new local one; a string: that address), with
+    ``workers`` actors of one sandbox each. ``target`` is passed only when given.
     """
+    options: dict[str, Any] = {"timeout": timeout}
+    if target is not None:
+        options["target"] = target
     if ray:
-        from agents.rollout import RayVerifier
+        from agents.rollout import RayVerifier  # ray is imported only when asked for
 
-        factory: Any = RayVerifier
-        arguments: dict[str, Any] = {"address": ray if isinstance(ray, str) else None}
-    else:
-        from qsandbox_env.verifier import Verifier
+        address = ray if isinstance(ray, str) else None
+        try:
+            return RayVerifier(address=address, actors=workers, **options)
+        except (ImportError, ValueError, RuntimeError) as error:
+            # No ray installed, a cluster too small, actors that would not start: say so plainly.
+            raise BenchError(f"--ray: {error}") from None
+    from qsandbox_env.verifier import Verifier
 
-        factory = Verifier
-        arguments = {"parallelism": workers}
-    accepted = inspect.signature(factory).parameters
-    optional = {"timeout": timeout, "target": target, "parallelism": workers}
-    for name, value in optional.items():
-        if value is not None and name in accepted:
-            arguments[name] = value
-    if target is not None and "target" not in accepted:
-        raise BenchError(f"--target {target}: {factory.__name__} here takes no target")
-    return factory(**arguments)
+    return Verifier(parallelism=workers, **options)
 
 
 # -- append-only logs -------------------------------------------------------------------------
