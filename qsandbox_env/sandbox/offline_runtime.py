@@ -95,7 +95,7 @@ class NotISAError(IBMInputValueError):
 class ServedBackend(BackendV2):
     """A fake device as an offline account serves it (see the module docstring)."""
 
-    def __init__(self, device: FakeBackendV2, noisy: bool) -> None:
+    def __init__(self, device: FakeBackendV2, noisy: bool, prepare: bool = True) -> None:
         super().__init__(
             provider=None,
             name=device.name,
@@ -108,7 +108,8 @@ class ServedBackend(BackendV2):
         self._configuration = device.configuration()
         self._properties = device.properties()
         self._simulator: Any = None
-        self.prepare()
+        if prepare:
+            self.prepare()
 
     def prepare(self) -> None:
         """Build what running costs (target, simulator, noise model) now, not in each child."""
@@ -150,6 +151,8 @@ class ServedBackend(BackendV2):
 
     def run(self, run_input: Any, **options: Any) -> Any:
         """Simulate as ``FakeBackendV2.run`` does (noiseless on an ``aer`` target)."""
+        if self._simulator is None:
+            self.prepare()
         self._simulator._options = self._options
         return self._simulator.run(run_input, **options)
 
@@ -218,7 +221,7 @@ def _serialised_noise_class() -> type:
 class _SerialisedNoise:
     """Lazy access to the noise-model subclass (Aer is imported only when a device needs it)."""
 
-    _cls: type | None = None
+    _cls: Any = None
 
     @classmethod
     def wrap(cls, model: Any) -> Any:
@@ -362,16 +365,20 @@ def _validate_isa(circuits: Sequence[Any], target: Any) -> None:
 _ORIGINAL_VALIDATE: list[Callable[..., None]] = []
 
 
-def _build(names: Sequence[str], noisy: bool) -> list[ServedBackend]:
+def _build(names: Sequence[str], noisy: bool, prepare: bool) -> list[ServedBackend]:
     classes = fake_device_classes()
-    return [ServedBackend(getattr(fake_provider, classes[name])(), noisy) for name in names]
+    return [
+        ServedBackend(getattr(fake_provider, classes[name])(), noisy, prepare) for name in names
+    ]
 
 
-def install(target: dict[str, str]) -> tuple[type, ...]:
+def install(target: dict[str, str], preload: bool = True) -> tuple[type, ...]:
     """Serve the target's devices from ``QiskitRuntimeService()``; call once, in the zygote.
 
     Args:
         target: ``Target.to_dict()`` of an ``aer`` or ``fake`` target.
+        preload: build the devices' targets, simulators and noise models now (a warm zygote);
+            False builds each on first use (a cold, one-program interpreter).
 
     Returns:
         The exception classes that mean "not an ISA circuit" (for the harness to report).
@@ -380,11 +387,11 @@ def install(target: dict[str, str]) -> tuple[type, ...]:
     if kind not in ("aer", "fake"):
         raise ValueError(f"the offline runtime serves 'aer' and 'fake' targets, got {kind!r}")
     names = DEFAULT_DEVICES if kind == "aer" else (target["device"],)
-    _FLEET[:] = _build(names, noisy=kind == "fake")
+    _FLEET[:] = _build(names, noisy=kind == "fake", prepare=preload)
     if _SHARED_NOISE and not _ORIGINAL_NOISE:
         _ORIGINAL_NOISE.append(FakeBackendV2._get_noise_model_from_backend_v2)
-        FakeBackendV2._get_noise_model_from_backend_v2 = _shared_noise_model  # type: ignore
-    QiskitRuntimeService.__new__ = _offline_new  # type: ignore[method-assign]
+        FakeBackendV2._get_noise_model_from_backend_v2 = _shared_noise_model
+    QiskitRuntimeService.__new__ = _offline_new
     if not _ORIGINAL_VALIDATE:
         _ORIGINAL_VALIDATE.append(base_primitive.validate_isa_circuits)
         base_primitive.validate_isa_circuits = _validate_isa

@@ -141,7 +141,9 @@ class Zygote:
         try:
             from qsandbox_env.sandbox import offline_runtime
 
-            harness.ISA_ERRORS = offline_runtime.install(target)  # type: ignore[attr-defined]
+            harness.ISA_ERRORS = offline_runtime.install(  # type: ignore[attr-defined]
+                target, preload=bool(self.config.get("preload"))
+            )
         except ImportError as exc:
             if target.get("kind") == "fake" or exc.name != "qiskit_ibm_runtime":
                 self.preload_errors["offline runtime"] = f"{type(exc).__name__}: {exc}"
