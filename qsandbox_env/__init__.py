@@ -26,9 +26,13 @@ _EXPORTS = {
     "Target": "qsandbox_env.targets",
     "parse_target": "qsandbox_env.targets",
     "QiskitCodeEnv": "qsandbox_env.env",
+    "Broker": "qsandbox_env.broker",
+    "Budget": "qsandbox_env.broker",
 }
 
 __all__ = [
+    "Broker",
+    "Budget",
     "Outcome",
     "Program",
     "QiskitCodeEnv",
@@ -45,6 +49,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from qsandbox_env.broker import Broker, Budget
     from qsandbox_env.env import QiskitCodeEnv
     from qsandbox_env.extract import extract_code
     from qsandbox_env.program import Program, assemble
