@@ -1,0 +1,258 @@
+"""``qsandbox train grpo``: GRPO training from the command line, and the learning demo.
+
+::
+
+    qsandbox train grpo --model Qwen/Qwen2.5-Coder-1.5B-Instruct --tasks bundled --out runs/grpo \\
+        --lora --steps 200
+    qsandbox train grpo --demo            # a tiny model learns five-token Qiskit tasks on a CPU
+
+Every `GRPOConfig` field is an option (``--group-size``, ``--loss-type``, ...), its help text
+taken from the field's documentation. This module parses arguments and reports; it imports torch,
+transformers and peft only inside the run function, so ``qsandbox --help`` stays fast, and it
+validates every option (the config, the task sources) before a model or a sandbox starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import inspect
+import os
+import re
+from typing import Any
+
+from agents.grpo.config import ADVANTAGE_SCALES, LOSS_TYPES, PRECISIONS, GRPOConfig
+from qsandbox_env.cli import CLIError, Command, register
+
+__all__ = ["configure_grpo", "run_grpo"]
+
+TORCH_INSTALL = 'pip install "qsandbox[grpo]"'
+CHOICES = {"advantage_scale": ADVANTAGE_SCALES, "loss_type": LOSS_TYPES, "precision": PRECISIONS}
+
+
+def _field_docs() -> dict[str, str]:
+    """``name -> description`` from the Attributes section of `GRPOConfig`'s docstring."""
+    doc = inspect.getdoc(GRPOConfig) or ""
+    section = doc.split("Attributes:", 1)[-1].split("Example:", 1)[0]
+    docs: dict[str, str] = {}
+    for match in re.finditer(r"^    (\w+): (.*?)(?=^    \w+: |\Z)", section, re.M | re.S):
+        docs[match.group(1)] = " ".join(match.group(2).split())
+    return docs
+
+
+def _config_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("GRPO hyper-parameters (GRPOConfig fields)")
+    docs = _field_docs()
+    for field in dataclasses.fields(GRPOConfig):
+        flag = "--" + field.name.replace("_", "-")
+        default = field.default
+        help_text = docs.get(field.name, "").replace("%", "%%")
+        if isinstance(default, bool):
+            group.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
+        elif isinstance(default, tuple):
+            group.add_argument(
+                flag, type=_names, default=None, metavar="A,B", help=f"{help_text} (comma list)"
+            )
+        else:
+            group.add_argument(
+                flag,
+                type=type(default),
+                choices=CHOICES.get(field.name),
+                default=None,
+                metavar=None if field.name in CHOICES else "X",
+                help=f"{help_text} (default: {default})",
+            )
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def configure_grpo(parser: argparse.ArgumentParser) -> None:
+    """The options of ``qsandbox train grpo``."""
+    run = parser.add_argument_group("what to train")
+    run.add_argument("--demo", action="store_true", help="train the tiny demo model (CPU, ~1 min)")
+    run.add_argument("--model", metavar="PATH", help="Hugging Face model path or hub id")
+    run.add_argument(
+        "--tasks", metavar="SOURCE", help="bundled | procedural | a task file | hub id"
+    )
+    run.add_argument(
+        "--task-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="option for a named task source, e.g. n=200 (repeatable)",
+    )
+    run.add_argument(
+        "--eval-tasks", metavar="SOURCE", help="held-out tasks for the periodic pass@1"
+    )
+    run.add_argument("--out", metavar="DIR", help="metrics, checkpoints and the final model")
+    run.add_argument(
+        "--resume",
+        nargs="?",
+        const="latest",
+        metavar="CHECKPOINT",
+        help="continue from a checkpoint directory (no value: the latest under --out)",
+    )
+    run.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    run.add_argument(
+        "--generator",
+        default="hf",
+        help="hf (default: the trained model's generate). openai:<model>@<url> (vLLM) is not "
+        "wired yet: the server would keep sampling from its initial weights",
+    )
+    verify = parser.add_argument_group("verification")
+    verify.add_argument("--workers", type=int, metavar="N", help="sandboxes (default: CPU count)")
+    verify.add_argument("--timeout", type=float, default=60.0, metavar="S", help="s per program")
+    verify.add_argument(
+        "--ray",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="ADDRESS",
+        help="verify on Ray actors (agents.rollout.RayVerifier); no value: a local Ray",
+    )
+    _config_options(parser)
+
+
+def run_grpo(args: argparse.Namespace) -> int:
+    """Run ``qsandbox train grpo``; returns the exit code."""
+    if args.demo:
+        return _run_demo(args)
+    config = _config_from_args(args, GRPOConfig())
+    _require(args, "model", "tasks", "out")
+    if args.generator != "hf":
+        raise CLIError(
+            f"--generator: expected hf, got {args.generator!r}; generation through an "
+            "OpenAI-compatible server (vLLM) is not wired yet, because the trainer does not push "
+            "updated weights to the server"
+        )
+    tasks = _load(args.tasks, _task_options(args.task_option))
+    eval_tasks = _load(args.eval_tasks, {}) if args.eval_tasks else None
+    torch, transformers = _import_torch()
+    from agents.bench.runner import build_verifier
+    from agents.grpo import checkpoint
+    from agents.grpo.trainer import GRPOTrainer
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model, tokenizer = _load_model(transformers, torch, args.model, config, device)
+    torch.manual_seed(config.seed)
+    with _closing(build_verifier(args.workers, args.timeout, None, args.ray)) as verifier:
+        trainer = GRPOTrainer(
+            config, model, tokenizer, tasks, verifier, eval_tasks=eval_tasks, out_dir=args.out
+        )
+        if args.resume:
+            where = checkpoint.latest(args.out) if args.resume == "latest" else args.resume
+            if where is None:
+                raise CLIError(f"--resume: no checkpoint under {args.out}/checkpoints")
+            trainer.resume(where)
+            print(f"resumed from {where} at step {trainer.step}")
+        trainer.train()
+    print(f"final model: {os.path.join(args.out, 'final')}")
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from agents.grpo.demo import DEMO_CONFIG, run_demo
+
+    config = _config_from_args(args, DEMO_CONFIG)  # overrides such as --steps, validated
+    _import_torch()
+    run_demo(config, out_dir=args.out, workers=args.workers or 2)
+    return 0
+
+
+def _config_from_args(args: argparse.Namespace, base: GRPOConfig) -> GRPOConfig:
+    changes = {
+        field.name: getattr(args, field.name)
+        for field in dataclasses.fields(GRPOConfig)
+        if getattr(args, field.name, None) is not None
+    }
+    try:
+        return dataclasses.replace(base, **changes)
+    except ValueError as error:
+        raise CLIError(str(error)) from None
+
+
+def _require(args: argparse.Namespace, *names: str) -> None:
+    missing = [f"--{name}" for name in names if not getattr(args, name)]
+    if missing:
+        raise CLIError(f"expected {', '.join(missing)} (or --demo), got none")
+
+
+def _task_options(pairs: list[str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CLIError(f"--task-option: expected KEY=VALUE, got {pair!r}")
+        options[key] = int(value) if value.lstrip("-").isdigit() else value
+    return options
+
+
+def _load(source: str, options: dict[str, Any]) -> Any:
+    from qsandbox_env.tasks import load_tasks
+
+    try:
+        return load_tasks(source, **options)
+    except (ValueError, TypeError, OSError) as error:
+        raise CLIError(str(error)) from None
+
+
+def _import_torch() -> tuple[Any, Any]:
+    try:
+        import torch
+        import transformers
+    except ImportError as error:
+        raise CLIError(f"GRPO training needs torch and transformers: {TORCH_INSTALL}") from error
+    return torch, transformers
+
+
+def _load_model(
+    transformers: Any, torch: Any, path: str, config: GRPOConfig, device: str
+) -> tuple[Any, Any]:
+    # LoRA keeps the frozen base in bf16; full training keeps fp32 weights under bf16 autocast.
+    bf16 = config.precision == "bf16" or (
+        config.precision == "auto" and device.startswith("cuda") and torch.cuda.is_bf16_supported()
+    )
+    dtype = torch.bfloat16 if bf16 and config.lora else torch.float32
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+        model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    except (OSError, ValueError) as error:
+        raise CLIError(f"--model {path}: {error}") from None
+    return model.to(device), tokenizer
+
+
+class _closing:
+    """Close the verifier (a `Verifier` or a Ray verifier) however the run ends."""
+
+    def __init__(self, verifier: Any) -> None:
+        self.verifier = verifier
+
+    def __enter__(self) -> Any:
+        return self.verifier
+
+    def __exit__(self, *exc: object) -> None:
+        self.verifier.close()
+
+
+def _configure_train(parser: argparse.ArgumentParser) -> None:
+    algorithms = parser.add_subparsers(title="algorithms", metavar="ALGORITHM", required=True)
+    grpo = algorithms.add_parser(
+        "grpo",
+        help="GRPO on the Verifier's reward",
+        description="Train a causal LM with GRPO; rewards come from running its code.",
+    )
+    configure_grpo(grpo)
+    grpo.set_defaults(train_run=run_grpo)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    return args.train_run(args)
+
+
+register(
+    Command("train", "post-train a model on task rewards (grpo)", _configure_train, _run_train)
+)
