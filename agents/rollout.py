@@ -140,6 +140,41 @@ class VerifierActor:
         self.verifier.close()
 
 
+class ActorHost:
+    """The Ray actor around a worker object (`VerifierActor`, `RolloutWorker`).
+
+    It keeps the worker's construction error instead of dying with it, so that the driver can
+    raise it with its own type (a ``ValueError`` from bad options stays a ``ValueError``).
+    """
+
+    def __init__(self, cls: type, args: tuple, kwargs: dict[str, Any]) -> None:
+        self.worker: Any = None
+        self.start_error: tuple[str, str] | None = None
+        try:
+            self.worker = cls(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - reported by ready(), raised on the driver
+            self.start_error = (type(exc).__name__, str(exc))
+
+    def ready(self) -> dict[str, Any]:
+        if self.start_error is not None:
+            return {"start_error": self.start_error}
+        return self.worker.ready()
+
+    def call(self, method: str, payload: Any) -> Any:
+        return getattr(self.worker, method)(payload)
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+
+
+def _start_error(label: str, kind: str, message: str) -> Exception:
+    error = {"ValueError": ValueError, "TypeError": TypeError}.get(kind, RuntimeError)
+    if error is RuntimeError:
+        message = f"{label}: a Ray actor failed to start: {kind}: {message}"
+    return error(message)
+
+
 # -- scheduling --------------------------------------------------------------------------------
 @dataclass
 class _Slot:
@@ -216,6 +251,7 @@ class ActorPool:
         self.retry_timeouts = retry_timeouts
         self.stats = {"completed": 0, "actors_replaced": 0, "items_resent": 0, "items_timed_out": 0}
         self.slots: list[_Slot] = []
+        self._start_failures = 0  # actors lost while starting (out of memory, node lost)
         try:
             self.slots = [self._new_slot() for _ in range(size)]
             self._await_start()
@@ -232,16 +268,13 @@ class ActorPool:
         return _Slot(actor, actor.ready.remote(), time.monotonic())
 
     def _await_start(self) -> None:
-        pending = {slot.ready_ref: slot for slot in self.slots}
         deadline = time.monotonic() + self.start_timeout
-        while pending:
+        while starting := {s.ready_ref: s for s in self.slots if s.ready_ref is not None}:
             left = deadline - time.monotonic()
-            done, _ = self._ray.wait(list(pending), num_returns=1, timeout=max(0.0, left))
+            done, _ = self._ray.wait(list(starting), num_returns=1, timeout=max(0.0, left))
             if not done:
-                raise RuntimeError(self._start_timeout_message(len(pending)))
-            slot = pending.pop(done[0])
-            slot.info = self._ray.get(done[0])
-            slot.ready_ref = None
+                raise RuntimeError(self._start_timeout_message(len(starting)))
+            self._started(starting[done[0]])
 
     def _start_timeout_message(self, missing: int) -> str:
         free, total = self._ray.available_resources(), self._ray.cluster_resources()
@@ -274,7 +307,7 @@ class ActorPool:
                 slot.ready_ref is None and batch.waiting and len(slot.inflight) < self.max_in_flight
             ):
                 index = batch.waiting.popleft()
-                ref = getattr(slot.actor, batch.method).remote(batch.payloads[index])
+                ref = slot.actor.call.remote(batch.method, batch.payloads[index])
                 running = now if len(slot.inflight) < self.concurrency else None
                 batch.jobs[ref] = _Job(index, slot, running)
                 slot.inflight.append(ref)
@@ -361,13 +394,23 @@ class ActorPool:
         )
 
     def _started(self, slot: _Slot) -> None:
+        """Record a started actor; one the system killed while starting is asked for again."""
         try:
             slot.info = self._ray.get(slot.ready_ref)
-        except Exception as exc:
-            raise RuntimeError(
-                f"{self.label}: a replacement Ray actor failed to start: {_first_line(exc)}"
-            ) from exc
+        except _actor_gone_errors(self._ray) as exc:
+            self._start_failures += 1
+            if self._start_failures > self.max_retries + len(self.slots):
+                last = _first_line(exc)
+                raise RuntimeError(
+                    f"{self.label}: Ray actors keep dying while they start (last: {last})"
+                ) from exc
+            self._kill(slot.actor)
+            fresh = self._new_slot()
+            slot.actor, slot.ready_ref, slot.since = fresh.actor, fresh.ready_ref, fresh.since
+            return
         slot.ready_ref = None
+        if "start_error" in slot.info:
+            raise _start_error(self.label, *slot.info["start_error"])
 
     def _check_starting(self) -> None:
         now = time.monotonic()
@@ -532,11 +575,9 @@ class _PoolShape:
         retry: bool,
     ) -> ActorPool:
         room = _check_capacity(ray, self.actors or 1, {"CPU": self.num_cpus}, label)
-        remote_class = ray.remote(actor_class).options(
-            num_cpus=self.num_cpus, max_concurrency=concurrency
-        )
+        host = ray.remote(ActorHost).options(num_cpus=self.num_cpus, max_concurrency=concurrency)
         return ActorPool(
-            lambda: remote_class.remote(*args, **kwargs),
+            lambda: host.remote(actor_class, args, kwargs),
             self.actors or room,
             concurrency=concurrency,
             max_in_flight=self.max_in_flight,

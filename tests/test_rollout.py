@@ -222,6 +222,12 @@ def test_an_unknown_verifier_option_is_refused_before_ray_is_touched():
         RayVerifier(paralel=2)
 
 
+def test_a_bad_verifier_option_value_raises_its_own_error_from_the_actor(ray_session):
+    with pytest.raises(ValueError) as caught:
+        RayVerifier(actors=1, memory="lots")
+    assert str(caught.value) == "memory: expected a size like '4GiB' or '512MiB', got 'lots'"
+
+
 def test_a_closed_ray_verifier_refuses_work(ray_session):
     remote = RayVerifier(actors=1, preload=())
     remote.close()
