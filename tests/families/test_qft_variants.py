@@ -1,0 +1,68 @@
+"""Tests for the qft_variants family."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from qsandbox_env import Task
+from qsandbox_env.families.qft_variants import QftConfig
+from tests.families import helpers
+
+FAMILY = "qft_variants"
+
+
+def test_config_rejects_a_one_qubit_transform():
+    with pytest.raises(ValueError) as error:
+        QftConfig(min_size=1)
+    assert str(error.value) == "QftConfig.min_size: expected at least 2, got 1"
+
+
+def test_config_rejects_registers_too_large_to_compare_unitaries():
+    with pytest.raises(ValueError) as error:
+        QftConfig(max_qubits=9)
+    assert str(error.value) == (
+        "QftConfig.max_qubits: expected at most 8 (tests compare unitaries), got 9"
+    )
+
+
+def test_same_arguments_give_the_same_tasks_and_another_seed_other_ones():
+    helpers.assert_deterministic(FAMILY)
+
+
+def test_every_task_is_rebuilt_from_its_metadata():
+    helpers.assert_rebuilt_from_metadata(FAMILY)
+
+
+def test_prompts_do_not_repeat():
+    helpers.assert_prompts_unique(FAMILY)
+
+
+def test_difficulty_scatters_qubits_drops_swaps_and_restricts_gates():
+    tasks = helpers.by_difficulty(FAMILY)
+    params = {level: [t.metadata["parameters"] for t in tasks[level]] for level in tasks}
+    for p in params["basic"]:
+        assert p["swaps"] and p["qubits"] == sorted(p["qubits"])
+        assert p["qubits"] == list(range(p["qubits"][0], p["qubits"][0] + len(p["qubits"])))
+    assert not all(p["swaps"] for p in params["intermediate"])
+    assert any(p["qubits"] != sorted(p["qubits"]) for p in params["intermediate"])
+    assert all("Use only h, cp and swap gates" in t.prompt for t in tasks["difficult"])
+    assert not any("QFTGate(k)" in t.canonical_solution for t in tasks["difficult"])
+
+
+def test_twenty_canonical_solutions_pass(verifier):
+    helpers.assert_canonical_solutions_pass(verifier, helpers.twenty_tasks(FAMILY))
+
+
+def reversed_qubits(task: Task) -> str:
+    """The transform's qubits taken in the opposite order (a bit-order mix-up)."""
+    return re.sub(
+        r"qubits = \[([\d, ]+)\]",
+        lambda m: f"qubits = {[int(q) for q in m[1].split(', ')][::-1]}",
+        task.canonical_solution,
+    )
+
+
+def test_the_transform_on_reversed_qubits_fails(verifier):
+    helpers.assert_mutants_fail(verifier, helpers.twenty_tasks(FAMILY)[:9], reversed_qubits, 9)
