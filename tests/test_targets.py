@@ -149,6 +149,27 @@ def test_a_rejection_wrapped_by_the_test_is_still_not_isa(sherbrooke):
     assert sherbrooke.verify(program_task(body), code).outcome is Outcome.NOT_ISA
 
 
+def test_the_estimator_runs_on_a_served_device_in_local_mode(verifier):
+    code = """
+from qiskit import QuantumCircuit
+from qiskit.quantum_info import SparsePauliOp
+from qiskit.transpiler import generate_preset_pass_manager
+from qiskit_ibm_runtime import EstimatorV2, QiskitRuntimeService
+
+
+def solve():
+    backend = QiskitRuntimeService().least_busy()
+    circuit = QuantumCircuit(2)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    isa = generate_preset_pass_manager(optimization_level=1, backend=backend).run(circuit)
+    observable = SparsePauliOp("ZZ").apply_layout(isa.layout)
+    return float(EstimatorV2(mode=backend).run([(isa, observable)]).result()[0].data.evs)
+"""
+    verdict = verifier.verify(program_task("    assert candidate() == 1.0\n"), code)
+    assert verdict.outcome is Outcome.PASSED, verdict.detail
+
+
 # -- the offline QiskitRuntimeService ----------------------------------------------------------
 def test_the_aer_target_serves_the_default_devices_sherbrooke_least_busy(verifier):
     body = (
