@@ -1,0 +1,252 @@
+"""Programs that try to pass through the execution targets' new surfaces without solving the task.
+
+The ``fake:`` and ``aer`` targets serve devices that the zygote built once (targets, noise
+models, the offline service's device list) and every child inherits; the ``ibm:`` target talks to
+the parent's QPU broker through a proxy; completions are extracted and assembled around a test
+that reads names the prompt imported. Each attack below would pass a naive harness: the same
+program run with plain ``exec`` in a fresh interpreter that has the same offline runtime (or the
+same broker proxy) installed, exit status 0 = pass. ``naive_passes_on`` and friends prove that, so
+each test shows the defence is needed; the Verifier must award none of them.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+from qiskit_ibm_runtime.fake_provider.local_service import QiskitRuntimeLocalService
+
+from qsandbox_env import Broker, Outcome, Task, Verifier
+from qsandbox_env.program import assemble
+from qsandbox_env.sandbox import protocol, qpu_codec
+from qsandbox_env.targets import parse_target
+from tests.conftest import program_task
+from tests.test_hostile import assert_fooled_naive_not_us as assert_plain_attack_fails
+
+DEVICE = "fake_manila"  # 5 qubits: its noise model builds and simulates quickly
+TARGET = f"fake:{DEVICE}"
+
+
+@pytest.fixture(scope="module")
+def manila():
+    with Verifier(parallelism=1, target=TARGET) as v:
+        yield v
+
+
+def naive_passes_on(target: str, task: Task, code: str) -> bool:
+    """A fresh interpreter with the sandbox's offline runtime and no guard: exit status 0 = pass."""
+    spec = parse_target(target).to_dict()
+    source = (
+        "import warnings\nwarnings.simplefilter('ignore')\n"
+        "from qsandbox_env.sandbox import offline_runtime\n"
+        f"offline_runtime.install({spec!r})\n"
+        + assemble(task, code).source
+        + f"\ncheck({task.entry_point})\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", source], capture_output=True, timeout=300, cwd="/")
+    return proc.returncode == 0
+
+
+def assert_fooled_naive_not_us(verifier, task, code, *, expected=Outcome.TAMPERED, target=TARGET):
+    assert naive_passes_on(target, task, code), "the attack does not even fool a naive harness"
+    verdict = verifier.verify(task, code)
+    assert not verdict.passed, verdict
+    assert verdict.outcome is expected, (verdict.outcome, verdict.detail)
+    return verdict
+
+
+# -- the ISA check (the not_isa outcome) -----------------------------------------------------
+# The test runs the program's circuit on the service's device itself: a circuit that was not
+# transpiled for the device must be rejected by the runtime's ISA check.
+ISA_TASK = program_task(
+    "    from qiskit_ibm_runtime import QiskitRuntimeService, SamplerV2\n"
+    "    circuit = candidate()\n"
+    "    backend = QiskitRuntimeService().least_busy()\n"
+    "    sampler = SamplerV2(mode=backend)\n"
+    "    sampler.options.simulator.seed_simulator = 11\n"
+    "    counts = sampler.run([circuit], shots=1000).result()[0].data.meas.get_counts()\n"
+    "    assert counts.get('00', 0) + counts.get('11', 0) > 800, counts\n",
+    entry_point="bell",
+)
+# Not transpiled: H is not in the device's instruction set.
+UNTRANSPILED = (
+    "from qiskit import QuantumCircuit\n"
+    "def bell():\n"
+    "    qc = QuantumCircuit(2)\n"
+    "    qc.h(0)\n"
+    "    qc.cx(0, 1)\n"
+    "    qc.measure_all()\n"
+    "    return qc\n"
+)
+TRANSPILED = UNTRANSPILED.replace(
+    "    return qc\n",
+    "    from qiskit import transpile\n"
+    "    from qiskit_ibm_runtime import QiskitRuntimeService\n"
+    "    return transpile(qc, QiskitRuntimeService().least_busy(), seed_transpiler=1)\n",
+)
+
+
+def test_the_isa_task_passes_transpiled_and_rejects_untranspiled_circuits(manila):
+    assert manila.verify(ISA_TASK, TRANSPILED).outcome is Outcome.PASSED
+    assert manila.verify(ISA_TASK, UNTRANSPILED).outcome is Outcome.NOT_ISA
+
+
+def test_replacing_the_runtime_validation_behind_the_offline_wrapper(manila):
+    # The not_isa traceback shows the line that calls it: ``_ORIGINAL_VALIDATE[0](circuits, …)``.
+    code = (
+        "from qsandbox_env.sandbox import offline_runtime\n"
+        "offline_runtime._ORIGINAL_VALIDATE[0] = lambda circuits, target: None\n" + UNTRANSPILED
+    )
+    verdict = assert_fooled_naive_not_us(manila, ISA_TASK, code)
+    assert "offline runtime" in verdict.detail
+
+
+def test_replacing_the_runtime_validation_function_itself(manila):
+    code = (
+        "from qiskit_ibm_runtime import base_primitive\n"
+        "base_primitive.validate_isa_circuits = lambda circuits, target: None\n" + UNTRANSPILED
+    )
+    verdict = assert_fooled_naive_not_us(manila, ISA_TASK, code)
+    assert "validate_isa_circuits was replaced" in verdict.detail
+
+
+def test_adding_the_missing_gate_to_the_served_devices_target(manila):
+    code = (
+        "from qiskit.circuit.library import HGate\n"
+        "from qiskit_ibm_runtime import QiskitRuntimeService\n"
+        "device = QiskitRuntimeService().least_busy()\n"
+        "device.target.add_instruction(HGate(), {(q,): None for q in range(device.num_qubits)})\n"
+        + UNTRANSPILED
+    )
+    verdict = assert_fooled_naive_not_us(manila, ISA_TASK, code)
+    assert "fake_manila" in verdict.detail and "target" in verdict.detail
+
+
+def test_swapping_the_served_device_list_for_a_permissive_simulator(manila):
+    code = (
+        "from qiskit_aer import AerSimulator\n"
+        "from qsandbox_env.sandbox import offline_runtime\n"
+        "offline_runtime._FLEET[:] = [AerSimulator()]\n" + UNTRANSPILED
+    )
+    verdict = assert_fooled_naive_not_us(manila, ISA_TASK, code)
+    assert "served devices" in verdict.detail
+
+
+def test_swapping_the_device_behind_a_served_backend(manila):
+    code = (
+        "from qiskit.providers.fake_provider import GenericBackendV2\n"
+        "from qiskit_ibm_runtime import QiskitRuntimeService\n"
+        "device = QiskitRuntimeService().least_busy()\n"
+        "device._device = GenericBackendV2(5, basis_gates=['h', 'cx', 'measure'], seed=1)\n"
+        + UNTRANSPILED
+    )
+    verdict = assert_fooled_naive_not_us(manila, ISA_TASK, code)
+    assert "fake_manila" in verdict.detail
+
+
+# -- the device's noise --------------------------------------------------------------------------
+# The program must estimate how often a GHZ circuit keeps its parity on the device; the test
+# measures it there itself. Claiming the ideal 1.0 is wrong on a noisy device.
+NOISE_TASK = program_task(
+    "    from qiskit import QuantumCircuit, transpile\n"
+    "    from qiskit_ibm_runtime import QiskitRuntimeService\n"
+    "    estimate = candidate()\n"
+    "    backend = QiskitRuntimeService().least_busy()\n"
+    "    qc = QuantumCircuit(3)\n"
+    "    qc.h(0)\n"
+    "    qc.cx(0, 1)\n"
+    "    qc.cx(1, 2)\n"
+    "    qc.measure_all()\n"
+    "    isa = transpile(qc, backend, seed_transpiler=3)\n"
+    "    counts = backend.run(isa, shots=2000, seed_simulator=3).result().get_counts()\n"
+    "    measured = (counts.get('000', 0) + counts.get('111', 0)) / 2000\n"
+    "    assert abs(estimate - measured) < 0.005, (estimate, measured)\n",
+    entry_point="ghz_fidelity",
+)
+IDEAL_CLAIM = "def ghz_fidelity():\n    return 1.0\n"
+NOISE_FROM_FAKE_CLASS = program_task(
+    NOISE_TASK.test.split("\n\ncheck(")[0]
+    .replace("def check(candidate):\n", "")
+    .replace(
+        "    backend = QiskitRuntimeService().least_busy()\n",
+        "    from qiskit_ibm_runtime.fake_provider import FakeManilaV2\n"
+        "    backend = FakeManilaV2()\n",
+    ),
+    entry_point="ghz_fidelity",
+)
+
+
+def test_the_noise_task_fails_the_ideal_claim(manila):
+    assert manila.verify(NOISE_TASK, IDEAL_CLAIM).outcome is Outcome.FAILED
+
+
+def test_turning_off_the_served_devices_noise(manila):
+    code = (
+        "from qiskit_ibm_runtime import QiskitRuntimeService\n"
+        "QiskitRuntimeService().least_busy().set_options(noise_model=None)\n" + IDEAL_CLAIM
+    )
+    verdict = assert_fooled_naive_not_us(manila, NOISE_TASK, code)
+    assert "fake_manila" in verdict.detail
+
+
+def test_shadowing_the_served_devices_run_with_an_ideal_simulator(manila):
+    code = (
+        "from qiskit_aer import AerSimulator\n"
+        "from qiskit_ibm_runtime import QiskitRuntimeService\n"
+        "QiskitRuntimeService().least_busy().run = AerSimulator().run\n" + IDEAL_CLAIM
+    )
+    verdict = assert_fooled_naive_not_us(manila, NOISE_TASK, code)
+    assert "run" in verdict.detail
+
+
+def test_emptying_the_shared_noise_model_of_the_device_class(manila):
+    # The test builds its own FakeManilaV2(): it shares the zygote's noise model, unlike a
+    # fresh interpreter where each instance builds its own.
+    code = (
+        "from qiskit_ibm_runtime.fake_provider import FakeManilaV2\n"
+        "FakeManilaV2()._get_noise_model_from_backend_v2().reset()\n" + IDEAL_CLAIM
+    )
+    verdict = assert_fooled_naive_not_us(manila, NOISE_FROM_FAKE_CLASS, code)
+    assert "noise model" in verdict.detail
+
+
+def test_replacing_the_shared_noise_model_table(manila):
+    code = (
+        "from qiskit_aer.noise import NoiseModel\n"
+        "from qiskit_ibm_runtime.fake_provider import FakeManilaV2\n"
+        "from qsandbox_env.sandbox import offline_runtime\n"
+        "offline_runtime._SHARED_NOISE[FakeManilaV2] = NoiseModel()\n" + IDEAL_CLAIM
+    )
+    verdict = assert_fooled_naive_not_us(manila, NOISE_FROM_FAKE_CLASS, code)
+    assert "noise model" in verdict.detail
+
+
+def test_honest_programs_using_the_served_device_are_not_flagged(manila):
+    honest = (
+        "from qiskit import QuantumCircuit, transpile\n"
+        "from qiskit_ibm_runtime import QiskitRuntimeService\n"
+        "from qiskit_ibm_runtime.fake_provider import FakeManilaV2\n"
+        "import copy\n"
+        "def ghz_fidelity():\n"
+        "    backend = QiskitRuntimeService().least_busy()\n"
+        "    copy.deepcopy(FakeManilaV2()).target.add_instruction\n"
+        "    mine = FakeManilaV2()\n"
+        "    mine.set_options(shots=10)\n"
+        "    qc = QuantumCircuit(3)\n"
+        "    qc.h(0)\n"
+        "    qc.cx(0, 1)\n"
+        "    qc.cx(1, 2)\n"
+        "    qc.measure_all()\n"
+        "    isa = transpile(qc, backend, seed_transpiler=3)\n"
+        "    counts = backend.run(isa, shots=2000, seed_simulator=3).result().get_counts()\n"
+        "    return (counts.get('000', 0) + counts.get('111', 0)) / 2000\n"
+    )
+    for task in (NOISE_TASK, NOISE_FROM_FAKE_CLASS):
+        verdict = manila.verify(task, honest)
+        assert verdict.outcome is Outcome.PASSED, verdict.detail
