@@ -250,14 +250,17 @@ def require_int_range(owner: str, low_name: str, low: int, high_name: str, high:
         raise ValueError(f"{owner}: expected {low_name} <= {high_name}, got {low} > {high}")
 
 
-def require_choices(owner: str, name: str, values: Sequence[str], allowed: Sequence[str]) -> None:
+def require_choices(
+    owner: str, name: str, values: Sequence[object], allowed: Sequence[object]
+) -> None:
     """Check that ``values`` is a non-empty tuple of distinct members of ``allowed``."""
     if not isinstance(values, tuple) or not values:
         raise TypeError(f"{owner}.{name}: expected a non-empty tuple, got {values!r}")
     unknown = [value for value in values if value not in allowed]
     if unknown:
         raise ValueError(
-            f"{owner}.{name}: unknown value {unknown[0]!r}; expected some of {', '.join(allowed)}"
+            f"{owner}.{name}: unknown value {unknown[0]!r}; expected some of "
+            f"{', '.join(str(value) for value in allowed)}"
         )
     if len(set(values)) != len(values):
         raise ValueError(f"{owner}.{name}: values must be distinct, got {values!r}")

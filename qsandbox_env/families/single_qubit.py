@@ -100,10 +100,10 @@ def _rotations(
         rng.choice(ROTATIONS + FIXED_GATES) for _ in range(count - 1)
     ]
     rng.shuffle(names)
-    ops = []
+    ops: list[tuple[str, int]] = []
     for name in names:
         eighths = rng.choice([k for k in range(-15, 16) if k % 8]) if name in ROTATIONS else 0
-        ops.append([name, eighths])
+        ops.append((name, eighths))
     listing = []
     lines = [f"qc = QuantumCircuit({num_qubits})"]
     for name, eighths in ops:

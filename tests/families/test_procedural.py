@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import json
 import random
 
 import pytest
@@ -128,6 +129,13 @@ def test_metadata_records_family_seed_index_difficulty_and_parameters():
     assert set(task.metadata["parameters"]) == {"secret", "num_bits", "oracle_gate"}
     assert task.format == "completion"
     assert task.prompt.rstrip().endswith('"""')
+
+
+def test_metadata_is_plain_json():
+    tasks = load_procedural(n=33, seed=2)
+    for task in tasks.values():
+        record = json.loads(json.dumps(dict(task.metadata)))
+        assert record["family"] == task.metadata["family"]
 
 
 def test_load_tasks_dispatches_procedural_with_its_options():
