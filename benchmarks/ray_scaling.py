@@ -1,0 +1,154 @@
+"""Ray scaling: `RayVerifier` with 1, 2, ... actors against the local `Verifier`, same programs.
+
+Every method verifies the *same* (task, completion) pairs in one run, side by side:
+
+- ``local Verifier p=k``: ``Verifier(parallelism=k)`` in this process (k warm zygotes).
+- ``RayVerifier actors=k``: ``RayVerifier(actors=k)`` on a local Ray started by this script
+  (``num_cpus`` = the machine's cores, no dashboard); each actor owns a ``Verifier(parallelism=1)``.
+
+Pools are started and given one unmeasured program before the clock starts (zygote start-up is
+not in the timings). Printed per row: programs/s, the speed-up over the same method with one
+worker, and the scaling efficiency (speed-up / workers: 1.0 means each added actor adds a whole
+actor's throughput); per k, Ray's throughput as a fraction of the local Verifier's (its overhead).
+
+Workloads (the programs of ``benchmarks/sandbox_throughput.py``):
+
+- ``bell-transpile`` (default): a Bell circuit transpiled for Aer and run, ``--repeat`` times.
+- ``humaneval``: the canonical solutions of Qiskit-HumanEval (``--data``).
+
+Run from the repository root:
+
+    PYTHONPATH=. python benchmarks/ray_scaling.py
+    PYTHONPATH=. python benchmarks/ray_scaling.py --workload humaneval --actors 1,2
+
+Timings share the machine with whatever else runs: the load average before each clock is printed,
+and a row measured while the machine was busier than its core count is marked DISTURBED.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from benchmarks.sandbox_throughput import (
+    DEFAULT_DATA,
+    Workload,
+    bell_workload,
+    humaneval_workload,
+)
+from qsandbox_env import Verifier
+from qsandbox_env.verifier import Verdict
+
+CORES = os.cpu_count() or 1
+
+
+@dataclass
+class Row:
+    """One timed run of one method with ``workers`` actors or zygotes."""
+
+    method: str
+    workers: int
+    programs: int
+    passed: int
+    wall_seconds: float
+    load_before: float
+
+    @property
+    def programs_per_second(self) -> float:
+        return self.programs / self.wall_seconds
+
+    @property
+    def disturbed(self) -> bool:
+        return self.load_before > CORES
+
+
+def measure(method: str, workers: int, verify_many: Callable, workload: Workload) -> Row:
+    verify_many(workload.pairs[:1])  # warm-up, unmeasured
+    load = os.getloadavg()[0]
+    started = time.perf_counter()
+    verdicts: list[Verdict] = verify_many(workload.pairs)
+    wall = time.perf_counter() - started
+    passed = sum(v.passed for v in verdicts)
+    return Row(method, workers, len(verdicts), passed, wall, load)
+
+
+def run_local(workload: Workload, workers: int) -> Row:
+    with Verifier(parallelism=workers) as verifier:
+        return measure("local Verifier", workers, verifier.verify_many, workload)
+
+
+def run_ray(workload: Workload, actors: int) -> Row:
+    from agents.rollout import RayVerifier
+
+    with RayVerifier(actors=actors) as remote:
+        return measure("RayVerifier", actors, remote.verify_many, workload)
+
+
+def print_table(rows: list[Row]) -> None:
+    base = {row.method: row for row in rows if row.workers == 1}
+    local = {row.workers: row for row in rows if row.method == "local Verifier"}
+    print(
+        "| method | workers | programs | passed | wall s | programs/s | speed-up | efficiency "
+        "| vs local | load before |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        one = base.get(row.method)
+        speedup = row.programs_per_second / one.programs_per_second if one else float("nan")
+        same = local.get(row.workers)
+        versus = row.programs_per_second / same.programs_per_second if same else float("nan")
+        flag = " DISTURBED" if row.disturbed else ""
+        print(
+            f"| {row.method} | {row.workers} | {row.programs} | {row.passed} | "
+            f"{row.wall_seconds:.2f} | {row.programs_per_second:.2f} | {speedup:.2f}x | "
+            f"{speedup / row.workers:.2f} | {versus:.2f} | {row.load_before:.1f}{flag} |"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--workload", choices=("bell-transpile", "humaneval"), default="bell-transpile"
+    )
+    parser.add_argument("--repeat", type=int, default=60, help="programs of bell-transpile")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--actors", default="1,2", help="comma-separated actor counts")
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args(argv)
+    counts = [int(k) for k in args.actors.split(",")]
+    workload = (
+        bell_workload(args.repeat, "bell-transpile")
+        if args.workload == "bell-transpile"
+        else humaneval_workload(args.data)
+    )
+    if workload is None:
+        return 1
+    warnings.simplefilter("ignore", RuntimeWarning)  # sandbox-layer notices, once per process
+    import ray
+
+    ray.init(num_cpus=CORES, include_dashboard=False, log_to_driver=False)
+    rows = []
+    for k in counts:
+        rows.append(run_local(workload, k))
+        rows.append(run_ray(workload, k))
+    ray.shutdown()
+    rows.sort(key=lambda r: (r.method != "local Verifier", r.workers))
+    print(
+        f"workload {workload.name}: {len(workload.pairs)} programs, {CORES} cores, "
+        f"python {sys.version.split()[0]}"
+    )
+    print_table(rows)
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
