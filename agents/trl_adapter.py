@@ -356,6 +356,11 @@ class QiskitToolEnvironment:
         return self._last.reward if self._last is not None else 0.0
 
     @property
+    def task(self) -> Task | None:
+        """The task of the current rollout (None before the first `reset`)."""
+        return self._task
+
+    @property
     def last_verdict(self) -> Verdict | None:
         """The verdict of the last `run_tests` call since `reset`."""
         return self._last

@@ -28,6 +28,14 @@ ZZ = BUNDLED["qsandbox/zz_expectation_from_counts"]
 GHZ_WRONG = "\n    return QuantumCircuit(num_qubits)\n"
 ZZ_WRONG = "\n    return 0.0\n"
 ONE_TEST = "def check(candidate):\n    assert candidate() == 1\n"
+# Completion tasks whose prompt is already a passing function: the completion decides.
+TINY_TASKS = TaskSet(
+    Task(f"tiny/{i}", f"def one_{i}():\n    return 1\n", ONE_TEST, f"one_{i}") for i in range(4)
+)
+SIMPLE_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant:{% endif %}"
+)
 PROGRAM = Task(
     "demo/one",
     "Return 1. You must implement this using a function named `one`.",
@@ -243,7 +251,7 @@ def test_trl_sees_the_reward_function_as_async_and_names_it() -> None:
     assert get_callable_name(reward) == "qsandbox_verifier"
 
 
-def tiny_tokenizer(directory):
+def tiny_tokenizer(directory, chat_template: str = SIMPLE_TEMPLATE, eos: str = "<eos>"):
     """A word-level tokenizer trained here on "#" and ")". A random policy over it writes a
     comment (or nothing) about as often as a syntax error, so rewards differ within a group and
     GRPO has a gradient."""
@@ -252,30 +260,20 @@ def tiny_tokenizer(directory):
 
     tokenizer = Tokenizer(models.WordLevel(unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    trainer = trainers.WordLevelTrainer(special_tokens=["<pad>", "<eos>", "<unk>"])
+    trainer = trainers.WordLevelTrainer(special_tokens=["<pad>", eos, "<unk>"])
     tokenizer.train_from_iterator(["# )"] * 8, trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>"
+        tokenizer_object=tokenizer, pad_token="<pad>", eos_token=eos, unk_token="<unk>"
     )
-    fast.chat_template = (
-        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-        "{% if add_generation_prompt %}assistant:{% endif %}"
-    )
+    fast.chat_template = chat_template
     fast.save_pretrained(directory)
     return AutoTokenizer.from_pretrained(directory)
 
 
-@pytest.mark.torch
-def test_grpo_trainer_trains_two_steps_on_verifier_rewards(verifier, tmp_path) -> None:
+def tiny_model(tokenizer):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
-    from trl import GRPOConfig, GRPOTrainer
 
-    # Completion tasks whose prompt is already a passing function: the completion decides.
-    tasks = TaskSet(
-        Task(f"tiny/{i}", f"def one_{i}():\n    return 1\n", ONE_TEST, f"one_{i}") for i in range(4)
-    )
-    tokenizer = tiny_tokenizer(tmp_path / "tokenizer")
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -284,15 +282,18 @@ def test_grpo_trainer_trains_two_steps_on_verifier_rewards(verifier, tmp_path) -
         num_hidden_layers=2,
         num_attention_heads=2,
         num_key_value_heads=2,
-        max_position_embeddings=512,
+        max_position_embeddings=2048,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    model = LlamaForCausalLM(config)
-    before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    reward = VerifierReward(tasks, verifier=verifier)
-    args = GRPOConfig(
-        output_dir=str(tmp_path / "out"),
+    return LlamaForCausalLM(config)
+
+
+def tiny_grpo_config(output_dir):
+    from trl import GRPOConfig
+
+    return GRPOConfig(
+        output_dir=str(output_dir),
         per_device_train_batch_size=8,
         num_generations=4,
         max_completion_length=4,
@@ -305,19 +306,64 @@ def test_grpo_trainer_trains_two_steps_on_verifier_rewards(verifier, tmp_path) -
         seed=0,
         disable_tqdm=True,
     )
+
+
+@pytest.mark.torch
+def test_grpo_trainer_trains_two_steps_on_verifier_rewards(verifier, tmp_path) -> None:
+    import torch
+    from trl import GRPOTrainer
+
+    tokenizer = tiny_tokenizer(tmp_path / "tokenizer")
+    model = tiny_model(tokenizer)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    reward = VerifierReward(TINY_TASKS, verifier=verifier)
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=reward,
-        args=args,
-        train_dataset=make_dataset(tasks),
+        args=tiny_grpo_config(tmp_path / "out"),
+        train_dataset=make_dataset(TINY_TASKS),
         processing_class=tokenizer,
     )
     trainer.train()
 
     assert reward.calls == 2 and len(reward.verdicts) == 16
-    assert {verdict.task_id for verdict in reward.verdicts} <= set(tasks)
+    assert {verdict.task_id for verdict in reward.verdicts} <= set(TINY_TASKS)
     logged = [entry["rewards/qsandbox_verifier/mean"] for entry in trainer.state.log_history[:2]]
     ours = [sum(v.reward for v in reward.verdicts[i : i + 8]) / 8 for i in (0, 8)]
     assert logged == pytest.approx(ours)
     changed = [name for name, p in model.named_parameters() if not torch.equal(p, before[name])]
     assert changed, "no parameter changed: every group had equal rewards"
+
+
+@pytest.mark.torch
+def test_grpo_trainer_runs_the_tool_environment_from_dataset_rows(verifier, tmp_path) -> None:
+    from trl import GRPOTrainer
+    from trl.chat_template_utils import qwen2_5_chat_template
+
+    # TRL needs a chat template that renders tool calls and that it knows how to parse.
+    tokenizer = tiny_tokenizer(tmp_path / "tokenizer", qwen2_5_chat_template, eos="<|im_end|>")
+    reward = VerifierReward(TINY_TASKS, verifier=verifier)
+    factory = QiskitToolEnvironment.factory(TINY_TASKS, verifier)
+    environments: list[QiskitToolEnvironment] = []
+
+    def recording_factory() -> QiskitToolEnvironment:
+        environments.append(factory())
+        return environments[-1]
+
+    trainer = GRPOTrainer(
+        model=tiny_model(tokenizer),
+        reward_funcs=reward,
+        args=tiny_grpo_config(tmp_path / "out"),
+        train_dataset=make_dataset(TINY_TASKS),
+        processing_class=tokenizer,
+        environment_factory=recording_factory,
+    )
+    trainer.train()
+
+    assert len(environments) == 8  # one per rollout of a batch, reused across batches
+    assert all(environment.task in TINY_TASKS.values() for environment in environments)
+    steps = trainer.state.log_history[:2]
+    # A random model never calls run_tests, so the environment's reward is 0 for every rollout.
+    assert [entry["tools/call_frequency"] for entry in steps] == [0.0, 0.0]
+    assert [entry["rewards/QiskitToolEnvironment/mean"] for entry in steps] == [0.0, 0.0]
+    assert reward.calls == 2
