@@ -112,10 +112,10 @@ def _description(num_qubits: int, qubits: list[int], variant: dict) -> list[str]
         "reversal of the qubit order.",
     ]
     if not variant["swaps"]:
+        inverse = " Apply the inverse of that transform." if variant["inverse"] else ""
         paragraphs.append(
             "Leave that final reversal out: the transform wanted equals QFTGate followed by "
-            f"reversing the order of its {size} qubits."
-            + (" Then take the inverse of that transform." if variant["inverse"] else "")
+            f"reversing the order of its {size} qubits.{inverse}"
         )
     if variant["elementary"]:
         paragraphs.append(
