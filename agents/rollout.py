@@ -595,6 +595,12 @@ def _verifier_options(options: dict[str, Any], label: str) -> dict[str, Any]:
             f"{label}: unknown Verifier option(s) {unknown}; expected some of "
             f"{sorted(_VERIFIER_PARAMETERS)}"
         )
+    if options.get("broker") is not None:
+        raise TypeError(
+            f"{label}: broker= cannot be sent to Ray actors (it holds a Runtime service and its "
+            "credentials); pass target='ibm:...' (and budget=...) and each actor builds its own "
+            "broker from its node's saved account or QISKIT_IBM_* environment"
+        )
     options = dict(options)
     options["parallelism"] = _positive_int(options.get("parallelism", 1), "parallelism")
     options["timeout"] = _positive_number(options.get("timeout", 60.0), "timeout")
@@ -621,14 +627,18 @@ class RayVerifier:
             gets a ``sandbox`` verdict.
         start_timeout: Seconds to wait for actors to start before raising ``RuntimeError``.
         **verifier_kwargs: Options of each actor's `Verifier` (``parallelism`` defaults to 1:
-            one sandbox per actor; ``timeout``, ``memory``, ``preload``, ...).
+            one sandbox per actor; ``timeout``, ``memory``, ``preload``, ``target``, ...). For
+            ``ibm:`` targets each actor has its own broker, built from its node's account, and
+            its own ``budget``: the pool may spend up to ``actors`` times that budget. A
+            ``broker`` object is refused (it would carry credentials to the actors).
 
     Raises:
         ImportError: Ray is not installed (the message has the ``pip install`` command).
         ValueError: The cluster's nodes cannot hold ``actors`` actors of ``num_cpus`` CPUs.
         RuntimeError: Actors did not start within ``start_timeout``.
 
-    Calls from several threads are served one at a time.
+    Calls from several threads are served one at a time. When Ray is already initialised in
+    this process, that session is used whatever ``address`` says.
     """
 
     def __init__(

@@ -222,6 +222,11 @@ def test_an_unknown_verifier_option_is_refused_before_ray_is_touched():
         RayVerifier(paralel=2)
 
 
+def test_a_broker_object_is_refused_because_it_would_carry_credentials_to_actors():
+    with pytest.raises(TypeError, match=r"^RayVerifier: broker= cannot be sent to Ray actors"):
+        RayVerifier(broker=object())
+
+
 def test_a_bad_verifier_option_value_raises_its_own_error_from_the_actor(ray_session):
     with pytest.raises(ValueError) as caught:
         RayVerifier(actors=1, memory="lots")
