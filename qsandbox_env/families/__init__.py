@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
-from types import MappingProxyType
 
 from qsandbox_env.families.core import (
-    _FAMILIES,
     DIFFICULTIES,
+    FAMILIES,
     Family,
     GeneratedTask,
     family_names,
@@ -58,9 +57,6 @@ FAMILY_MODULES = (
 )
 for _module in FAMILY_MODULES:
     importlib.import_module(f"{__name__}.{_module}")
-
-FAMILIES = MappingProxyType(_FAMILIES)
-"""Read-only view of the registry: family name → `Family`."""
 
 
 def load_procedural(

@@ -25,6 +25,7 @@ from qsandbox_env.tasks import Task
 
 __all__ = [
     "DIFFICULTIES",
+    "FAMILIES",
     "Family",
     "GeneratedTask",
     "check_function",
@@ -105,6 +106,8 @@ class Family:
 
 
 _FAMILIES: dict[str, Family] = {}
+FAMILIES: Mapping[str, Family] = MappingProxyType(_FAMILIES)
+"""Read-only view of the registry: family name → `Family`."""
 
 
 def register_family(family: Family) -> Family:
