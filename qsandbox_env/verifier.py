@@ -14,15 +14,20 @@ import re
 import sys
 import threading
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 from qsandbox_env.extract import extract_code
 from qsandbox_env.program import assemble
 from qsandbox_env.sandbox.pool import SandboxError, ZygoteConfig, ZygotePool
 from qsandbox_env.targets import Target, parse_target
 from qsandbox_env.tasks import Task
+
+if TYPE_CHECKING:
+    from qsandbox_env.broker import Broker, Budget
 
 __all__ = ["DEFAULT_PRELOAD", "Outcome", "SandboxError", "Verdict", "Verifier"]
 
@@ -40,6 +45,9 @@ class Outcome(str, enum.Enum):
     KILLED = "killed"  #: the process died from a signal
     TAMPERED = "tampered"  #: the test passed only after the program altered what it relies on
     NOT_ISA = "not_isa"  #: a primitive rejected a circuit not transpiled for its device (not ISA)
+    #: the QPU broker's budget ran out before the program's jobs could run (``ibm:`` targets);
+    #: the program's merit is unknown and the detail says which limit was reached
+    BUDGET = "budget"
     SANDBOX = "sandbox"  #: the sandbox itself failed; the program's merit is unknown
 
     def __str__(self) -> str:
@@ -145,6 +153,14 @@ class Verifier:
             fake device's noise model and constraints, e.g. ``"fake:sherbrooke"``) or
             ``"ibm:<backend>"``/``"ibm:least_busy"``; see :mod:`qsandbox_env.targets`.
             ``QiskitRuntimeService()`` inside the sandbox serves the target's devices.
+        broker: the :class:`~qsandbox_env.broker.Broker` that submits an ``ibm:`` target's jobs
+            (default: one with the account from ``QISKIT_IBM_TOKEN``/the saved account and
+            ``budget``). Programs get a credential-free proxy; the broker holds the account.
+            ``Broker(QiskitRuntimeLocalService())`` serves fake devices offline.
+        budget: the :class:`~qsandbox_env.broker.Budget` of the default broker (jobs, shots,
+            QPU seconds); a program refused for budget gets the ``budget`` outcome.
+        profile: run programs in the interpreter of an execution profile made with
+            ``qsandbox profile create NAME ...`` (instead of ``python=``).
 
     Example:
         >>> from qsandbox_env import Task, Verifier
@@ -168,6 +184,9 @@ class Verifier:
         preload: Sequence[str] = DEFAULT_PRELOAD,
         isolate: bool = True,
         target: str | Target = "aer",
+        broker: Broker | None = None,
+        budget: Budget | None = None,
+        profile: str | None = None,
     ) -> None:
         self.parallelism = _positive_int(
             os.cpu_count() or 1 if parallelism is None else parallelism, "parallelism"
@@ -179,15 +198,24 @@ class Verifier:
         if mode not in ("warm", "cold"):
             raise ValueError(f"mode: expected 'warm' or 'cold', got {mode!r}")
         self.mode = mode
+        if profile is not None:
+            if python is not None:
+                raise ValueError("profile: give either profile= or python=, not both")
+            from qsandbox_env.profiles import profile_python
+
+            python = profile_python(profile)
         self.python = python or sys.executable
         if not (os.path.isfile(self.python) and os.access(self.python, os.X_OK)):
             raise ValueError(f"python: {self.python!r} is not an executable file")
         if isinstance(preload, str) or not all(isinstance(m, str) for m in preload):
             raise TypeError(f"preload: expected a sequence of module names, got {preload!r}")
         self.target = parse_target(target)
+        self.broker = _make_broker(self.target, broker, budget)
+        # ibm: targets: the zygote imports the Runtime proxy before its snapshot, in either mode.
+        proxy = (PROXY_MODULE,) if self.broker is not None else ()
         self._config = ZygoteConfig(
             self.python,
-            tuple(preload) if mode == "warm" else (),
+            (tuple(preload) if mode == "warm" else ()) + proxy,
             bool(isolate),
             "512m",
             (self.target.kind, self.target.device),
@@ -269,6 +297,7 @@ class Verifier:
         )
         code = extract_code(completion, task)
         return {
+            **({"broker": {"device": self.target.device}} if self.broker is not None else {}),
             "program": assemble(task, code).as_message(),
             "timeout": limit,
             "code": code,
@@ -282,10 +311,15 @@ class Verifier:
 
     def _run(self, task: Task, request: dict) -> Verdict:
         code = request.pop("code")
-        if self._pool is not None:
-            reply = self._pool.run(request, request["timeout"])
-        else:
-            reply = self._run_cold(request)
+        broker = self.broker.session(self.target.device) if self.broker else nullcontext()
+        with broker as session:
+            answer = session.handle if session is not None else None
+            if self._pool is not None:
+                reply = self._pool.run(request, request["timeout"], answer)
+            else:
+                reply = self._run_cold(request, answer)
+        if session is not None and session.refusals and reply["outcome"] != "passed":
+            reply = _budget_reply(reply, session.refusals)
         return Verdict(
             task.task_id,
             Outcome(reply["outcome"]),
@@ -296,12 +330,12 @@ class Verifier:
             code,
         )
 
-    def _run_cold(self, request: dict) -> dict:
+    def _run_cold(self, request: dict, broker: Callable[[Any], dict] | None = None) -> dict:
         pool = ZygotePool(self._config, 1)
         try:
             self._cold_info = pool.info
             self._announce(pool.info)
-            return pool.run(request, request["timeout"])
+            return pool.run(request, request["timeout"], broker)
         finally:
             pool.close()
 
@@ -326,6 +360,39 @@ class Verifier:
                 f"qsandbox: the sandbox could not preload:\n{_bullets(failed)}\nPrograms "
                 "importing these start slower or fail; install them for the sandbox's interpreter."
             )
+
+
+PROXY_MODULE = "qsandbox_env.sandbox.qpu_proxy"
+
+
+def _make_broker(target: Target, broker: Broker | None, budget: Budget | None) -> Broker | None:
+    """The broker an ``ibm:`` target submits through; other targets take none."""
+    from qsandbox_env.broker import Broker, Budget
+
+    if broker is not None and not isinstance(broker, Broker):
+        raise TypeError(f"broker: expected a qsandbox_env.Broker, got {type(broker).__name__}")
+    if budget is not None and not isinstance(budget, Budget):
+        raise TypeError(f"budget: expected a qsandbox_env.Budget, got {type(budget).__name__}")
+    if target.kind != "ibm":
+        if broker is not None or budget is not None:
+            raise ValueError(
+                f"broker/budget: only ibm: targets submit to a QPU, got target {target.spec!r}"
+            )
+        return None
+    if broker is not None and budget is not None:
+        raise ValueError("budget: give it to the Broker you pass (Broker(service, budget=...))")
+    return broker if broker is not None else Broker(budget=budget)
+
+
+def _budget_reply(reply: dict, refusals: list[str]) -> dict:
+    """A failing verdict whose jobs the budget refused: say so instead of a silent zero."""
+    detail = (
+        f"{refusals[0]}. The program's merit is unknown: it ran without the QPU results it "
+        "asked for. Raise the Verifier's Budget or reuse cached results."
+    )
+    if reply.get("detail"):
+        detail += f"\n\nThe program then ended with {reply['outcome']}:\n{reply['detail']}"
+    return {**reply, "outcome": "budget", "detail": detail}
 
 
 def _bullets(reasons: dict[str, str]) -> str:
