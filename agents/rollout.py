@@ -917,12 +917,12 @@ class RolloutWorker:
         self, queries: list[Query], n: int, params: SamplingParams | None
     ) -> list[list[tuple[str, tuple[float, ...] | None]]]:
         scored = getattr(self.policy, "generate_with_logprobs", None)
+        rows: list[list[tuple[str, tuple[float, ...] | None]]]
         if callable(scored):
             rows = [[(text, tuple(lp)) for text, lp in row] for row in scored(queries, n, params)]
         else:
-            rows = [
-                [(text, None) for text in row] for row in self.policy.generate(queries, n, params)
-            ]
+            plain = self.policy.generate(queries, n, params)
+            rows = [[(text, None) for text in row] for row in plain]
         if len(rows) != len(queries) or any(len(row) != n for row in rows):
             raise ValueError(
                 f"policy {self.policy.name!r}: expected {n} completion(s) for each of "
@@ -988,7 +988,8 @@ def _task_set(tasks: TaskSet | str | Sequence[dict[str, Any]]) -> TaskSet:
     if isinstance(tasks, (str, os.PathLike)):
         return load_tasks(tasks)
     if isinstance(tasks, Sequence) and all(isinstance(t, dict) for t in tasks):
-        return TaskSet([task_from_wire(t) for t in tasks], source="<rollout tasks>")
+        records = [t for t in tasks if isinstance(t, dict)]  # all of them; narrows the type
+        return TaskSet([task_from_wire(t) for t in records], source="<rollout tasks>")
     raise TypeError(
         f"tasks: expected a TaskSet, a task source or a list of task dicts, got {tasks!r:.80}"
     )
@@ -1008,7 +1009,7 @@ def _build_policy(policy: PolicyLike, options: dict[str, Any]) -> Policy:
         return make_policy(policy, **options)
     if isinstance(policy, Policy):
         return policy
-    built = policy()  # type: ignore[operator]
+    built = policy()
     if not isinstance(built, Policy):
         raise TypeError(f"policy factory: expected it to return a Policy, got {built!r:.80}")
     return built

@@ -4,10 +4,12 @@ Every function here reads verdict records (the lines of ``results.jsonl``) and t
 never runs code and never changes the run's samples or results.
 
 Categories refine the Verifier's outcomes for reading a report: an ``error`` whose exception is an
-``ImportError``/``ModuleNotFoundError`` naming a ``qiskit`` module, or an ``AttributeError`` on a
-Qiskit object, module or a removed Qiskit method name, is counted as ``deprecated-api``, the
-failure mode of models trained on old Qiskit; ``failed`` (an ``AssertionError``) reads as
-``assertion``.
+``ImportError`` of a name from a Qiskit package (``from qiskit import execute``), a
+``ModuleNotFoundError`` of a module inside one (``qiskit.providers.aer``; a whole package that is
+not installed is a missing dependency, not an API change), or an ``AttributeError`` on a Qiskit
+object or module or of a removed Qiskit method name (``.c_if``, ``.cnot``), is counted as
+``deprecated-api``: the failure mode of models trained on old Qiskit. ``failed`` (an
+``AssertionError``) reads as ``assertion``.
 """
 
 from __future__ import annotations
@@ -151,7 +153,10 @@ def deprecated_name(record: Mapping[str, Any]) -> str:
             module = match["module"]
             return f"{module}.{match['name']}" if module.startswith("qiskit") else ""
         if match := _NO_MODULE.search(message):
-            return match["module"] if match["module"].startswith("qiskit") else ""
+            # qiskit.opflow, qiskit_aer.noise.x: a module gone from an installed Qiskit package.
+            # A missing top-level package (qiskit_ibm_transpiler) is a missing dependency.
+            module = match["module"]
+            return module if module.startswith("qiskit") and "." in module else ""
         return ""
     match = _NO_ATTRIBUTE.search(message)
     if not match:

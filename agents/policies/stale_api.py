@@ -16,9 +16,9 @@ How a completion is made, per task:
    the header such a model puts on top of every program. So every sample is stale.
 4. Return the program in a ``python`` fence, like a chat model's answer.
 
-The rule names that applied to a task are available from `stale_rewrite` (and are written into
-the benchmark's samples file by nothing but this docstring's promise: the policy returns text
-only). This module never runs the code it writes; the Verifier does.
+`stale_rewrite` returns the program and the names of the rules that made it; the policy itself
+returns text only, as every policy does. This module never runs the code it writes; the Verifier
+does.
 """
 
 from __future__ import annotations
