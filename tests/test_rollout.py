@@ -7,8 +7,11 @@ program, only without Qiskit preloaded, so actors start in about a second.
 
 from __future__ import annotations
 
+import os
 import pathlib
 import pickle
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -25,7 +28,7 @@ from agents.rollout import (
     task_to_wire,
 )
 from qsandbox_env import Outcome, Task, TaskSet, load_tasks
-from tests.conftest import humaneval_path, program_task
+from tests.conftest import ROOT, humaneval_path, program_task
 
 ray = pytest.importorskip("ray")
 
@@ -240,6 +243,36 @@ def test_a_closed_ray_verifier_refuses_work(ray_session):
     remote.close()
     with pytest.raises(ValueError, match=r"^this RayVerifier is closed; create a new one$"):
         remote.verify(sleepy_task(0), answer(0))
+
+
+def test_closing_leaves_running_a_ray_session_it_did_not_start(ray_session):
+    with RayVerifier(actors=1, preload=()) as remote:
+        assert remote.verify(sleepy_task(1, 0.0), answer(1)).passed
+    assert ray.is_initialized()
+
+
+START_AND_STOP = """
+import ray
+from agents.rollout import RayVerifier
+from qsandbox_env import Task
+task = Task("add/0", "def add(a, b):\\n", "def check(f):\\n    assert f(2, 3) == 5\\n", "add")
+with RayVerifier(actors=1, preload=()) as remote:
+    print(ray.is_initialized(), remote.verify(task, "    return a + b\\n").passed)
+print(ray.is_initialized())
+"""
+
+
+def test_without_a_session_ray_verifier_starts_a_local_ray_and_shuts_it_down_on_close():
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    run = subprocess.run(
+        [sys.executable, "-c", START_AND_STOP],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.stdout.split() == ["True", "True", "False"], run.stderr[-2000:]
 
 
 # -- rollouts ---------------------------------------------------------------------------------
