@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import pathlib
 import pickle
+import re
 import subprocess
 import sys
 import threading
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from agents.policy import Policy, Query, SamplingParams
+from agents.policy import Policy, PolicyError, Query, SamplingParams
 from agents.rollout import (
     RayVerifier,
     RolloutPool,
@@ -336,6 +337,24 @@ def test_rollout_pool_resends_a_batch_whose_worker_hung_past_item_timeout(
         stats = pool.stats
     assert [(t.task_id, t.passed) for t in trajectories] == [(i, True) for i in ids]
     assert (stats["items_timed_out"], stats["actors_replaced"], stats["items_resent"]) == (1, 1, 1)
+
+
+class UnreachablePolicy(Policy):
+    name = "unreachable"
+
+    def generate(
+        self, queries: Sequence[Query], n: int = 1, params: SamplingParams | None = None
+    ) -> list[list[str]]:
+        raise PolicyError("the server at http://127.0.0.1:9 did not answer")
+
+
+def test_a_policy_error_on_a_worker_reaches_the_caller_as_a_policy_error(ray_session, bundled):
+    expected = re.escape("the server at http://127.0.0.1:9 did not answer")
+    with (
+        RolloutPool(UnreachablePolicy(), bundled, workers=1, preload=()) as pool,
+        pytest.raises(PolicyError, match=expected),
+    ):
+        pool.rollout([next(iter(bundled))])
 
 
 def test_rollout_pool_refuses_an_unknown_task_id_before_running_anything(ray_session, bundled):
