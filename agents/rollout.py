@@ -31,6 +31,12 @@ Fault tolerance, in one scheduler shared by both pools:
   once; actors that cannot start within ``start_timeout`` (other jobs hold the resources) raise
   ``RuntimeError`` naming what is free, instead of waiting forever.
 
+Ray worker processes and the sandbox coexist: an actor's `Verifier` starts its zygotes as new
+interpreters (fork and exec, never a bare fork of the threaded Ray worker), with a scrubbed
+environment, and Ray ends a killed actor's child processes, zygotes included. Each pool of zygotes
+gets its own unprivileged uids (derived from the actor's pid), so actors on one node do not share
+a process cap.
+
 Ray is imported lazily: ``import agents.rollout`` works without it, and using a pool without Ray
 installed raises ``ImportError`` with the ``pip install`` command.
 """
@@ -1126,6 +1132,8 @@ class RolloutPool:
         Raises:
             ValueError: An unknown task id (nothing was run).
             RolloutError: Some batches failed ``max_retries`` + 1 times; it holds the rest.
+            PolicyError: The policy failed on a worker (any error it raises comes back as
+                itself); batches still running are abandoned.
         """
         ids = list(self.tasks) if task_ids is None else list(task_ids)
         unknown = [t for t in ids if t not in self.tasks]
