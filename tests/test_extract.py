@@ -226,6 +226,15 @@ def test_20_mb_of_backticks_on_one_line_is_handled_quickly() -> None:
     assert assert_fast(text) == text
 
 
+def test_10_mb_of_prose_like_lines_is_handled_quickly() -> None:
+    text = "Here is a line of prose?\n" * 400_000 + "A" + " a" * 500_000 + "?"
+    assert isinstance(assert_fast(text), str)
+
+
+def test_10_mb_of_bodiless_headers_after_an_unclosed_fence_is_handled_quickly() -> None:
+    assert assert_fast("```python\nx = 1\n" + "if x:\n" * 1_700_000) == "x = 1\n"
+
+
 # --- chat messages --------------------------------------------------------------------------------
 
 
