@@ -121,6 +121,15 @@ def solve():
     assert qpu.broker.usage.jobs == before.jobs + 2
 
 
+def test_circuit_not_transpiled_for_the_device_is_not_isa_and_submits_nothing(qpu):
+    program = SAMPLER_PROGRAM.replace("isa = transpile(qc, backend, optimization_level=1, "
+                                      "seed_transpiler=7)", "isa = qc")  # fmt: skip
+    before = qpu.broker.usage
+    verdict = qpu.verify(program_task(SAMPLER_TEST), program.replace("{angle}", "0.2"))
+    assert verdict.outcome is Outcome.NOT_ISA, verdict.detail
+    assert qpu.broker.usage.requests == before.requests
+
+
 def test_identical_program_is_answered_from_the_cache_without_a_job(qpu):
     task, code = program_task(SAMPLER_TEST), sampler_program(0.9)
     first = qpu.verify(task, code)

@@ -158,7 +158,7 @@ def decode_pub(primitive: str, message: Any, default_shots: int | None) -> tuple
     else:
         bindings = BindingsArray(shape=shape)
     count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-    key = [primitive, fingerprint(circuit), list(shape)]
+    key: list[Any] = [primitive, fingerprint(circuit), list(shape)]
     if values is not None:
         key.append(hashlib.sha256(values.tobytes()).hexdigest())
     if primitive == "sampler":

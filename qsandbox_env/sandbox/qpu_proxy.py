@@ -22,12 +22,18 @@ from typing import Any
 from qiskit.primitives import BasePrimitiveJob, PrimitiveResult
 from qiskit.providers import JobStatus, JobV1
 from qiskit.result import Result
-from qiskit_ibm_runtime import QiskitRuntimeService
-from qiskit_ibm_runtime.exceptions import IBMRuntimeError, RuntimeJobFailureError
+from qiskit_ibm_runtime import QiskitRuntimeService, base_primitive
+from qiskit_ibm_runtime.exceptions import (
+    IBMInputValueError,
+    IBMRuntimeError,
+    RuntimeJobFailureError,
+)
+from qiskit_ibm_runtime.fake_provider.local_service import QiskitRuntimeLocalService
 from qiskit_ibm_runtime.ibm_backend import IBMBackend
 from qiskit_ibm_runtime.models import BackendProperties, BackendStatus, QasmBackendConfiguration
 
 from qsandbox_env.sandbox import protocol, qpu_codec
+from qsandbox_env.sandbox.offline_runtime import NotISAError
 
 __all__ = ["BrokeredBackend", "BrokeredJob", "BrokeredService", "QPUBudgetExhausted", "attach"]
 
@@ -208,7 +214,7 @@ class BrokeredBackend(IBMBackend):
 
     def run(
         self, run_input: Any, shots: int | None = None, memory: bool = False, **options: Any
-    ) -> BackendJob:  # type: ignore[override]
+    ) -> BackendJob:
         """``backend.run`` through the broker: the circuits run as sampler PUBs, and the counts
         come back in a ``Result`` as ``backend.run`` returns them."""
         circuits = list(run_input) if isinstance(run_input, (list, tuple)) else [run_input]
@@ -278,10 +284,27 @@ def _as_backend_result(
 
 
 def _brokered_new(cls: type, *args: Any, **kwargs: Any) -> Any:
-    """``QiskitRuntimeService.__new__``: the brokered service when a broker is attached."""
+    """``QiskitRuntimeService.__new__``: the brokered service when a broker is attached
+    (``channel="local"`` still asks for the runtime's local mode, as on any target)."""
+    if kwargs.get("channel") == "local":
+        return object.__new__(QiskitRuntimeLocalService)
     if cls is QiskitRuntimeService and attached():
         return BrokeredService()
     return object.__new__(cls)
 
 
-QiskitRuntimeService.__new__ = _brokered_new  # type: ignore[method-assign]
+def _validate_isa(circuits: Any, target: Any) -> None:
+    """The runtime's own ISA check, raising the error the verdict reports as ``not_isa``."""
+    try:
+        _RUNTIME_VALIDATE(circuits, target)
+    except NotISAError:
+        raise
+    except IBMInputValueError as exc:
+        raise NotISAError(str(exc)) from None
+
+
+QiskitRuntimeService.__new__ = _brokered_new
+_RUNTIME_VALIDATE = base_primitive.validate_isa_circuits
+base_primitive.validate_isa_circuits = _validate_isa
+# What the harness classifies as "not an ISA circuit" on ibm: targets (set by the zygote).
+ISA_ERRORS: tuple[type, ...] = (NotISAError,)
