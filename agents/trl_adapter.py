@@ -80,8 +80,8 @@ class VerifierReward:
     Attributes:
         tasks: The tasks that ``task_id`` values name.
         calls: How many batches were scored.
-        verdicts: Every verdict, in scoring order (cleared by `reset_stats`).
-        outcomes: How many completions ended with each outcome.
+        verdicts: The most recent verdicts (at most ``keep``), oldest first.
+        outcomes: How many completions ended with each outcome, over every batch.
 
     Example:
         >>> from qsandbox_env import Verifier
@@ -103,6 +103,7 @@ class VerifierReward:
         verifier: Verifier | None = None,
         parallelism: int | None = None,
         timeout: float = 60.0,
+        keep: int = 1024,
     ) -> None:
         """Build the reward function.
 
@@ -113,13 +114,15 @@ class VerifierReward:
                 `close`.
             parallelism: Workers of the default Verifier (default: the CPU count).
             timeout: Per-program wall-clock limit of the default Verifier, in seconds.
+            keep: How many recent verdicts `verdicts` holds (a long run scores millions; each
+                verdict carries its code and output).
         """
         self.tasks = _task_set(tasks)
         self._verifier = verifier
         self._owns_verifier = verifier is None
         self._verifier_options = {"parallelism": parallelism, "timeout": timeout}
         self.calls = 0
-        self.verdicts: list[Verdict] = []
+        self.verdicts: collections.deque[Verdict] = collections.deque(maxlen=keep)
         self.outcomes: collections.Counter[str] = collections.Counter()
 
     @property

@@ -206,8 +206,8 @@ def test_openai_sends_chat_messages_and_sampling_and_returns_n_choices(server, m
     with openai(server) as policy:
         answers = policy.generate(queries(2), n=3, params=params)
     assert answers == [["answer 0", "answer 1", "answer 2"]] * 2
-    body = server.requests[0]
-    assert body["messages"] == list(queries(1)[0].messages)
+    # Requests run concurrently: find the first query's.
+    body = next(b for b in server.requests if b["messages"] == list(queries(1)[0].messages))
     assert (body["n"], body["temperature"], body["top_p"]) == (3, 0.5, 0.9)
     assert (body["max_tokens"], body["seed"], body["stop"]) == (64, 7, ["END"])
     assert server.headers[0]["Authorization"] == "Bearer sk-test"
@@ -304,6 +304,13 @@ CHAT_TEMPLATE = (
 def tiny_models(tmp_path_factory):
     """Two saved tiny models (Llama with a chat template, GPT-2 without) and their paths."""
     pytest.importorskip("torch")
+    kinds = ("chat", "plain")
+    return {kind: build_tiny_model(tmp_path_factory.mktemp(kind), kind) for kind in kinds}
+
+
+def build_tiny_model(path, kind: str) -> str:
+    """Save a tiny random causal LM and a BPE tokenizer trained on the bundled tasks to ``path``:
+    ``kind="chat"`` is a Llama with a chat template, ``"plain"`` a GPT-2 without one."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import (
@@ -315,39 +322,35 @@ def tiny_models(tmp_path_factory):
     )
 
     corpus = [task.prompt + task.canonical_solution for task in BUNDLED.values()]
-    paths = {}
-    for name in ("chat", "plain"):
-        raw = Tokenizer(models.BPE())
-        raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-        raw.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(
-            vocab_size=300,
-            special_tokens=["<|end|>"],
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        )
-        raw.train_from_iterator(corpus, trainer)
-        tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|end|>")
-        torch.manual_seed(0)
-        end = tokenizer.eos_token_id
-        if name == "chat":
-            tokenizer.chat_template = CHAT_TEMPLATE
-            config = LlamaConfig(
-                vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                max_position_embeddings=2048, bos_token_id=end, eos_token_id=end,
-            )  # fmt: skip
-            model = LlamaForCausalLM(config)
-        else:
-            config = GPT2Config(
-                vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=2048,
-                bos_token_id=end, eos_token_id=end,
-            )  # fmt: skip
-            model = GPT2LMHeadModel(config)
-        path = tmp_path_factory.mktemp(name)
-        tokenizer.save_pretrained(path)
-        model.save_pretrained(path)
-        paths[name] = str(path)
-    return paths
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<|end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    raw.train_from_iterator(corpus, trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|end|>")
+    torch.manual_seed(0)
+    end = tokenizer.eos_token_id
+    if kind == "chat":
+        tokenizer.chat_template = CHAT_TEMPLATE
+        config = LlamaConfig(
+            vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+            num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+            max_position_embeddings=2048, bos_token_id=end, eos_token_id=end,
+        )  # fmt: skip
+        model = LlamaForCausalLM(config)
+    else:
+        config = GPT2Config(
+            vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=2048,
+            bos_token_id=end, eos_token_id=end,
+        )  # fmt: skip
+        model = GPT2LMHeadModel(config)
+    tokenizer.save_pretrained(path)
+    model.save_pretrained(path)
+    return str(path)
 
 
 @pytest.fixture(scope="module")

@@ -73,10 +73,22 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--out", metavar="DIR", help="run directory (rerun to resume)")
     sampling = parser.add_argument_group("sampling")
     defaults = SamplingParams()
-    sampling.add_argument("--temperature", type=float, default=defaults.temperature)
-    sampling.add_argument("--top-p", type=float, default=defaults.top_p)
-    sampling.add_argument("--max-new-tokens", type=_positive_int, default=defaults.max_new_tokens)
-    sampling.add_argument("--seed", type=int, default=None)
+    sampling.add_argument(
+        "--temperature",
+        type=float,
+        default=defaults.temperature,
+        help=f"0 is greedy (default: {defaults.temperature})",
+    )
+    sampling.add_argument(
+        "--top-p", type=float, default=defaults.top_p, help=f"(default: {defaults.top_p})"
+    )
+    sampling.add_argument(
+        "--max-new-tokens",
+        type=_positive_int,
+        default=defaults.max_new_tokens,
+        help=f"(default: {defaults.max_new_tokens})",
+    )
+    sampling.add_argument("--seed", type=int, default=None, help="sampling seed (default: none)")
     sampling.add_argument(
         "--stop", action="append", default=[], metavar="TEXT", help="stop string (repeatable)"
     )
@@ -217,7 +229,7 @@ def _compare(args: argparse.Namespace) -> int:
         raise CLIError("bench compare: expected one or more run directories, got none")
     if args.agent is not None:
         raise CLIError("bench compare: takes run directories only, not --agent")
-    summaries = {}
+    summaries: dict[str, dict[str, Any]] = {}
     for directory in directories:
         path = os.path.join(directory, SUMMARY_FILE)
         try:

@@ -98,6 +98,8 @@ class BenchConfig:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}: expected a positive int, got {value!r}")
+        if isinstance(self.timeout, bool) or not 0 < self.timeout < float("inf"):
+            raise ValueError(f"timeout: expected positive seconds, got {self.timeout!r}")
         if not self.ks or any(
             isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in self.ks
         ):
@@ -369,7 +371,12 @@ def _load_state(samples_log: JsonlLog, results_log: JsonlLog, tasks: TaskSet, n:
 
 def _key(record: Mapping[str, Any], tasks: TaskSet, n: int, path: str) -> tuple[str, int]:
     task_id, sample = record.get("task_id"), record.get("sample")
-    if task_id not in tasks or not isinstance(sample, int) or not 0 <= sample < n:
+    if (
+        not isinstance(task_id, str)
+        or task_id not in tasks
+        or not isinstance(sample, int)
+        or not 0 <= sample < n
+    ):
         raise BenchError(
             f"{path}: record for task {task_id!r} sample {sample!r} does not belong to this run "
             f"({len(tasks)} tasks, n={n}); use a new --out directory"

@@ -153,16 +153,20 @@ class OpenAIPolicy(Policy):
         data = json.dumps(body).encode()
         attempt = 0
         while True:
-            wait, failure = self._attempt(data)
-            if failure is None:
-                return wait  # type: ignore[return-value]  (the parsed response)
+            response, retry_after, failure = self._attempt(data)
+            if response is not None:
+                return response
             if attempt >= self.max_retries:
                 raise PolicyError(f"{failure} after {attempt + 1} attempts; giving up")
-            time.sleep(self._delay(attempt, wait))
+            time.sleep(self._delay(attempt, retry_after))
             attempt += 1
 
-    def _attempt(self, data: bytes) -> tuple[Any, str | None]:
-        """One request: ``(response, None)``, or ``(retry_after_or_None, why)`` to retry."""
+    def _attempt(self, data: bytes) -> tuple[dict[str, Any] | None, float | None, str]:
+        """One request: ``(response, None, "")``, or ``(None, retry_after, why)`` to retry.
+
+        Raises:
+            PolicyError: A failure that retrying cannot fix.
+        """
         request = urllib.request.Request(self.url, data=data, headers=self._headers())
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
@@ -170,18 +174,17 @@ class OpenAIPolicy(Policy):
         except urllib.error.HTTPError as error:
             detail = _read_error_body(error)
             if error.code in RETRY_STATUSES:
-                return _retry_after(error.headers.get("Retry-After")), (
-                    f"{self.url}: HTTP {error.code} {detail}".rstrip()
-                )
+                why = f"{self.url}: HTTP {error.code} {detail}".rstrip()
+                return None, _retry_after(error.headers.get("Retry-After")), why
             raise PolicyError(self._http_message(error.code, detail)) from None
         except TimeoutError:  # socket.timeout is an alias of it
-            return None, f"{self.url}: no response within {self.timeout:g} s"
+            return None, None, f"{self.url}: no response within {self.timeout:g} s"
         except urllib.error.URLError as error:
             if isinstance(error.reason, TimeoutError):
-                return None, f"{self.url}: no response within {self.timeout:g} s"
+                return None, None, f"{self.url}: no response within {self.timeout:g} s"
             raise PolicyError(self._connection_message(error.reason)) from None
         except (OSError, http.client.HTTPException) as error:  # reset or cut short mid-response
-            return None, f"{self.url}: connection lost ({error})"
+            return None, None, f"{self.url}: connection lost ({error})"
         try:
             parsed = json.loads(payload)
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -191,7 +194,7 @@ class OpenAIPolicy(Policy):
             ) from None
         if not isinstance(parsed, dict):
             raise PolicyError(f"{self.url}: expected a JSON object, got {type(parsed).__name__}")
-        return parsed, None
+        return parsed, None, ""
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -265,7 +268,7 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _require_positive(name: str, value: object, kinds: type | tuple[type, ...]) -> None:
-    if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0:  # type: ignore[operator]
+    if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0:  # type: ignore
         raise ValueError(f"{name}: expected a positive number, got {value!r}")
 
 

@@ -79,8 +79,12 @@ def _transpile_without_target(source: str) -> str:
             continue
         source = source.replace(match.group(0) + "\n", "", 1)
         extra = "".join(f", {keyword}" for keyword in kept)
-        source = run.sub(lambda m, extra=extra: f"transpile({m.group(1)}{extra})", source)
+        source = run.sub(_transpile_call(extra), source)
     return source
+
+
+def _transpile_call(extra: str) -> Callable[[re.Match[str]], str]:
+    return lambda match: f"transpile({match.group(1)}{extra})"
 
 
 def _c_if(source: str) -> str:
