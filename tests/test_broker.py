@@ -121,6 +121,35 @@ def solve():
     assert qpu.broker.usage.jobs == before.jobs + 2
 
 
+def test_session_and_batch_modes_run_through_the_broker(qpu):
+    program = """
+from qiskit import QuantumCircuit, transpile
+from qiskit_ibm_runtime import Batch, QiskitRuntimeService, SamplerV2, Session
+
+def solve():
+    backend = QiskitRuntimeService().backend("ibm_brisbane")
+    qc = QuantumCircuit(1)
+    qc.x(0)
+    qc.measure_all()
+    isa = transpile(qc, backend, seed_transpiler=7)
+    totals = []
+    for mode in (Session, Batch):
+        with mode(backend=backend) as context:
+            counts = SamplerV2(mode=context).run([isa], shots={shots}).result()[0].data.meas
+            totals.append(counts.get_counts().get("1", 0))
+    return totals
+"""
+    test = "    assert all(ones > 0.8 * {shots} for ones in candidate())\n"
+    before = qpu.broker.usage
+    shots = 321  # shots no other test uses, so that nothing comes from the cache
+    verdict = qpu.verify(
+        program_task(test.replace("{shots}", str(shots))), program.replace("{shots}", str(shots))
+    )
+    assert verdict.outcome is Outcome.PASSED, verdict.detail
+    assert qpu.broker.usage.jobs == before.jobs + 1  # the second run is the first one's PUB
+    assert qpu.broker.usage.cache_hits == before.cache_hits + 1
+
+
 def test_circuit_not_transpiled_for_the_device_is_not_isa_and_submits_nothing(qpu):
     program = SAMPLER_PROGRAM.replace("isa = transpile(qc, backend, optimization_level=1, "
                                       "seed_transpiler=7)", "isa = qc")  # fmt: skip

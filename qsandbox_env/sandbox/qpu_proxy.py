@@ -17,6 +17,7 @@ receive a credential; everything it learns comes from the broker's replies.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from qiskit.primitives import BasePrimitiveJob, PrimitiveResult
@@ -113,6 +114,9 @@ class BrokeredService(QiskitRuntimeService):
     def least_busy(self, *args: Any, **kwargs: Any) -> BrokeredBackend:
         return self.backend()
 
+    def _get_api_client(self, *args: Any, **kwargs: Any) -> _SessionBook:
+        return _SessionBook()
+
     def _run(
         self,
         program_id: str,
@@ -141,6 +145,23 @@ class BrokeredService(QiskitRuntimeService):
         )
         backend = _LINK.get("backend")
         return BrokeredJob(reply["job_id"], _decode_result(reply), backend, program_id)
+
+
+class _SessionBook:
+    """What ``Session``/``Batch`` ask of the service's API client: only bookkeeping here, since
+    the broker decides how jobs are grouped and submitted."""
+
+    def create_session(self, *args: Any, **kwargs: Any) -> dict[str, str]:
+        return {"id": f"brokered-session-{uuid.uuid4().hex[:12]}"}
+
+    def close_session(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def cancel_session(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def session_details(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {"state": "open", "accepting_jobs": True, "mode": "dedicated"}
 
 
 def _decode_result(reply: dict) -> PrimitiveResult:
