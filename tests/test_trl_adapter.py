@@ -77,7 +77,7 @@ def test_an_unknown_task_id_raises_before_anything_runs(verifier) -> None:
     reward = VerifierReward(BUNDLED, verifier=verifier)
     with pytest.raises(ValueError, match=r"^unknown task_id 'qsandbox/ghz' in .*close matches"):
         score(reward, ["x", "y"], [GHZ.task_id, "qsandbox/ghz"])
-    assert (reward.calls, reward.verdicts) == (0, [])
+    assert (reward.calls, list(reward.verdicts)) == (0, [])
 
 
 def test_a_dataset_without_task_id_is_a_value_error() -> None:
@@ -112,6 +112,14 @@ def test_outcomes_are_logged_through_trls_callbacks(verifier) -> None:
     assert extra == {"outcome": ["passed", "syntax"]}
     assert metrics["outcome/passed"] == metrics["outcome/syntax"] == 0.5
     assert metrics["outcome/timeout"] == 0.0
+
+
+def test_only_the_most_recent_verdicts_are_kept(verifier) -> None:
+    reward = VerifierReward(BUNDLED, verifier=verifier, keep=2)
+    completions = [GHZ_WRONG, ZZ_WRONG, ZZ.canonical_solution]
+    score(reward, completions, [GHZ.task_id, ZZ.task_id, ZZ.task_id])
+    assert [verdict.task_id for verdict in reward.verdicts] == [ZZ.task_id, ZZ.task_id]
+    assert reward.outcomes == {"failed": 2, "passed": 1}
 
 
 def test_a_reward_function_without_a_verifier_starts_and_closes_its_own() -> None:
@@ -329,7 +337,8 @@ def test_grpo_trainer_trains_two_steps_on_verifier_rewards(verifier, tmp_path) -
     assert reward.calls == 2 and len(reward.verdicts) == 16
     assert {verdict.task_id for verdict in reward.verdicts} <= set(TINY_TASKS)
     logged = [entry["rewards/qsandbox_verifier/mean"] for entry in trainer.state.log_history[:2]]
-    ours = [sum(v.reward for v in reward.verdicts[i : i + 8]) / 8 for i in (0, 8)]
+    rewards = [verdict.reward for verdict in reward.verdicts]
+    ours = [sum(rewards[i : i + 8]) / 8 for i in (0, 8)]
     assert logged == pytest.approx(ours)
     changed = [name for name, p in model.named_parameters() if not torch.equal(p, before[name])]
     assert changed, "no parameter changed: every group had equal rewards"
