@@ -355,21 +355,23 @@ def process_stats() -> dict[int, tuple[int, float]] | None:
 
 
 # -- methods -------------------------------------------------------------------------------------
-def run_fresh_program(program: str, cwd: str) -> bool:
+def run_fresh_program(program: str, cwd: str, timeout: float = FRESH_TIMEOUT) -> bool:
     """One program in a new interpreter, as a plain harness runs it; exit code 0 = pass."""
     try:
-        completed = subprocess.run([sys.executable, "-c", program], timeout=FRESH_TIMEOUT,
+        completed = subprocess.run([sys.executable, "-c", program], timeout=timeout,
                                    capture_output=True, cwd=cwd, check=False)
     except subprocess.TimeoutExpired:
         return False
     return completed.returncode == 0
 
 
-def measure_fresh(workload: Workload, workers: int) -> Measurement:
+def measure_fresh(workload: Workload, workers: int,
+                  timeout: float = FRESH_TIMEOUT) -> Measurement:
     with tempfile.TemporaryDirectory(prefix="qsandbox-bench-") as cwd:
-        run_fresh_program(workload.programs[0], cwd)  # warm-up
+        run_fresh_program(workload.programs[0], cwd, timeout)  # warm-up
         with ThreadPoolExecutor(workers) as pool, Window() as window:
-            results = list(pool.map(lambda p: run_fresh_program(p, cwd), workload.programs))
+            results = list(pool.map(lambda p: run_fresh_program(p, cwd, timeout),
+                                    workload.programs))
     return make_measurement(workload, "fresh-interpreter", workers, results, window)
 
 
@@ -506,8 +508,10 @@ def benchmark_fake_sampler(device: str, repeat: int, workers: int) -> Report:
     built, served = fake_sampler_workloads(device, repeat)
     target = f"fake:{device}"
     report = Report(built.name)
+    # A noisy job on a 127-qubit device takes seconds in a fresh interpreter; on a loaded machine
+    # 60 s would cut some off and count them as failures.
     fresh = timed_step(report, f"fresh-interpreter x{workers}",
-                       lambda: measure_fresh(built, workers))
+                       lambda: measure_fresh(built, workers, timeout=600.0))
     fresh.method = f"fresh-interpreter, {device} built in program"
     in_program = timed_step(report, f"verifier p={workers}, device built in program",
                             lambda: measure_verifier(built, workers, target=target))

@@ -237,6 +237,29 @@ def test_an_invalid_channel_is_rejected_as_the_runtime_does(verifier):
     assert "'channel' can only be" in verdict.detail
 
 
+def test_changing_a_handed_out_backend_does_not_change_the_services(verifier):
+    body = (
+        "    first = QiskitRuntimeService().least_busy()\n"
+        "    first.configuration().coupling_map = [[0, 1]]\n"
+        "    again = QiskitRuntimeService().least_busy()\n"
+        "    assert again is not first\n"
+        "    assert len(again.configuration().coupling_map) > 100\n"
+    )
+    verdict = verifier.verify(service_task(body), SOLVE)
+    assert verdict.outcome is Outcome.PASSED, verdict.detail
+
+
+def test_a_program_that_replaces_the_offline_account_is_tampering(verifier):
+    code = (
+        "import sys\n"
+        "def solve():\n"
+        "    sys.modules['qsandbox_env.sandbox.offline_runtime']._FLEET = ()\n"
+    )
+    verdict = verifier.verify(program_task("    candidate()\n"), code)
+    assert verdict.outcome is Outcome.TAMPERED
+    assert "the program changed the sandbox's own modules" in verdict.detail
+
+
 # -- the environment ---------------------------------------------------------------------------
 def bell_tasks() -> TaskSet:
     return TaskSet([program_task(ONLY_CORRELATED, task_id="bell/0")], source="test")

@@ -69,6 +69,7 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
             vars(gc),
             vars(array),
             vars(ctypes),
+            *_runtime_globals(),
         )
     ]
     machinery = [(slot, memory[slot]) for slot in slots] if memory is not None else []
@@ -215,6 +216,12 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
                 write(report_fd, pass_line)
 
     sys.addaudithook(hook)
+
+
+def _runtime_globals() -> list[dict]:
+    """The offline Runtime's module globals (its account), where the zygote installed it."""
+    module = sys.modules.get("qsandbox_env.sandbox.offline_runtime")
+    return [vars(module)] if isinstance(module, types.ModuleType) else []
 
 
 # The interpreter's own output streams (programs may rebind sys.stdout; these stay ours).

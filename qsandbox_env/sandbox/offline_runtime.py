@@ -38,10 +38,14 @@ Devices are built once, in the zygote, before it forks: the calibration JSON, th
 properties and, for ``fake:`` targets, the noise model (about 1.6 s for a 127-qubit device) and
 its serialised form, so a child pays none of it. A program that builds the target's device class
 itself (``FakeSherbrooke()`` on ``fake:sherbrooke``) gets the same prebuilt noise model from
-``_get_noise_model_from_backend_v2()``. The served backend and the prebuilt noise model are
-handles: deep copies (the local service deep-copies its options, backend included, on every job)
-return the same object, so changing a copy's noise model changes the device's; any change drops
-the cached serialised form.
+``_get_noise_model_from_backend_v2()``. Every ``QiskitRuntimeService()`` hands out its own
+backend objects (own configuration and properties), as separate real services do, so a program
+that alters the backend it was given does not alter the one a test asks for; the device's
+``Target``, simulator and noise model are shared. Backends and prebuilt noise models are handles:
+deep copies (the local service deep-copies its options, backend included, on every job) return the
+same object, so changing a copy's noise model changes the device's (any change drops the cached
+serialised form). The account itself lives in this module's globals, which the sandbox's audit
+hook watches: a program that rebinds them gets ``tampered``.
 
 This module never reads credentials, opens a network connection or contacts IBM Quantum; on an
 ``ibm:`` target it is not installed (the QPU broker's proxy serves the runtime instead).
@@ -83,44 +87,62 @@ DEFAULT_DEVICES = (
 CHANNELS = (None, "ibm_cloud", "ibm_quantum_platform", "ibm_quantum")
 NOT_FOUND = "No backend matches the criteria."
 
-# The served devices, filled by :func:`install` in the zygote (a list, so no module global is
-# rebound after the tamper snapshot).
-_FLEET: list[ServedBackend] = []
+# The account's devices, set by :func:`install` in the zygote. The sandbox's audit hook watches
+# this module's globals: a program that rebinds them gets ``tampered``.
+_FLEET: tuple[_Device, ...] = ()
 
 
 class NotISAError(IBMInputValueError):
     """A primitive was given a circuit that does not match its device's instruction set."""
 
 
-class ServedBackend(BackendV2):
-    """A fake device as an offline account serves it (see the module docstring)."""
+class _Device:
+    """One device of the offline account: built once in the zygote, shared by its wrappers."""
 
-    def __init__(self, device: FakeBackendV2, noisy: bool, prepare: bool = True) -> None:
-        super().__init__(
-            provider=None,
-            name=device.name,
-            description=device.description,
-            online_date=device.online_date,
-            backend_version=device.backend_version,
-        )
-        self._device = device
-        self._noisy = noisy
-        self._configuration = device.configuration()
-        self._properties = device.properties()
-        self._simulator: Any = None
-        if prepare:
-            self.prepare()
+    def __init__(self, device: FakeBackendV2, noisy: bool) -> None:
+        self.device = device
+        self.noisy = noisy
+        self.simulator: Any = None
+        self.noise: Any = None
 
-    def prepare(self) -> None:
+    def prepare(self) -> _Device:
         """Build what running costs (target, simulator, noise model) now, not in each child."""
         from qiskit_aer import AerSimulator
 
-        self._device.target  # noqa: B018 - building it is the point
-        self._simulator = AerSimulator()
-        if self._noisy:
-            noise = _device_noise(self._device)
-            self._simulator.set_options(noise_model=noise)
-            self.set_options(noise_model=noise)
+        self.device.target  # noqa: B018 - building it is the point
+        self.device.properties()  # reads the calibration file once
+        simulator = AerSimulator()
+        if self.noisy:
+            self.noise = _device_noise(self.device)
+            simulator.set_options(noise_model=self.noise)
+        self.simulator = simulator
+        return self
+
+
+class ServedBackend(BackendV2):
+    """A fake device as an offline account serves it (see the module docstring).
+
+    Each service builds its own wrappers, with their own configuration and properties objects,
+    as each real ``QiskitRuntimeService`` fetches its own backends: what a program does to the
+    backend it was handed does not change the one a test later asks the service for.
+    """
+
+    def __init__(self, device: _Device) -> None:
+        fake = device.device
+        super().__init__(
+            provider=None,
+            name=fake.name,
+            description=fake.description,
+            online_date=fake.online_date,
+            backend_version=fake.backend_version,
+        )
+        self._served = device
+        self._configuration: Any = None
+        self._properties: Any = None
+        if device.noisy:
+            if device.simulator is None:
+                device.prepare()
+            self.set_options(noise_model=device.noise)
 
     @classmethod
     def _default_options(cls) -> Options:
@@ -130,7 +152,7 @@ class ServedBackend(BackendV2):
 
     @property
     def target(self):
-        return self._device.target
+        return self._served.device.target
 
     @property
     def max_circuits(self) -> None:
@@ -138,30 +160,33 @@ class ServedBackend(BackendV2):
 
     @property
     def dtm(self) -> float | None:
-        return self._device.dtm
+        return self._served.device.dtm
 
     def configuration(self):
+        if self._configuration is None:
+            self._configuration = self._served.device.configuration()
         return self._configuration
 
     def properties(self, refresh: bool = False, datetime: Any = None):
+        if self._properties is None:
+            self._properties = self._served.device.properties()
         return self._properties
 
     def status(self):
-        return self._device.status()
+        return self._served.device.status()
 
     def run(self, run_input: Any, **options: Any) -> Any:
         """Simulate as ``FakeBackendV2.run`` does (noiseless on an ``aer`` target)."""
-        if self._simulator is None:
-            self.prepare()
-        self._simulator._options = self._options
-        return self._simulator.run(run_input, **options)
+        served = self._served if self._served.simulator is not None else self._served.prepare()
+        served.simulator._options = self._options
+        return served.simulator.run(run_input, **options)
 
     def __getattr__(self, name: str) -> Any:
         # As IBMBackend and FakeBackendV2 do: unknown attributes come from the configuration.
         if name.startswith("_"):
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         try:
-            return getattr(self._configuration, name)
+            return getattr(self.configuration(), name)
         except AttributeError:
             raise AttributeError(
                 f"{type(self).__name__!r} object has no attribute {name!r}"
@@ -253,12 +278,6 @@ def _shared_noise_model(self: FakeBackendV2, *args: Any, **kwargs: Any) -> Any:
     return _ORIGINAL_NOISE[0](self, *args, **kwargs)
 
 
-def _fleet() -> list[ServedBackend]:
-    if not _FLEET:
-        raise QiskitBackendNotFoundError("the offline runtime serves no devices (not installed)")
-    return _FLEET
-
-
 def _backend_name(name: str) -> str:
     """``ibm_sherbrooke`` (a real device's name) means the fake ``fake_sherbrooke``."""
     return "fake_" + name[4:] if name.startswith("ibm_") else name
@@ -271,6 +290,15 @@ class OfflineRuntimeService(QiskitRuntimeService):
         if channel not in CHANNELS:
             raise ValueError("'channel' can only be 'ibm_cloud', or 'ibm_quantum_platform")
         self._channel = channel or "ibm_quantum_platform"
+        self._devices: list[ServedBackend] = []
+
+    def _account(self) -> list[ServedBackend]:
+        """This service's backends, in the account's order (built on first use)."""
+        if not self._devices:
+            if not _FLEET:
+                raise QiskitBackendNotFoundError("the offline runtime serves no devices")
+            self._devices = [ServedBackend(device) for device in _FLEET]
+        return self._devices
 
     @property
     def channel(self) -> str:
@@ -291,13 +319,17 @@ class OfflineRuntimeService(QiskitRuntimeService):
         calibration_id: str | None = None,
         **kwargs: Any,
     ) -> list[ServedBackend]:
-        found = list(_fleet())
+        found = list(self._account())
         if name is not None:
             found = [b for b in found if b.name == _backend_name(name)]
         if min_num_qubits is not None:
             found = [b for b in found if b.num_qubits >= min_num_qubits]
         if dynamic_circuits is not None:
-            found = [b for b in found if b._device._supports_dynamic_circuits() == dynamic_circuits]
+            found = [
+                b
+                for b in found
+                if b._served.device._supports_dynamic_circuits() == dynamic_circuits
+            ]
         return filter_backends(found, filters=filters, **kwargs) if found else []
 
     def backend(
@@ -307,7 +339,7 @@ class OfflineRuntimeService(QiskitRuntimeService):
         use_fractional_gates: bool | None = False,
         calibration_id: str | None = None,
     ) -> ServedBackend:
-        found = self.backends(name) if name is not None else list(_fleet())
+        found = self.backends(name) if name is not None else self._account()
         if not found:
             raise QiskitBackendNotFoundError(NOT_FOUND)
         return found[0]
@@ -365,11 +397,10 @@ def _validate_isa(circuits: Sequence[Any], target: Any) -> None:
 _ORIGINAL_VALIDATE: list[Callable[..., None]] = []
 
 
-def _build(names: Sequence[str], noisy: bool, prepare: bool) -> list[ServedBackend]:
+def _build(names: Sequence[str], noisy: bool, prepare: bool) -> tuple[_Device, ...]:
     classes = fake_device_classes()
-    return [
-        ServedBackend(getattr(fake_provider, classes[name])(), noisy, prepare) for name in names
-    ]
+    devices = [_Device(getattr(fake_provider, classes[name])(), noisy) for name in names]
+    return tuple(device.prepare() if prepare else device for device in devices)
 
 
 def install(target: dict[str, str], preload: bool = True) -> tuple[type, ...]:
@@ -387,7 +418,8 @@ def install(target: dict[str, str], preload: bool = True) -> tuple[type, ...]:
     if kind not in ("aer", "fake"):
         raise ValueError(f"the offline runtime serves 'aer' and 'fake' targets, got {kind!r}")
     names = DEFAULT_DEVICES if kind == "aer" else (target["device"],)
-    _FLEET[:] = _build(names, noisy=kind == "fake", prepare=preload)
+    global _FLEET
+    _FLEET = _build(names, noisy=kind == "fake", prepare=preload)
     if _SHARED_NOISE and not _ORIGINAL_NOISE:
         _ORIGINAL_NOISE.append(FakeBackendV2._get_noise_model_from_backend_v2)
         FakeBackendV2._get_noise_model_from_backend_v2 = _shared_noise_model
@@ -396,3 +428,85 @@ def install(target: dict[str, str], preload: bool = True) -> tuple[type, ...]:
         _ORIGINAL_VALIDATE.append(base_primitive.validate_isa_circuits)
         base_primitive.validate_isa_circuits = _validate_isa
     return (NotISAError,)
+
+
+def seals() -> list[tuple[str, Callable[[], tuple]]]:
+    """What the zygote asks the tamper snapshot to watch (``guard.Snapshot.seal``).
+
+    Every backend a child hands out shares its device (target, simulator) and noise model, and
+    the ISA check runs through one list entry: a program that changed them would change the
+    test's own runs too (a non-ISA circuit accepted, a noisy reference made ideal). Seal them
+    only once the devices are prepared (a warm zygote), since preparing changes them.
+    """
+    names = ", ".join(served.device.name for served in _FLEET)
+    return [
+        ("offline runtime: the ISA check and the device classes' noise", _hooks_state),
+        (f"offline runtime: the served devices ({names})", _devices_state),
+        (f"offline runtime: the served devices' targets ({names})", _targets_state),
+        (f"offline runtime: the shared noise models ({names})", _noise_state),
+    ]
+
+
+def _hooks_state() -> tuple:
+    return tuple(_ORIGINAL_VALIDATE), tuple(_ORIGINAL_NOISE), tuple(_SHARED_NOISE.items())
+
+
+def _devices_state() -> tuple:
+    state: tuple = (_FLEET,)
+    for served in _FLEET:
+        device = served.device
+        held = vars(device)
+        state += (
+            tuple(vars(served).items()),
+            _shadowed(served),
+            _shadowed(device),
+            _shadowed(served.simulator),
+            type(served.simulator),
+            tuple(held.get(key) for key in ("_target", "_conf_dict", "_props_dict")),
+        )
+    return state
+
+
+def _targets_state() -> tuple:
+    """What the runtime's ISA check reads from each target: its operations and their qubits."""
+    state: tuple = ()
+    for served in _FLEET:
+        target = served.device.target
+        state += (
+            target,
+            target.num_qubits,
+            tuple(
+                (name, tuple(sorted(target.qargs_for_operation_name(name) or ())))
+                for name in sorted(target.operation_names)
+            ),
+        )
+    return state
+
+
+def _noise_state() -> tuple:
+    state: tuple = ()
+    for model in _SHARED_NOISE.values():
+        held = vars(model)
+        cached = held.get("_qsandbox_dict")
+        errors = cached.get("errors") if type(cached) is dict else None
+        state += (
+            type(model),
+            tuple(held.items()),
+            tuple(len(v) for v in held.values() if type(v) in (dict, set, list)),
+            tuple(cached.items()) if type(cached) is dict else cached,
+            tuple(errors) if type(errors) is list else errors,
+        )
+    return state
+
+
+def _shadowed(obj: object) -> tuple[str, ...]:
+    """Instance attributes that hide a method of the object's class (``backend.run = ...``)."""
+    found = []
+    for name in list(vars(obj)):
+        for klass in type(obj).__mro__:
+            value = vars(klass).get(name)
+            if value is not None:
+                if callable(value) or isinstance(value, (classmethod, staticmethod)):
+                    found.append(name)
+                break
+    return tuple(found)
