@@ -125,29 +125,37 @@ def test_adding_the_missing_gate_to_the_served_devices_target(manila):
         + UNTRANSPILED
     )
     verdict = assert_fooled_naive_not_us(manila, ISA_TASK, code)
-    assert "fake_manila" in verdict.detail and "target" in verdict.detail
+    assert "offline runtime: the served devices' targets (fake_manila)" in verdict.detail
 
 
-def test_swapping_the_served_device_list_for_a_permissive_simulator(manila):
+# A device of the same model whose target also accepts H: a program-built object, not the one
+# the zygote prepared.
+PERMISSIVE_DEVICE = (
+    "from qiskit.circuit.library import HGate\n"
+    "from qiskit_ibm_runtime.fake_provider import FakeManilaV2\n"
+    "permissive = FakeManilaV2()\n"
+    "permissive.target.add_instruction(HGate(), {(q,): None for q in range(5)})\n"
+)
+
+
+def test_swapping_the_served_device_list_for_a_permissive_device(manila):
     code = (
-        "from qiskit_aer import AerSimulator\n"
-        "from qsandbox_env.sandbox import offline_runtime\n"
-        "offline_runtime._FLEET[:] = [AerSimulator()]\n" + UNTRANSPILED
-    )
-    verdict = assert_fooled_naive_not_us(manila, ISA_TASK, code)
-    assert "served devices" in verdict.detail
-
-
-def test_swapping_the_device_behind_a_served_backend(manila):
-    code = (
-        "from qiskit.providers.fake_provider import GenericBackendV2\n"
-        "from qiskit_ibm_runtime import QiskitRuntimeService\n"
-        "device = QiskitRuntimeService().least_busy()\n"
-        "device._device = GenericBackendV2(5, basis_gates=['h', 'cx', 'measure'], seed=1)\n"
+        PERMISSIVE_DEVICE + "from qsandbox_env.sandbox import offline_runtime\n"
+        "offline_runtime._FLEET = (offline_runtime._Device(permissive, True).prepare(),)\n"
         + UNTRANSPILED
     )
     verdict = assert_fooled_naive_not_us(manila, ISA_TASK, code)
-    assert "fake_manila" in verdict.detail
+    assert "changed the sandbox's own modules" in verdict.detail
+
+
+def test_swapping_the_device_behind_the_served_backends(manila):
+    # Each service builds its own backend wrappers, but they all share the prebuilt device.
+    code = (
+        PERMISSIVE_DEVICE + "from qiskit_ibm_runtime import QiskitRuntimeService\n"
+        "QiskitRuntimeService().least_busy()._served.device = permissive\n" + UNTRANSPILED
+    )
+    verdict = assert_fooled_naive_not_us(manila, ISA_TASK, code)
+    assert "offline runtime: the served devices (fake_manila)" in verdict.detail
 
 
 # -- the device's noise --------------------------------------------------------------------------
@@ -186,23 +194,54 @@ def test_the_noise_task_fails_the_ideal_claim(manila):
     assert manila.verify(NOISE_TASK, IDEAL_CLAIM).outcome is Outcome.FAILED
 
 
-def test_turning_off_the_served_devices_noise(manila):
-    code = (
-        "from qiskit_ibm_runtime import QiskitRuntimeService\n"
-        "QiskitRuntimeService().least_busy().set_options(noise_model=None)\n" + IDEAL_CLAIM
+def naive_passes_in_one_service(task: Task, code: str) -> bool:
+    """A naive harness whose ``QiskitRuntimeService()`` always hands out the same backend."""
+    shared = (
+        "from qsandbox_env.sandbox import offline_runtime\n"
+        "_first = offline_runtime.OfflineRuntimeService._account\n"
+        "_cache = []\n"
+        "def _one_account(self):\n"
+        "    _cache or _cache.append(_first(self))\n"
+        "    return _cache[0]\n"
+        "offline_runtime.OfflineRuntimeService._account = _one_account\n"
     )
-    verdict = assert_fooled_naive_not_us(manila, NOISE_TASK, code)
-    assert "fake_manila" in verdict.detail
+    return naive_passes_on(TARGET, task, shared + code)
 
 
-def test_shadowing_the_served_devices_run_with_an_ideal_simulator(manila):
+@pytest.mark.parametrize(
+    "attack",
+    [
+        "QiskitRuntimeService().least_busy().set_options(noise_model=None)\n",
+        "from qiskit_aer import AerSimulator\n"
+        "QiskitRuntimeService().least_busy().run = AerSimulator().run\n",
+    ],
+    ids=["noise-option-off", "run-shadowed"],
+)
+def test_changing_the_backend_a_program_was_handed_leaves_the_tests_backend_alone(manila, attack):
+    # A service that cached one backend object for everyone would fall for it.
+    code = "from qiskit_ibm_runtime import QiskitRuntimeService\n" + attack + IDEAL_CLAIM
+    assert naive_passes_in_one_service(NOISE_TASK, code)
+    assert manila.verify(NOISE_TASK, code).outcome is Outcome.FAILED
+
+
+def test_shadowing_the_shared_simulators_run_with_an_ideal_one(manila):
     code = (
         "from qiskit_aer import AerSimulator\n"
         "from qiskit_ibm_runtime import QiskitRuntimeService\n"
-        "QiskitRuntimeService().least_busy().run = AerSimulator().run\n" + IDEAL_CLAIM
+        "QiskitRuntimeService().least_busy()._served.simulator.run = AerSimulator().run\n"
+        + IDEAL_CLAIM
     )
     verdict = assert_fooled_naive_not_us(manila, NOISE_TASK, code)
-    assert "run" in verdict.detail
+    assert "offline runtime: the served devices (fake_manila)" in verdict.detail
+
+
+def test_resetting_the_served_devices_noise_model(manila):
+    code = (
+        "from qiskit_ibm_runtime import QiskitRuntimeService\n"
+        "QiskitRuntimeService().least_busy().options.noise_model.reset()\n" + IDEAL_CLAIM
+    )
+    verdict = assert_fooled_naive_not_us(manila, NOISE_TASK, code)
+    assert "offline runtime: the shared noise models (fake_manila)" in verdict.detail
 
 
 def test_emptying_the_shared_noise_model_of_the_device_class(manila):

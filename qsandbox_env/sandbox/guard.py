@@ -118,6 +118,19 @@ class Snapshot:
         self.module_values = array.array("Q", (id(mod) for _, mod in self.modules))
         expected = {id(k): id(v) for k, v in sys.modules.items()}
         self.raw_modules = _raw_items(self.memory, sys.modules) == expected
+        # State the zygote built for programs to share (see seal); a tuple, never mutated.
+        self.sealed: tuple[tuple[str, Callable[[], object], object], ...] = ()
+
+    def seal(self, label: str, probe: Callable[[], object]) -> None:
+        """Also watch shared state that is not a library surface (prebuilt devices, say).
+
+        Library objects the zygote built once and every child inherits (a device's target, a
+        noise model) are data, which identities of functions and classes do not cover: a
+        program that changes them changes what the test's own reference computation sees.
+        ``probe`` is sandbox code that describes that state as nested tuples of objects and
+        plain values; after a passing test it must describe the same objects and values again.
+        """
+        self.sealed = (*self.sealed, (label, probe, probe()))
 
     def _add(self, label: str, mapping, keep: Callable[[object], bool], keys_too: bool = False):
         items = [
@@ -189,7 +202,35 @@ class Snapshot:
         ):
             if _program_hooks(before, list(now)):
                 found.append(f"the program installed its own import hook in {name}")
+        for label, probe, before in self.sealed:
+            if not _same(before, _described(probe)):
+                found.append(f"{label}: changed by the program")
         return found[:limit]
+
+
+_PLAIN = (int, float, str, bool, type(None))
+
+
+def _described(probe: Callable[[], object]) -> object:
+    try:
+        return probe()
+    except BaseException:  # noqa: BLE001 - state broken badly enough that describing it fails
+        return _SentinelA()  # the same as nothing recorded
+
+
+def _same(before: object, now: object) -> bool:
+    """Whether a probe's two descriptions match: tuples item by item, plain values by value,
+    everything else by identity (never ``==`` on an object a program could have made)."""
+    if _type(before) is tuple:
+        if _type(now) is not tuple or len(before) != len(now):
+            return False
+        for old, new in zip(before, now, strict=True):  # noqa: SIM110 - no replaceable builtin
+            if not _same(old, new):
+                return False
+        return True
+    if _type(before) in _PLAIN:
+        return _type(now) is _type(before) and before == now
+    return before is now
 
 
 # Where a dict's version tag lives: after the object header and ``ma_used`` in ``PyDictObject``.

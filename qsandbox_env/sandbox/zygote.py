@@ -90,6 +90,7 @@ class Zygote:
         self._install_runtime(harness)
 
         self.snapshot = guard.Snapshot()
+        self._seal_runtime(self.snapshot)
         # Everything so far moves to gc's permanent generation: children neither scan it (no
         # copy-on-write faults from collections) nor mistake it for something a program created.
         gc.collect()
@@ -138,7 +139,7 @@ class Zygote:
         if target.get("kind") == "ibm":  # the Verifier preloads the proxy for ibm: targets
             from qsandbox_env.sandbox import qpu_proxy
 
-            harness.ISA_ERRORS = qpu_proxy.ISA_ERRORS  # type: ignore[attr-defined]
+            harness.ISA_ERRORS = qpu_proxy.install()  # type: ignore[attr-defined]
             return
         if target.get("kind") not in ("aer", "fake"):
             return
@@ -156,6 +157,14 @@ class Zygote:
             self.preload_errors["offline runtime"] = f"{type(exc).__name__}: {exc}"
         finally:
             warnings.resetwarnings()
+
+    def _seal_runtime(self, snapshot: guard.Snapshot) -> None:
+        """Watch the offline runtime's prebuilt devices, which every child shares, for changes."""
+        module = sys.modules.get("qsandbox_env.sandbox.offline_runtime")
+        if module is None or not self.config.get("preload") or not module._FLEET:
+            return  # nothing served, or built lazily in each child (nothing shared to protect)
+        for label, probe in module.seals():
+            snapshot.seal(label, probe)
 
     # -- serving --------------------------------------------------------------------------
     def serve(self) -> None:
