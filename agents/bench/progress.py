@@ -35,6 +35,7 @@ class Progress:
         total: Samples the run verifies in all.
         done: Already verified before this process started (a resumed run).
         passed: Passes among ``done``.
+        made: Samples already generated (default ``done``).
         stream: Where to draw (default stderr); ``enabled=False`` draws nothing.
 
     Example:
@@ -54,13 +55,14 @@ class Progress:
         *,
         done: int = 0,
         passed: int = 0,
+        made: int | None = None,
         stream: TextIO | None = None,
         enabled: bool = True,
         interactive: bool | None = None,
         label: str = "bench",
     ) -> None:
         self.total, self.done, self.passed, self.label = total, done, passed, label
-        self.made = done
+        self.made = done if made is None else made
         self._resumed = done
         self._stream = stream if stream is not None else sys.stderr
         self._enabled = enabled

@@ -324,6 +324,8 @@ def run_benchmark(
     finally:
         samples_log.close()
         results_log.close()
+        if generator is not None and generator is not policy:
+            generator.close()  # built here: its threads, sessions or weights end with the run
     seconds = time.monotonic() - started
     return write_outputs(config, out, tasks, list(state.results.values()), seconds)
 
@@ -411,11 +413,17 @@ class _Work:
             return
         passed = sum(r.get("outcome") == "passed" for r in state.results.values())
         total = self.config.n * len(self.tasks)
-        bar = Progress(total, done=len(state.results), passed=passed, enabled=self.progress)
-        bar.made = len(state.samples)
+        bar = Progress(
+            total,
+            done=len(state.results),
+            passed=passed,
+            made=len(state.samples),
+            enabled=self.progress,
+        )
         owned = not hasattr(verifier, "verify_many")  # built here, so closed here
-        active = _resolve_verifier(verifier, self.config, workers)
+        active = None
         try:
+            active = _resolve_verifier(verifier, self.config, workers)
             width = lanes or workers or os.cpu_count() or 1
             pool = _VerifyPool(active, self.tasks, state, self.results_log, bar, width, batch)
             pool.submit(unverified)
@@ -431,7 +439,7 @@ class _Work:
             pool.stop(wait=True)
         finally:
             bar.close()
-            if owned:
+            if owned and active is not None:
                 active.close()
 
     def _generate(self, policy: Policy, chunk: int, pool: _VerifyPool, bar: Progress) -> None:
