@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from qsandbox_env.tasks import Task, TaskSet, load_tasks
+from qsandbox_env.tasks import SOURCES, Task, TaskSet, load_tasks
 
 QISKIT_HUMANEVAL = (
     Path(__file__).resolve().parents[2]
@@ -321,7 +321,8 @@ def test_a_missing_file_names_the_path(tmp_path: Path) -> None:
     path = tmp_path / "absent.jsonl"
     expected = (
         f"task file not found: {path}; pass the path of a .json or .jsonl task file, "
-        "a named task set (bundled, procedural) or a Hugging Face dataset id (owner/name)"
+        f"a named task set ({', '.join(sorted(SOURCES))}) or a Hugging Face dataset id "
+        "(owner/name)"
     )
     with pytest.raises(FileNotFoundError, match=f"^{re.escape(expected)}$"):
         load_tasks(path)
