@@ -85,15 +85,7 @@ class Profile:
 
 
 def profiles_root() -> Path:
-    """Where profiles live: ``$QSANDBOX_PROFILES`` or ``~/.cache/qsandbox/profiles``.
-
-    Example:
-        >>> import os
-        >>> os.environ["QSANDBOX_PROFILES"] = "/tmp/my-profiles"
-        >>> str(profiles_root())
-        '/tmp/my-profiles'
-        >>> del os.environ["QSANDBOX_PROFILES"]
-    """
+    """Where profiles live: ``$QSANDBOX_PROFILES`` or ``~/.cache/qsandbox/profiles``."""
     configured = os.environ.get(PROFILES_ENV)
     if configured:
         return Path(configured).expanduser()

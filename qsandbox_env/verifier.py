@@ -211,11 +211,9 @@ class Verifier:
             raise TypeError(f"preload: expected a sequence of module names, got {preload!r}")
         self.target = parse_target(target)
         self.broker = _make_broker(self.target, broker, budget)
-        # ibm: targets: the zygote imports the Runtime proxy before its snapshot, in either mode.
-        proxy = (PROXY_MODULE,) if self.broker is not None else ()
         self._config = ZygoteConfig(
             self.python,
-            (tuple(preload) if mode == "warm" else ()) + proxy,
+            tuple(preload) if mode == "warm" else (),
             bool(isolate),
             "512m",
             (self.target.kind, self.target.device),
@@ -360,9 +358,6 @@ class Verifier:
                 f"qsandbox: the sandbox could not preload:\n{_bullets(failed)}\nPrograms "
                 "importing these start slower or fail; install them for the sandbox's interpreter."
             )
-
-
-PROXY_MODULE = "qsandbox_env.sandbox.qpu_proxy"
 
 
 def _make_broker(target: Target, broker: Broker | None, budget: Budget | None) -> Broker | None:

@@ -9,10 +9,10 @@ unchanged. Only the last step differs: instead of an HTTP call with a token, the
 are written to a socket whose other end is the Verifier's broker, which submits them with its own
 credentials, under its budget, and sends the results back.
 
-The zygote imports this module before it snapshots the library surface (it is in the preload
-list for ``ibm:`` targets), which makes ``QiskitRuntimeService()`` return the brokered service
-whenever a broker channel is attached to the child. This module must never hold, ask for or
-receive a credential; everything it learns comes from the broker's replies.
+The zygote calls :func:`install` before it snapshots the library surface (``ibm:`` targets
+only), which makes ``QiskitRuntimeService()`` return the brokered service whenever a broker
+channel is attached to the child. Importing this module changes nothing. This module must never
+hold, ask for or receive a credential; everything it learns comes from the broker's replies.
 """
 
 from __future__ import annotations
@@ -317,15 +317,24 @@ def _brokered_new(cls: type, *args: Any, **kwargs: Any) -> Any:
 def _validate_isa(circuits: Any, target: Any) -> None:
     """The runtime's own ISA check, raising the error the verdict reports as ``not_isa``."""
     try:
-        _RUNTIME_VALIDATE(circuits, target)
+        _RUNTIME_VALIDATE[0](circuits, target)
     except NotISAError:
         raise
     except IBMInputValueError as exc:
         raise NotISAError(str(exc)) from None
 
 
-QiskitRuntimeService.__new__ = _brokered_new
-_RUNTIME_VALIDATE = base_primitive.validate_isa_circuits
-base_primitive.validate_isa_circuits = _validate_isa
-# What the harness classifies as "not an ISA circuit" on ibm: targets (set by the zygote).
-ISA_ERRORS: tuple[type, ...] = (NotISAError,)
+_RUNTIME_VALIDATE: list[Any] = []
+
+
+def install() -> tuple[type, ...]:
+    """Route ``QiskitRuntimeService()`` here; call once, in the zygote, before its snapshot.
+
+    Returns:
+        The exception classes that mean "not an ISA circuit" (for the harness to report).
+    """
+    QiskitRuntimeService.__new__ = _brokered_new
+    if not _RUNTIME_VALIDATE:
+        _RUNTIME_VALIDATE.append(base_primitive.validate_isa_circuits)
+        base_primitive.validate_isa_circuits = _validate_isa
+    return (NotISAError,)
