@@ -307,7 +307,7 @@ def _child(
         from qsandbox_env.sandbox import harness
 
         if broker_fd >= 0:
-            from qsandbox_env.sandbox import qpu_proxy  # preloaded for ibm: targets
+            from qsandbox_env.sandbox import qpu_proxy  # installed at start-up (ibm: targets)
 
             qpu_proxy.attach(broker_fd, str(request["broker"].get("device", "")))
         assert zygote.snapshot is not None  # taken at start-up, before any request
