@@ -136,7 +136,7 @@ class Zygote:
         targets the QPU broker's proxy serves the runtime instead.
         """
         target = self.config.get("target") or {"kind": "aer", "device": ""}
-        if target.get("kind") == "ibm":  # the Verifier preloads the proxy for ibm: targets
+        if target.get("kind") == "ibm":  # the QPU broker's credential-free proxy
             from qsandbox_env.sandbox import qpu_proxy
 
             harness.ISA_ERRORS = qpu_proxy.install()  # type: ignore[attr-defined]
