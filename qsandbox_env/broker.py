@@ -102,9 +102,13 @@ class _Request:
 
     pubs: list
     keys: list[str]
-    shots: int
+    pub_shots: list[int]
     done: threading.Event = field(default_factory=threading.Event)
     reply: dict | None = None
+
+    @property
+    def shots(self) -> int:
+        return sum(self.pub_shots)
 
 
 @dataclass
@@ -286,7 +290,7 @@ class Broker:
             request = _Request(
                 [decoded[i][0] for i in missing],
                 [keys[i] for i in missing],
-                sum(decoded[i][2] for i in missing),
+                [decoded[i][2] for i in missing],
             )
             reply = self._submit(_Batch(primitive, device, options), request)
             for i, result in zip(missing, reply["results"], strict=True):
@@ -360,39 +364,53 @@ class Broker:
         self._reserved_shots += shots
 
     def _execute(self, batch: _Batch) -> None:
-        """Submit one batch as one job and hand each request its share of the results."""
-        pubs = [pub for request in batch.requests for pub in request.pubs]
-        shots = sum(request.shots for request in batch.requests)
+        """Submit one batch as one job and hand each request its share of the results.
+
+        Identical PUBs from several programs in one batch are submitted once.
+        """
+        index: dict[str, int] = {}
+        pubs: list[Any] = []
+        shots = 0
+        for request in batch.requests:
+            for key, pub, pub_shots in zip(
+                request.keys, request.pubs, request.pub_shots, strict=True
+            ):
+                if key not in index:
+                    index[key] = len(pubs)
+                    pubs.append(pub)
+                    shots += pub_shots
+        reserved = sum(request.shots for request in batch.requests)
+        job: Any = None
+        error: str | None = None
+        encoded: list[dict] = []
+        metadata: Any = {}
         started = time.monotonic()
         try:
             job = self._primitive_class(batch.primitive)(
                 mode=self._backend(batch.device), options=batch.options or None
             ).run(pubs)
             result = job.result(timeout=self.job_timeout) if self.job_timeout else job.result()
-            seconds = _job_seconds(job, time.monotonic() - started)
-            job_id = str(job.job_id())
             encoded = [qpu_codec.encode_pub_result(r) for r in result]
             metadata = qpu_codec.plain(result.metadata)
-            error = None
         except Exception as exc:  # noqa: BLE001 - goes back to every program in the batch
-            error, seconds, job_id = f"{type(exc).__name__}: {exc}", 0.0, ""
+            error = f"{type(exc).__name__}: {exc}"
+        job_id = _job_id(job)
         with self._cond:
-            self._reserved_shots -= shots
+            self._reserved_shots -= reserved
             self._running_jobs -= 1
-            if error is None or job_id:
+            if job is not None:  # submitted: it counts, whether or not results came back
                 self._usage = replace(
                     self._usage,
                     jobs=self._usage.jobs + 1,
                     shots=self._usage.shots + shots,
-                    seconds=self._usage.seconds + seconds,
+                    seconds=self._usage.seconds + _job_seconds(job, time.monotonic() - started),
+                    cache_hits=self._usage.cache_hits + _batched_pubs(batch) - len(pubs),
                 )
-        start = 0
         for request in batch.requests:
             if error is not None:
                 request.reply = {"error": error}
             else:
-                share = encoded[start : start + len(request.pubs)]
-                start += len(request.pubs)
+                share = [encoded[index[key]] for key in request.keys]
                 if self.cache_enabled:
                     with self._cond:
                         self._cache.update(zip(request.keys, share, strict=True))
@@ -434,6 +452,17 @@ def _device(message: dict, session: BrokerSession | None) -> str:
 
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+def _batched_pubs(batch: _Batch) -> int:
+    return sum(len(request.pubs) for request in batch.requests)
+
+
+def _job_id(job: Any) -> str:
+    try:
+        return str(job.job_id()) if job is not None else ""
+    except Exception:  # noqa: BLE001 - an id is informational
+        return ""
 
 
 def _job_seconds(job: Any, wall: float) -> float:

@@ -180,6 +180,16 @@ def test_concurrent_programs_are_batched_into_one_job(qpu):
     assert all("batched requests: 3" in v.output for v in verdicts)
 
 
+def test_identical_pubs_in_one_batch_are_submitted_once(qpu):
+    before = qpu.broker.usage
+    pair = (program_task(SAMPLER_TEST), sampler_program(0.77))
+    verdicts = qpu.verify_many([pair, pair])
+    assert [v.outcome for v in verdicts] == [Outcome.PASSED] * 2
+    assert qpu.broker.usage.jobs == before.jobs + 1
+    assert qpu.broker.usage.shots == before.shots + 400
+    assert qpu.broker.usage.cache_hits == before.cache_hits + 1
+
+
 def test_exhausted_budget_gives_the_budget_outcome_and_says_so():
     broker = Broker(QiskitRuntimeLocalService(), budget=Budget(jobs=1))
     with Verifier(1, target=f"ibm:{DEVICE}", broker=broker, preload=PRELOAD) as verifier:
