@@ -11,9 +11,6 @@ each test shows the defence is needed; the Verifier must award none of them.
 
 from __future__ import annotations
 
-import base64
-import io
-import os
 import socket
 import subprocess
 import sys
@@ -24,10 +21,9 @@ from qiskit_ibm_runtime.fake_provider.local_service import QiskitRuntimeLocalSer
 
 from qsandbox_env import Broker, Outcome, Task, Verifier
 from qsandbox_env.program import assemble
-from qsandbox_env.sandbox import protocol, qpu_codec
+from qsandbox_env.sandbox import protocol
 from qsandbox_env.targets import parse_target
 from tests.conftest import program_task
-from tests.test_hostile import assert_fooled_naive_not_us as assert_plain_attack_fails
 
 DEVICE = "fake_manila"  # 5 qubits: its noise model builds and simulates quickly
 TARGET = f"fake:{DEVICE}"
@@ -289,3 +285,114 @@ def test_honest_programs_using_the_served_device_are_not_flagged(manila):
     for task in (NOISE_TASK, NOISE_FROM_FAKE_CLASS):
         verdict = manila.verify(task, honest)
         assert verdict.outcome is Outcome.PASSED, verdict.detail
+
+
+# -- the QPU broker (ibm: targets) ---------------------------------------------------------------
+QPU_DEVICE = "fake_manila"
+# Enough for the child: the broker does the simulating, in the parent.
+QPU_PRELOAD = ("numpy", "qiskit", "qiskit.circuit.library", "qiskit_ibm_runtime")
+
+
+@pytest.fixture(scope="module")
+def qpu():
+    broker = Broker(QiskitRuntimeLocalService(), batch_window=0.0)
+    with Verifier(1, target=f"ibm:{QPU_DEVICE}", broker=broker, preload=QPU_PRELOAD) as v:
+        yield v
+
+
+def naive_passes_with_broker(task: Task, code: str) -> bool:
+    """A fresh interpreter with the sandbox's QPU proxy attached to a real broker, no guard."""
+    broker = Broker(QiskitRuntimeLocalService(), batch_window=0.0)
+    ours, theirs = socket.socketpair()
+
+    def serve() -> None:
+        with broker.session(QPU_DEVICE) as session:
+            while (message := protocol.read_message(ours.fileno())) is not None:
+                protocol.write_message(ours.fileno(), session.handle(message))
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    source = (
+        "import warnings\nwarnings.simplefilter('ignore')\n"
+        "from qsandbox_env.sandbox import qpu_proxy\n"
+        "getattr(qpu_proxy, 'install', lambda: None)()\n"
+        f"qpu_proxy.attach({theirs.fileno()}, {QPU_DEVICE!r})\n"
+        + assemble(task, code).source
+        + f"\ncheck({task.entry_point})\n"
+    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", source],
+            capture_output=True,
+            timeout=300,
+            cwd="/",
+            pass_fds=(theirs.fileno(),),
+        )
+    finally:
+        theirs.close()
+        server.join(10)
+        ours.close()
+    return proc.returncode == 0
+
+
+# The test runs the program's circuit on the device itself and expects |11>.
+QPU_TASK = program_task(
+    "    from qiskit_ibm_runtime import QiskitRuntimeService, SamplerV2\n"
+    "    circuit = candidate()\n"
+    "    backend = QiskitRuntimeService().backend()\n"
+    "    counts = SamplerV2(mode=backend).run([circuit], shots=200).result()[0].data.meas\n"
+    "    assert counts.get_counts().get('11', 0) > 150, counts.get_counts()\n",
+    entry_point="ones",
+)
+# An ISA circuit for the device, but it prepares |00>.
+ZEROS = (
+    "from qiskit import QuantumCircuit\n"
+    "def ones():\n"
+    "    qc = QuantumCircuit(2)\n"
+    "    qc.measure_all()\n"
+    "    return qc\n"
+)
+# Rewrites every result the broker sends back to all-ones bits.
+FORGER = (
+    "import numpy as np\n"
+    "from qsandbox_env.sandbox import qpu_codec, qpu_proxy\n"
+    "def forged(reply):\n"
+    "    for result in reply.get('results', []):\n"
+    "        for field in result['fields'].values():\n"
+    "            bits = qpu_codec.decode_array(field['array'])\n"
+    "            field['array'] = qpu_codec.encode_array(np.full_like(bits, 3))\n"
+    "    return reply\n"
+)
+
+
+def test_the_qpu_task_fails_a_circuit_that_prepares_zeros(qpu):
+    assert qpu.verify(QPU_TASK, ZEROS).outcome is Outcome.FAILED
+    assert qpu.verify(
+        QPU_TASK, ZEROS.replace("    qc.measure_all", "    qc.x([0, 1])\n    qc.measure_all")
+    ).passed
+
+
+def test_replacing_the_broker_channel_with_a_forger(qpu):
+    code = FORGER + (
+        "real = qpu_proxy._LINK['channel']\n"
+        "class Forger:\n"
+        "    def request(self, message):\n"
+        "        return forged(real.request(message))\n"
+        "qpu_proxy._LINK['channel'] = Forger()\n" + ZEROS
+    )
+    assert naive_passes_with_broker(QPU_TASK, code), "the attack does not fool a naive harness"
+    verdict = qpu.verify(QPU_TASK, code)
+    assert verdict.outcome is Outcome.TAMPERED, (verdict.outcome, verdict.detail)
+    assert "QPU proxy: the link to the broker" in verdict.detail
+
+
+def test_shadowing_the_channels_request_method(qpu):
+    code = FORGER + (
+        "channel = qpu_proxy._LINK['channel']\n"
+        "real = channel.request\n"
+        "channel.request = lambda message: forged(real(message))\n" + ZEROS
+    )
+    assert naive_passes_with_broker(QPU_TASK, code), "the attack does not fool a naive harness"
+    verdict = qpu.verify(QPU_TASK, code)
+    assert verdict.outcome is Outcome.TAMPERED, (verdict.outcome, verdict.detail)
+    assert "QPU proxy: the link to the broker" in verdict.detail

@@ -316,6 +316,19 @@ def _program_hooks(before: list, now: list) -> bool:
     return False
 
 
+def shadowed_methods(obj: object) -> tuple[str, ...]:
+    """Instance attributes of ``obj`` that hide a method of its class (``backend.run = ...``)."""
+    found = []
+    for name in list(vars(obj)):
+        for klass in _MRO.__get__(_type(obj)):
+            value = vars(klass).get(name)
+            if value is not None:
+                if callable(value) or _is_instance(value, (classmethod, staticmethod)):
+                    found.append(name)
+                break
+    return tuple(found)
+
+
 def rebound_names(before: dict[str, object], namespace: dict) -> list[str]:
     """Names of the program's modules, classes and functions that now point elsewhere."""
     return [

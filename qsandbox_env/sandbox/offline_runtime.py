@@ -65,6 +65,7 @@ from qiskit_ibm_runtime.exceptions import IBMInputValueError, RuntimeJobNotFound
 from qiskit_ibm_runtime.fake_provider.fake_backend import FakeBackendV2
 from qiskit_ibm_runtime.fake_provider.local_service import QiskitRuntimeLocalService
 
+from qsandbox_env.sandbox import guard
 from qsandbox_env.targets import fake_device_classes
 
 __all__ = [
@@ -458,9 +459,9 @@ def _devices_state() -> tuple:
         held = vars(device)
         state += (
             tuple(vars(served).items()),
-            _shadowed(served),
-            _shadowed(device),
-            _shadowed(served.simulator),
+            guard.shadowed_methods(served),
+            guard.shadowed_methods(device),
+            guard.shadowed_methods(served.simulator),
             type(served.simulator),
             tuple(held.get(key) for key in ("_target", "_conf_dict", "_props_dict")),
         )
@@ -497,16 +498,3 @@ def _noise_state() -> tuple:
             tuple(errors) if type(errors) is list else errors,
         )
     return state
-
-
-def _shadowed(obj: object) -> tuple[str, ...]:
-    """Instance attributes that hide a method of the object's class (``backend.run = ...``)."""
-    found = []
-    for name in list(vars(obj)):
-        for klass in type(obj).__mro__:
-            value = vars(klass).get(name)
-            if value is not None:
-                if callable(value) or isinstance(value, (classmethod, staticmethod)):
-                    found.append(name)
-                break
-    return tuple(found)

@@ -33,7 +33,7 @@ from qiskit_ibm_runtime.fake_provider.local_service import QiskitRuntimeLocalSer
 from qiskit_ibm_runtime.ibm_backend import IBMBackend
 from qiskit_ibm_runtime.models import BackendProperties, BackendStatus, QasmBackendConfiguration
 
-from qsandbox_env.sandbox import protocol, qpu_codec
+from qsandbox_env.sandbox import guard, protocol, qpu_codec
 from qsandbox_env.sandbox.offline_runtime import NotISAError
 
 __all__ = ["BrokeredBackend", "BrokeredJob", "BrokeredService", "QPUBudgetExhausted", "attach"]
@@ -338,3 +338,22 @@ def install() -> tuple[type, ...]:
         _RUNTIME_VALIDATE.append(base_primitive.validate_isa_circuits)
         base_primitive.validate_isa_circuits = _validate_isa
     return (NotISAError,)
+
+
+def seals() -> list[tuple[str, Any]]:
+    """What the zygote asks the tamper snapshot to watch (``guard.Snapshot.seal``).
+
+    The test's own primitive calls go through the same link as the program's: a program that
+    swapped the channel (or its ``request``) could answer the test with results of its choosing.
+    """
+    return [("QPU proxy: the link to the broker", _link_state)]
+
+
+def _link_state() -> tuple[bool, bool]:
+    """Invariants of the link, as true before :func:`attach` (in the zygote) as after it."""
+    channel, backend = _LINK.get("channel"), _LINK.get("backend")
+    return (
+        channel is None or (type(channel) is BrokerChannel and tuple(vars(channel)) == ("fd",)),
+        backend is None
+        or (type(backend) is BrokeredBackend and not guard.shadowed_methods(backend)),
+    )

@@ -159,11 +159,17 @@ class Zygote:
             warnings.resetwarnings()
 
     def _seal_runtime(self, snapshot: guard.Snapshot) -> None:
-        """Watch the offline runtime's prebuilt devices, which every child shares, for changes."""
-        module = sys.modules.get("qsandbox_env.sandbox.offline_runtime")
-        if module is None or not self.config.get("preload") or not module._FLEET:
-            return  # nothing served, or built lazily in each child (nothing shared to protect)
-        for label, probe in module.seals():
+        """Watch what every child shares with its test: prebuilt devices, the QPU broker link."""
+        seals = []
+        offline = sys.modules.get("qsandbox_env.sandbox.offline_runtime")
+        # Devices built lazily in each child share nothing yet (and building them changes them).
+        if offline is not None and self.config.get("preload") and offline._FLEET:
+            seals += offline.seals()
+        if (self.config.get("target") or {}).get("kind") == "ibm":
+            from qsandbox_env.sandbox import qpu_proxy
+
+            seals += qpu_proxy.seals()
+        for label, probe in seals:
             snapshot.seal(label, probe)
 
     # -- serving --------------------------------------------------------------------------
