@@ -17,11 +17,13 @@ import sys
 import threading
 
 import pytest
+from qiskit import QuantumCircuit
+from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit_ibm_runtime.fake_provider.local_service import QiskitRuntimeLocalService
 
 from qsandbox_env import Broker, Outcome, Task, Verifier
 from qsandbox_env.program import assemble
-from qsandbox_env.sandbox import protocol
+from qsandbox_env.sandbox import protocol, qpu_codec
 from qsandbox_env.targets import parse_target
 from tests.conftest import program_task
 
@@ -396,3 +398,38 @@ def test_shadowing_the_channels_request_method(qpu):
     verdict = qpu.verify(QPU_TASK, code)
     assert verdict.outcome is Outcome.TAMPERED, (verdict.outcome, verdict.detail)
     assert "QPU proxy: the link to the broker" in verdict.detail
+
+
+# -- the broker's result cache -----------------------------------------------------------------
+def _switched(case: int) -> QuantumCircuit:
+    """Measures |1>, then flips the qubit back only if the measured bit equals ``case``."""
+    qc = QuantumCircuit(1, 2)
+    qc.x(0)
+    qc.measure(0, 0)
+    with qc.switch(qc.clbits[0]) as cases, cases(case):
+        qc.x(0)
+    qc.measure(0, 1)
+    return qc
+
+
+def _sampler_request(circuit: QuantumCircuit) -> dict:
+    pub = qpu_codec.encode_pub("sampler", SamplerPub.coerce(circuit, 200))
+    return {"op": "primitive", "primitive": "sampler", "pubs": [pub], "options": {}}
+
+
+def _ones_in_second_bit(reply: dict) -> int:
+    field = reply["ok"]["results"][0]["fields"]["c"]
+    bits = qpu_codec.decode_array(field["array"])  # packed: clbit 1 is bit 1 of the last byte
+    return int(sum((int(row[-1]) >> 1) & 1 for row in bits))
+
+
+def test_a_different_circuit_cannot_plant_its_result_in_the_cache():
+    # The two circuits differ only in a switch's case value, which the cache key did not cover;
+    # the second program must get its own circuit's result, not the one the first planted.
+    broker = Broker(QiskitRuntimeLocalService(), batch_window=0.0)
+    with broker.session(QPU_DEVICE) as session:
+        planted = session.handle(_sampler_request(_switched(0)))
+        own = session.handle(_sampler_request(_switched(1)))
+    assert _ones_in_second_bit(planted) > 150, planted
+    assert broker.usage.cache_hits == 0
+    assert _ones_in_second_bit(own) < 50, own

@@ -87,7 +87,9 @@ def fingerprint(circuit: Any) -> str:
 
     QPY bytes are not stable (parameters carry random UUIDs, circuits get counter names), so the
     digest covers the structure instead: registers, global phase and each instruction's name,
-    parameters and bit indices.
+    parameters, bit indices and whatever else decides what it does (a delay's unit, a condition,
+    a switch's target and case values). Two circuits that run differently must never share a
+    digest: the broker's cache would hand one program's results to another.
     """
     digest = hashlib.sha256()
     digest.update(repr((circuit.num_qubits, str(circuit.global_phase))).encode())
@@ -97,9 +99,33 @@ def fingerprint(circuit: Any) -> str:
         params = [_param_text(p) for p in operation.params]
         qubits = [circuit.find_bit(q).index for q in instruction.qubits]
         clbits = [circuit.find_bit(c).index for c in instruction.clbits]
-        condition = repr(getattr(operation, "condition", None))
-        digest.update(repr((operation.name, params, qubits, clbits, condition)).encode())
+        extra = _operation_text(circuit, operation)
+        digest.update(repr((operation.name, params, qubits, clbits, extra)).encode())
     return digest.hexdigest()
+
+
+def _operation_text(circuit: Any, operation: Any) -> str:
+    """What an operation does beyond its name, parameters and bits."""
+    parts = [repr(getattr(operation, "unit", None))]
+    for name in ("condition", "target"):
+        parts.append(_operand_text(circuit, getattr(operation, name, None)))
+    cases = getattr(operation, "cases_specifier", None)
+    if callable(cases):
+        parts += [_operand_text(circuit, tuple(values)) for values, _ in cases()]
+    return " ".join(parts)
+
+
+def _operand_text(circuit: Any, value: Any) -> str:
+    """Bits and registers by their place in the circuit; anything else by its repr."""
+    from qiskit.circuit import ClassicalRegister, Clbit
+
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_operand_text(circuit, v) for v in value) + ")"
+    if isinstance(value, Clbit):
+        return f"clbit {circuit.find_bit(value).index}"
+    if isinstance(value, ClassicalRegister):
+        return f"creg {value.name} {value.size}"
+    return repr(value)
 
 
 def _param_text(param: Any) -> str:
