@@ -21,13 +21,18 @@ import os
 import re
 from typing import Any
 
-from agents.grpo.config import ADVANTAGE_SCALES, LOSS_TYPES, PRECISIONS, GRPOConfig
+from agents.grpo.config import ADVANTAGE_SCALES, LOSS_TYPES, LR_SCHEDULES, PRECISIONS, GRPOConfig
 from qsandbox_env.cli import CLIError, Command, register
 
 __all__ = ["configure_grpo", "run_grpo"]
 
 TORCH_INSTALL = 'pip install "qsandbox[grpo]"'
-CHOICES = {"advantage_scale": ADVANTAGE_SCALES, "loss_type": LOSS_TYPES, "precision": PRECISIONS}
+CHOICES = {
+    "advantage_scale": ADVANTAGE_SCALES,
+    "loss_type": LOSS_TYPES,
+    "lr_schedule": LR_SCHEDULES,
+    "precision": PRECISIONS,
+}
 
 
 def _field_docs() -> dict[str, str]:

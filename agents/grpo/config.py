@@ -11,11 +11,12 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-__all__ = ["ADVANTAGE_SCALES", "LOSS_TYPES", "PRECISIONS", "GRPOConfig"]
+__all__ = ["ADVANTAGE_SCALES", "LOSS_TYPES", "LR_SCHEDULES", "PRECISIONS", "GRPOConfig"]
 
 ADVANTAGE_SCALES = ("group", "batch", "none")
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo")
 PRECISIONS = ("auto", "bf16", "fp32")
+LR_SCHEDULES = ("constant", "linear")
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,10 @@ class GRPOConfig:
             stay frozen, so passes after the first are off-policy and the clipping matters.
         micro_batch_size: Completions per forward/backward pass (bounds activation memory).
         gradient_accumulation_steps: Micro-batches per optimizer step.
-        learning_rate: AdamW learning rate.
+        learning_rate: AdamW learning rate (the peak, with a schedule).
+        lr_schedule: ``"constant"``, or ``"linear"``: decays to 0 at the last step, which keeps
+            the late steps of a run from undoing what it learned (Adam's steps keep their size
+            while the useful signal fades).
         weight_decay: AdamW weight decay.
         max_grad_norm: Gradient-norm clipping threshold; 0 disables clipping.
         epsilon_low: Lower clip range: the ratio is kept above ``1 - epsilon_low``.
@@ -84,6 +88,7 @@ class GRPOConfig:
     micro_batch_size: int = 16
     gradient_accumulation_steps: int = 1
     learning_rate: float = 1e-6
+    lr_schedule: str = "constant"
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
     epsilon_low: float = 0.2
@@ -235,6 +240,7 @@ _CHECKS = (
     _int_at_least("gradient_accumulation_steps", 1),
     _whole_optimizer_steps,
     _number_in("learning_rate", 0, _INF, low_open=True, high_open=True),
+    _one_of("lr_schedule", LR_SCHEDULES),
     _number_in("weight_decay", 0, _INF, low_open=False, high_open=True),
     _number_in("max_grad_norm", 0, _INF, low_open=False, high_open=True),
     _number_in("epsilon_low", 0, 1, low_open=False, high_open=True),

@@ -1,6 +1,6 @@
 """A GRPO run small enough for a laptop CPU that visibly learns: ``qsandbox train grpo --demo``.
 
-The policy is a tiny GPT-2 built from a config (no download) over a word-level tokenizer whose
+The policy is a tiny Llama built from a config (no download) over a word-level tokenizer whose
 "words" are whole code lines, so an action is one line such as ``    qc.h(0)``. The tasks ask for
 small two-qubit states (|1> on a qubit, |+>, |->, |11>, a Bell pair); a correct body is one or two
 lines. Rewards are real: every completion runs through the `Verifier` sandbox against the task's
@@ -127,25 +127,30 @@ def demo_tokenizer(tasks: TaskSet | None = None) -> Any:
 
 
 def demo_model(vocab_size: int, seed: int = 0) -> Any:
-    """A 2-layer GPT-2 with 32-wide embeddings, initialised from ``seed`` (no download)."""
+    """A 2-layer Llama with 32-wide hidden states, initialised from ``seed`` (no download).
+
+    Llama rather than GPT-2: without learned absolute position embeddings, the last prompt
+    position's state is dominated by its own token (the task's docstring), so the policy can
+    tell the tasks apart from the first step.
+    """
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    config = GPT2Config(
+    config = LlamaConfig(
         vocab_size=vocab_size,
-        n_positions=16,
-        n_embd=32,
-        n_layer=2,
-        n_head=2,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=16,
         bos_token_id=0,
         eos_token_id=0,
         pad_token_id=None,  # the trainer passes the pad id; padding is always masked
+        tie_word_embeddings=False,
     )
-    return GPT2LMHeadModel(config).eval()
+    return LlamaForCausalLM(config).eval()
 
 
 @dataclass

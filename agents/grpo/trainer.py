@@ -370,6 +370,8 @@ class GRPOTrainer:
             "max_tokens": config.max_new_tokens,
         }
         self.model.train(config.gradient_checkpointing)  # dropout only when checkpointing needs it
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(config, self.step)
         for micro in rows.split(config.micro_batch_size):
             loss = self._micro_batch_loss(batch, micro, advantages, frozen, counts, sums)
             loss.backward()
@@ -535,6 +537,14 @@ def _pad_batch(rollouts: Rollouts, pad_id: int) -> _Batch:
         torch.tensor(completions),
         torch.tensor(mask),
     )
+
+
+def learning_rate(config: GRPOConfig, step: int) -> float:
+    """The learning rate of 0-based ``step``: a pure function of the step, so resuming needs no
+    scheduler state."""
+    if config.lr_schedule == "linear":
+        return config.learning_rate * (1.0 - step / config.steps)
+    return config.learning_rate
 
 
 def chat_messages(task: Task) -> list[dict[str, str]]:
