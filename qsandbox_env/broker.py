@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -225,9 +226,25 @@ class Broker:
                 session.refusals.append(str(exc))
             return {"error": str(exc), "kind": "budget"}
         except qpu_codec.CodecError as exc:
-            return {"error": f"invalid request: {exc}", "kind": "invalid"}
+            return {"error": self._scrub(f"invalid request: {exc}"), "kind": "invalid"}
         except Exception as exc:  # noqa: BLE001 - the service's failures go back to the program
-            return {"error": f"{type(exc).__name__}: {exc}", "kind": "job"}
+            return {"error": self._scrub(f"{type(exc).__name__}: {exc}"), "kind": "job"}
+
+    def _scrub(self, text: str) -> str:
+        """``text`` without the account's secrets: a service error may quote what it was sent."""
+        for secret in self._secrets():
+            text = text.replace(secret, "***")
+        return text
+
+    def _secrets(self) -> list[str]:
+        found = [os.environ.get("QISKIT_IBM_TOKEN", "")]
+        try:
+            account = self._service.active_account() if self._service is not None else None
+        except Exception:  # noqa: BLE001 - a local service has no account to read
+            account = None
+        if isinstance(account, dict):
+            found += [str(account.get(key) or "") for key in ("token", "instance")]
+        return [secret for secret in found if len(secret) >= 8]
 
     def describe(self, device: str) -> dict:
         """The device's configuration and properties, which the proxy builds its target from."""

@@ -283,6 +283,18 @@ def test_broker_answers_a_malformed_request_with_an_error_and_submits_nothing():
     assert broker.usage.jobs == 0
 
 
+def test_service_errors_reach_the_program_without_the_token(monkeypatch):
+    class LeakyService(QiskitRuntimeLocalService):
+        def backend(self, name=None, instance=None):
+            raise RuntimeError(f"401 Unauthorized: token {os.environ['QISKIT_IBM_TOKEN']}")
+
+    monkeypatch.setenv("QISKIT_IBM_TOKEN", SECRET)
+    broker = Broker(LeakyService())
+    with broker.session("ibm_torino") as session:
+        reply = session.handle({"op": "describe"})
+    assert reply == {"error": "RuntimeError: 401 Unauthorized: token ***", "kind": "job"}
+
+
 def test_budget_on_a_simulated_target_is_refused():
     message = "broker/budget: only ibm: targets submit to a QPU, got target 'aer'"
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
