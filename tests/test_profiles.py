@@ -61,7 +61,8 @@ def test_profile_manifest_records_the_pins(old_qiskit_profile):
     profile = load_profile(old_qiskit_profile)
     assert profile.requirements == ("qiskit==2.4.*", *PINS)
     assert profile.qiskit_version.startswith("2.4.")
-    assert profile.installed["qiskit-ibm-runtime"] < "0.47"
+    runtime = tuple(int(part) for part in profile.installed["qiskit-ibm-runtime"].split(".")[:2])
+    assert runtime < (0, 47)
     assert [p.name for p in list_profiles()] == [old_qiskit_profile]
 
 
