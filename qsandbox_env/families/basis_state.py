@@ -7,8 +7,10 @@
   ``|+i>``, ``|-i>``) on 3–7 qubits, listed qubit by qubit.
 
 The test compares the circuit's state with the target (global phase ignored), so any gate
-sequence that prepares it passes. Distinct tasks: 119 at basic and 491 at intermediate (one per
-non-zero basis state), over 280,000 at difficult.
+sequence that prepares it passes; handing the target to ``initialize``, ``StatePreparation`` or
+another instruction defined by a state vector or matrix fails (`checks.GATES_ONLY_RULE`).
+Distinct tasks: 119 at basic and 491 at intermediate (one per non-zero basis state), over
+280,000 at difficult.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from qsandbox_env.families.checks import GATES_ONLY_RULE
 from qsandbox_env.families.core import (
     Family,
     GeneratedTask,
@@ -117,7 +120,8 @@ def _target_text(label: str, config: BasisStateConfig) -> str:
 def _contract_text(num_qubits: int) -> str:
     return (
         f"Return a QuantumCircuit on exactly {num_qubits} qubits, with no classical bits and no "
-        "measurements, that maps |0...0> to this state (a global phase does not matter)."
+        "measurements, that maps |0...0> to this state (a global phase does not matter). "
+        + GATES_ONLY_RULE
     )
 
 
@@ -137,9 +141,11 @@ def _test(label: str) -> str:
         assert isinstance(circuit, QuantumCircuit), f"expected a QuantumCircuit, got {circuit!r}"
         assert circuit.num_qubits == len(LABEL), f"expected {len(LABEL)} qubits"
         assert circuit.num_clbits == 0, "expected no classical bits"
+        assert_built_from_gates(circuit, candidate)
         expected = Statevector.from_label(LABEL)
         assert Statevector(circuit).equiv(expected), "the circuit prepares the wrong state"
         """,
+        snippets=("assert_built_from_gates",),
     )
 
 

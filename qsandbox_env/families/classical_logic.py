@@ -10,7 +10,10 @@ own layout.
 
 The test prepares every input assignment, appends the candidate, measures every qubit and runs
 all of them in one ``AerSimulator`` job: each must give one outcome, the inputs unchanged, the
-outputs right and the scratch qubits back at 0. Distinct tasks: 288 at basic, thousands
+outputs right and the scratch qubits back at 0. Before that it refuses what would pass those
+counts without a reversible gate construction: a ``UnitaryGate`` (or other matrix-defined
+instruction) of the truth table's permutation, and ``reset``/``measure`` instructions, which
+would clear scratch qubits instead of uncomputing them. Distinct tasks: 288 at basic, thousands
 above (layouts are permutations).
 """
 
@@ -20,6 +23,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from qsandbox_env.families.checks import GATES_ONLY_RULE
 from qsandbox_env.families.core import (
     Family,
     GeneratedTask,
@@ -220,7 +224,8 @@ def _description(function: LogicFunction, layout: dict[str, int], num_qubits: in
     paragraphs.append(
         "For every assignment of 0/1 to the input qubits, with every other qubit starting in "
         "|0>, the circuit must leave the inputs unchanged, set each output qubit to its value "
-        f"and leave every other qubit in |0>.{scratch} No classical bits, no measurements."
+        f"and leave every other qubit in |0>.{scratch} No classical bits, no measurements, "
+        f"no resets: the circuit is reversible. {GATES_ONLY_RULE}"
     )
     return paragraphs
 
@@ -252,6 +257,9 @@ def _test(function: LogicFunction, layout: dict[str, int], num_qubits: int, seed
         assert isinstance(circuit, QuantumCircuit), f"expected a QuantumCircuit, got {circuit!r}"
         assert circuit.num_qubits == NUM_QUBITS, f"expected {NUM_QUBITS} qubits"
         assert circuit.num_clbits == 0, "expected no classical bits"
+        assert_built_from_gates(circuit, candidate)
+        irreversible = sorted({op.name for op in operations(circuit)} & {"reset", "measure"})
+        assert not irreversible, f"a reversible circuit has no {irreversible} instructions"
         programs = []
         for ones, _ in CASES:
             program = QuantumCircuit(NUM_QUBITS)
@@ -267,6 +275,7 @@ def _test(function: LogicFunction, layout: dict[str, int], num_qubits: int, seed
             counts = result.get_counts(number)
             assert counts == {expected: 32}, f"inputs {ones} at 1: want {expected}, got {counts}"
         """,
+        snippets=("assert_built_from_gates",),
     )
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from qsandbox_env.families.checks import check_snippets
 from qsandbox_env.tasks import Task
 
 __all__ = [
@@ -224,15 +225,24 @@ def function_body(lines: Iterable[str]) -> str:
     return "\n" + "".join(f"    {line}\n" if line else "\n" for line in lines)
 
 
-def check_function(imports: Iterable[str], constants: Mapping[str, Any], body: str) -> str:
+def check_function(
+    imports: Iterable[str],
+    constants: Mapping[str, Any],
+    body: str,
+    snippets: Sequence[str] = (),
+) -> str:
     """A test: ``def check(candidate):`` with local imports, literal constants, then ``body``.
 
     Constants are written with ``repr``, so every value must be a literal Python reads back
-    exactly (ints, floats, strings, tuples and lists of those).
+    exactly (ints, floats, strings, tuples and lists of those). ``snippets`` names helpers of
+    `qsandbox_env.families.checks` to define before ``body``.
     """
     lines = [f"    {line}" for line in imports]
     lines += [f"    {name} = {value!r}" for name, value in constants.items()]
-    code = textwrap.indent(textwrap.dedent(body).strip("\n"), "    ")
+    code = textwrap.dedent(body).strip("\n")
+    if snippets:
+        code = check_snippets(*snippets) + "\n" + code
+    code = textwrap.indent(code, "    ")
     return "def check(candidate):\n" + "\n".join(lines) + "\n" + code + "\n"
 
 

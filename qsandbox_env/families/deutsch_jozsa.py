@@ -6,9 +6,11 @@ The oracle acts on n query qubits and one target, mapping |x>|y> to |x>|y XOR f(
 - intermediate: n = 3–6; f is constant or a parity of some input bits, possibly negated.
 - difficult: n = 3–4; f is balanced and given by the list of inputs where it is 1.
 
-The test checks the oracle's action on a random superposition (so phases count too), then runs
-Deutsch–Jozsa with it: |0...0> is measured with certainty exactly when f is constant. Distinct
-tasks: 56 at basic (few such functions exist), 240 at intermediate, 12,940 at difficult.
+The test refuses instructions defined by a matrix (a ``UnitaryGate`` of the truth table's
+permutation is not a construction; `checks.GATES_ONLY_RULE`), checks the oracle's action on a
+random superposition (so phases count too), then runs Deutsch–Jozsa with it: |0...0> is measured
+with certainty exactly when f is constant. Distinct tasks: 56 at basic (few such functions
+exist), 240 at intermediate, 12,940 at difficult.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from qsandbox_env.families.checks import GATES_ONLY_RULE
 from qsandbox_env.families.core import (
     Family,
     GeneratedTask,
@@ -92,7 +95,8 @@ def generate(rng: random.Random, config: DeutschJozsaConfig) -> GeneratedTask:
             f"Here x is the integer held by qubits 0..{n - 1} (qubit i holds bit i of x, so "
             f"x_i is the value of qubit i). Return a circuit on exactly {n + 1} qubits, with no "
             f"classical bits, that maps |x>|y> to |x>|y XOR f(x)> for every x and every y, with "
-            f"y on qubit {n}. A global phase does not matter; relative phases do.",
+            f"y on qubit {n}. A global phase does not matter; relative phases do. "
+            + GATES_ONLY_RULE,
         ],
     )
     return GeneratedTask(
@@ -146,6 +150,7 @@ def _test(truth: str, seed: int) -> str:
         assert isinstance(oracle, QuantumCircuit), f"expected a QuantumCircuit, got {oracle!r}"
         assert oracle.num_qubits == n + 1, f"expected {n + 1} qubits"
         assert oracle.num_clbits == 0, "expected no classical bits"
+        assert_built_from_gates(oracle, candidate)
         rng = np.random.default_rng(SEED)
         data = rng.normal(size=2 ** (n + 1)) + 1j * rng.normal(size=2 ** (n + 1))
         data /= np.linalg.norm(data)
@@ -164,6 +169,7 @@ def _test(truth: str, seed: int) -> str:
         constant = len(set(TRUTH_TABLE)) == 1
         assert abs(all_zero - (1.0 if constant else 0.0)) < 1e-9, "Deutsch-Jozsa misreads f"
         """,
+        snippets=("assert_built_from_gates",),
     )
 
 

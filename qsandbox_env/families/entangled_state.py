@@ -6,7 +6,8 @@
 - difficult: on a 5–8 qubit register, GHZ-type states between a random basis state and its
   complement with a relative phase, or W states on 4 or more qubits.
 
-The test compares the whole register's state with the target, global phase ignored. Distinct
+The test compares the whole register's state with the target, global phase ignored, and
+refuses instructions defined by a state vector or matrix (`checks.GATES_ONLY_RULE`). Distinct
 tasks: 196 at basic (one per register size, qubit subset and kind); over a thousand above.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from qsandbox_env.families.checks import GATES_ONLY_RULE
 from qsandbox_env.families.core import (
     Family,
     GeneratedTask,
@@ -110,7 +112,7 @@ def generate(rng: random.Random, config: EntangledStateConfig) -> GeneratedTask:
 _CONTRACT = (
     "Return a QuantumCircuit on exactly {n} qubits, with no classical bits and no measurements, "
     "that maps |0...0> to this state; every qubit not listed stays in |0>. A global phase does "
-    "not matter."
+    "not matter. " + GATES_ONLY_RULE
 )
 
 
@@ -186,9 +188,11 @@ def _test(parameters: dict) -> str:
         assert isinstance(circuit, QuantumCircuit), f"expected a QuantumCircuit, got {circuit!r}"
         assert circuit.num_qubits == NUM_QUBITS, f"expected {NUM_QUBITS} qubits"
         assert circuit.num_clbits == 0, "expected no classical bits"
+        assert_built_from_gates(circuit, candidate)
         state = Statevector(circuit)
         assert state.equiv(Statevector(expected)), "the circuit prepares the wrong state"
         """,
+        snippets=("assert_built_from_gates",),
     )
 
 

@@ -6,10 +6,14 @@
 - difficult: 4–5 qubits, 2–3 marked states; the solution computes the optimal number of
   iterations itself from the formula in the prompt.
 
-After k iterations the state is sin((2k+1)t)/sqrt(M) on each marked state and cos((2k+1)t)/
-sqrt(N-M) on every other one, with sin(t) = sqrt(M/N); the test compares the candidate's whole
-state with that, global phase ignored, so a wrong iteration count or oracle fails. Distinct
-tasks: 28 at basic (one per marked state), 504 at intermediate, thousands at difficult.
+The solution builds the phase oracle as one gate named ``"oracle"`` and appends it once per
+iteration. After k iterations the state is sin((2k+1)t)/sqrt(M) on each marked state and
+cos((2k+1)t)/sqrt(N-M) on every other one, with sin(t) = sqrt(M/N). The test checks that the
+oracle is queried k times and flips exactly the marked states, compares the whole state with the
+formula (global phase ignored), then swaps in oracles for other sets of M marked states and
+compares again: preparing the final state directly, or anything else that does not search
+through the oracle, fails. Distinct tasks: 28 at basic (one per marked state), 504 at
+intermediate, thousands at difficult.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import math
 import random
 from dataclasses import dataclass
 
+from qsandbox_env.families.checks import GATES_ONLY_RULE
 from qsandbox_env.families.core import (
     Family,
     GeneratedTask,
@@ -68,6 +73,9 @@ class GroverSearchConfig:
             raise ValueError(f"{owner}: choose vary_iterations or derive_iterations, not both")
 
 
+OTHER_MARKED_SETS = 2
+"""Oracles for this many other sets of marked states are swapped into each candidate circuit."""
+
 PRESETS = {
     "basic": GroverSearchConfig(2, 4, 1, 1),
     "intermediate": GroverSearchConfig(3, 4, 1, 2, vary_iterations=True),
@@ -112,18 +120,36 @@ def generate(rng: random.Random, config: GroverSearchConfig) -> GeneratedTask:
             f"Grover's search for the marked basis states {marked} (bitstrings in Qiskit's "
             "order: the rightmost character is qubit 0).",
             "Start from the uniform superposition (H on every qubit); each Grover iteration is "
-            "a phase oracle that flips the sign of the marked states, followed by the diffusion "
+            "the phase oracle that flips the sign of the marked states, followed by the diffusion "
             f"operator 2|s><s| - I about the uniform superposition |s>. {rounds} A global phase "
             "does not matter.",
+            f'Build the oracle as its own {n}-qubit circuit named "oracle", turn it into a gate '
+            f"with to_gate() and append it on qubits 0..{n - 1}, once per iteration. The rest "
+            "of the circuit must not depend on the marked states: the test swaps in oracles "
+            f"for other marked states and expects Grover's state for them. {GATES_ONLY_RULE}",
         ],
     )
+    others = [_draw_marked(rng, n, count, avoid=marked) for _ in range(OTHER_MARKED_SETS)]
     return GeneratedTask(
         entry_point="grover_circuit",
         prompt=prompt,
         canonical_solution=function_body(_solution_lines(n, marked, iterations, config)),
-        test=_test(marked, iterations),
-        parameters={"num_qubits": n, "marked": marked, "iterations": iterations},
+        test=_test([marked, *others], iterations),
+        parameters={
+            "num_qubits": n,
+            "marked": marked,
+            "iterations": iterations,
+            "other_marked": others,
+        },
     )
+
+
+def _draw_marked(rng: random.Random, n: int, count: int, avoid: list[str]) -> list[str]:
+    """Another set of ``count`` marked states, not the set ``avoid``."""
+    while True:
+        marked = sorted(format(value, f"0{n}b") for value in rng.sample(range(2**n), count))
+        if marked != avoid:
+            return marked
 
 
 def _solution_lines(
@@ -145,16 +171,19 @@ def _solution_lines(
         "    qc.mcx(list(range(n - 1)), n - 1)",
         "    qc.h(n - 1)",
         "",
+        'oracle = QuantumCircuit(n, name="oracle")',
+        "for bits in marked:",
+        '    zeros = [q for q in range(n) if bits[n - 1 - q] == "0"]',
+        "    if zeros:",
+        "        oracle.x(zeros)",
+        "    flip_phase_of_all_ones(oracle)",
+        "    if zeros:",
+        "        oracle.x(zeros)",
+        "oracle = oracle.to_gate()",
         "qc = QuantumCircuit(n)",
         "qc.h(range(n))",
         "for _ in range(iterations):",
-        "    for bits in marked:",
-        '        zeros = [q for q in range(n) if bits[n - 1 - q] == "0"]',
-        "        if zeros:",
-        "            qc.x(zeros)",
-        "        flip_phase_of_all_ones(qc)",
-        "        if zeros:",
-        "            qc.x(zeros)",
+        "    qc.append(oracle, range(n))",
         "    qc.h(range(n))",
         "    qc.x(range(n))",
         "    flip_phase_of_all_ones(qc)",
@@ -164,23 +193,47 @@ def _solution_lines(
     ]
 
 
-def _test(marked: list[str], iterations: int) -> str:
+def _test(marked_sets: list[list[str]], iterations: int) -> str:
     return check_function(
-        ["import numpy as np", "from qiskit.quantum_info import Statevector"],
-        {"MARKED": marked, "ITERATIONS": iterations},
+        [
+            "import numpy as np",
+            "from qiskit.circuit.library import DiagonalGate",
+            "from qiskit.quantum_info import Operator, Statevector",
+        ],
+        {"MARKED_SETS": marked_sets, "ITERATIONS": iterations},
         """
-        n, size, count = len(MARKED[0]), 2 ** len(MARKED[0]), len(MARKED)
-        angle = (2 * ITERATIONS + 1) * np.arcsin(np.sqrt(count / size))
-        expected = np.full(size, np.cos(angle) / np.sqrt(size - count), dtype=complex)
-        for bits in MARKED:
-            expected[int(bits, 2)] = np.sin(angle) / np.sqrt(count)
+        def signs(marked):
+            values = np.ones(size)
+            for bits in marked:
+                values[int(bits, 2)] = -1
+            return values
+
+        def grover_state(marked):
+            angle = (2 * ITERATIONS + 1) * np.arcsin(np.sqrt(count / size))
+            state = np.full(size, np.cos(angle) / np.sqrt(size - count), dtype=complex)
+            for bits in marked:
+                state[int(bits, 2)] = np.sin(angle) / np.sqrt(count)
+            return Statevector(state)
+
+        n, count = len(MARKED_SETS[0][0]), len(MARKED_SETS[0])
+        size = 2**n
         circuit = candidate()
         assert isinstance(circuit, QuantumCircuit), f"expected a QuantumCircuit, got {circuit!r}"
         assert circuit.num_qubits == n, f"expected {n} qubits"
         assert circuit.num_clbits == 0, "expected no classical bits"
+        assert_built_from_gates(circuit, candidate)
+        calls = oracle_calls(circuit)
+        assert len(calls) == ITERATIONS, f"expected {ITERATIONS} oracle calls, found {len(calls)}"
+        wanted = Operator(np.diag(signs(MARKED_SETS[0])))
+        for oracle in calls:
+            assert Operator(oracle).equiv(wanted), "the oracle flips the wrong states"
         state = Statevector(circuit)
-        assert state.equiv(Statevector(expected)), "wrong state after the Grover iterations"
+        assert state.equiv(grover_state(MARKED_SETS[0])), "wrong state after the Grover iterations"
+        for marked in MARKED_SETS[1:]:
+            other = Statevector(with_oracle(circuit, DiagonalGate(list(signs(marked)))))
+            assert other.equiv(grover_state(marked)), f"with {marked} marked: not Grover's state"
         """,
+        snippets=("assert_built_from_gates", "oracle_calls", "with_oracle"),
     )
 
 

@@ -7,7 +7,10 @@
   gates (no library QFT).
 
 The test compares the candidate's unitary with one built from ``QFTGate``, global phase ignored,
-and for difficult tasks checks the gate set. Distinct tasks: 38 at basic; thousands above.
+and refuses a ``UnitaryGate`` of the transform's matrix (`checks.GATES_ONLY_RULE`). For difficult
+tasks it accepts genuine h, cp and swap gates only and refuses code that calls the library's QFT
+(``QFTGate``, ``QFT``, ``synth_qft_full``, ``synth_qft_line``), whose decomposition would
+otherwise pass as hand-built. Distinct tasks: 38 at basic; thousands above.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from qsandbox_env.families.checks import GATES_ONLY_RULE
 from qsandbox_env.families.core import (
     Family,
     GeneratedTask,
@@ -24,6 +28,9 @@ from qsandbox_env.families.core import (
     register_family,
     require_int_range,
 )
+
+LIBRARY_QFT = ["QFT", "QFTGate", "synth_qft_full", "synth_qft_line"]
+"""Library routines that build the transform: forbidden where the task is building it."""
 
 
 @dataclass(frozen=True)
@@ -119,11 +126,11 @@ def _description(num_qubits: int, qubits: list[int], variant: dict) -> list[str]
         )
     if variant["elementary"]:
         paragraphs.append(
-            "Use only h, cp and swap gates (no QFTGate or other library blocks). A global phase "
-            "does not matter."
+            "Use only h, cp and swap gates, placed yourself: no QFTGate, QFT, synth_qft_full or "
+            "other library QFT, not even decomposed. A global phase does not matter."
         )
     else:
-        paragraphs.append("A global phase does not matter.")
+        paragraphs.append(f"A global phase does not matter. {GATES_ONLY_RULE}")
     return paragraphs
 
 
@@ -161,6 +168,7 @@ def _test(num_qubits: int, qubits: list[int], variant: dict) -> str:
             "INVERSE": variant["inverse"],
             "SWAPS": variant["swaps"],
             "ELEMENTARY": variant["elementary"],
+            "LIBRARY_QFT": LIBRARY_QFT,
         },
         """
         k = len(QUBITS)
@@ -178,10 +186,13 @@ def _test(num_qubits: int, qubits: list[int], variant: dict) -> str:
         assert circuit.num_qubits == NUM_QUBITS, f"expected {NUM_QUBITS} qubits"
         assert circuit.num_clbits == 0, "expected no classical bits"
         if ELEMENTARY:
-            extra = set(circuit.count_ops()) - {"h", "cp", "swap"}
-            assert not extra, f"only h, cp and swap are allowed, found {sorted(extra)}"
+            assert_only_gates(circuit, {"h", "cp", "swap"})
+            assert_not_used(candidate, LIBRARY_QFT)
+        else:
+            assert_built_from_gates(circuit, candidate)
         assert Operator(circuit).equiv(Operator(reference)), "wrong unitary"
         """,
+        snippets=("assert_only_gates", "assert_not_used", "assert_built_from_gates"),
     )
 
 

@@ -8,8 +8,11 @@
   qubit register using only the gates of one Euler basis (RZ/RY, RZ/RX, RX/RY or RZ/SX); the
   test tries four unitaries and checks the gate set.
 
-Global phases never matter. Distinct tasks: millions at basic, 1,584 at intermediate, 40 at
-difficult (the matrices are arguments, so only the basis and qubit vary in the prompt).
+Global phases never matter. The rotations and Bloch tasks refuse instructions defined by a state
+vector or matrix (`checks.GATES_ONLY_RULE`); the unitary task accepts only genuine library gates
+of its basis (a custom gate named ``rz`` wrapping a ``UnitaryGate`` fails). Distinct tasks:
+millions at basic, 1,584 at intermediate, 40 at difficult (the matrices are arguments, so only
+the basis and qubit vary in the prompt).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import math
 import random
 from dataclasses import dataclass
 
+from qsandbox_env.families.checks import GATES_ONLY_RULE
 from qsandbox_env.families.core import (
     Family,
     GeneratedTask,
@@ -120,7 +124,7 @@ def _rotations(
         [
             f"Return a circuit (no classical bits) that applies these gates, in order, to "
             f"{where}:\n" + "\n".join(listing),
-            "Angles are in radians. A global phase does not matter.",
+            f"Angles are in radians. A global phase does not matter. {GATES_ONLY_RULE}",
         ],
     )
     test = check_function(
@@ -137,8 +141,10 @@ def _rotations(
         assert isinstance(circuit, QuantumCircuit), f"expected a QuantumCircuit, got {circuit!r}"
         assert circuit.num_qubits == NUM_QUBITS, f"expected {NUM_QUBITS} qubits"
         assert circuit.num_clbits == 0, "expected no classical bits"
+        assert_built_from_gates(circuit, candidate)
         assert Operator(circuit).equiv(Operator(reference)), "wrong unitary"
         """,
+        snippets=("assert_built_from_gates",),
     )
     return GeneratedTask(
         "rotation_circuit",
@@ -166,7 +172,7 @@ def _bloch(rng: random.Random, num_qubits: int, qubit: int, where: str) -> Gener
             f"Return a circuit (no classical bits, no measurements) that prepares, on {where}, "
             "the state cos(theta/2)|0> + e^(i*phi) sin(theta/2)|1> with "
             f"theta = {theta_text} and phi = {phi_text}, starting from |0...0>; every other "
-            "qubit stays |0>. A global phase does not matter.",
+            f"qubit stays |0>. A global phase does not matter. {GATES_ONLY_RULE}",
         ],
     )
     test = check_function(
@@ -181,8 +187,10 @@ def _bloch(rng: random.Random, num_qubits: int, qubit: int, where: str) -> Gener
         assert isinstance(circuit, QuantumCircuit), f"expected a QuantumCircuit, got {circuit!r}"
         assert circuit.num_qubits == NUM_QUBITS, f"expected {NUM_QUBITS} qubits"
         assert circuit.num_clbits == 0, "expected no classical bits"
+        assert_built_from_gates(circuit, candidate)
         assert Statevector(circuit).equiv(Statevector(expected)), "wrong state"
         """,
+        snippets=("assert_built_from_gates",),
     )
     return GeneratedTask(
         "prepare_bloch_state",
@@ -234,12 +242,12 @@ def _unitary(rng: random.Random, num_qubits: int, qubit: int, where: str) -> Gen
             assert isinstance(circuit, QuantumCircuit), f"expected a circuit, got {circuit!r}"
             assert circuit.num_qubits == NUM_QUBITS, f"expected {NUM_QUBITS} qubits"
             assert circuit.num_clbits == 0, "expected no classical bits"
-            extra = set(circuit.count_ops()) - set(GATES)
-            assert not extra, f"only {GATES} are allowed, found {sorted(extra)}"
+            assert_only_gates(circuit, GATES)
             reference = QuantumCircuit(NUM_QUBITS)
             reference.unitary(matrix, [QUBIT])
             assert Operator(circuit).equiv(Operator(reference)), "wrong unitary"
         """,
+        snippets=("assert_only_gates",),
     )
     return GeneratedTask(
         "implement_unitary",
