@@ -29,6 +29,7 @@ import json
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -130,6 +131,7 @@ class Broker:
         budget: limits on jobs, shots and QPU seconds (default: none).
         batch_window: longest time a request waits for others to join its batch, in seconds.
         cache: reuse results of identical PUBs instead of submitting them again.
+        cache_size: PUB results kept; the least recently used go first.
         job_timeout: seconds to wait for one job's result (``None``: as long as it takes).
 
     Example:
@@ -146,6 +148,7 @@ class Broker:
         budget: Budget | None = None,
         batch_window: float = 0.5,
         cache: bool = True,
+        cache_size: int = 4096,
         job_timeout: float | None = None,
     ) -> None:
         if budget is not None and not isinstance(budget, Budget):
@@ -160,6 +163,9 @@ class Broker:
         self.budget = budget or Budget()
         self.batch_window = float(batch_window)
         self.cache_enabled = bool(cache)
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
+            raise ValueError(f"cache_size: expected a positive int, got {cache_size!r}")
+        self.cache_size = cache_size
         self.job_timeout = job_timeout
         self._usage = Usage()
         self._cond = threading.Condition()
@@ -168,7 +174,7 @@ class Broker:
         self._active = 0  # programs running with a session open
         self._reserved_shots = 0
         self._running_jobs = 0  # batches taken from the queue and not finished yet
-        self._cache: dict[str, dict] = {}
+        self._cache: OrderedDict[str, dict] = OrderedDict()
         self._backends: dict[str, Any] = {}
         self._descriptions: dict[str, dict] = {}
 
@@ -290,9 +296,7 @@ class Broker:
         keys = [_digest(backend.name, option_text, key) for _, key, _ in decoded]
         with self._cond:
             self._usage = replace(self._usage, requests=self._usage.requests + 1)
-            cached = (
-                [self._cache.get(k) for k in keys] if self.cache_enabled else [None] * len(keys)
-            )
+            cached = [self._cached(k) for k in keys] if self.cache_enabled else [None] * len(keys)
         missing = [i for i, hit in enumerate(cached) if hit is None]
         hits = len(keys) - len(missing)
         if hits:
@@ -317,6 +321,13 @@ class Broker:
             if session is not None:
                 session.jobs.append(job_id)
         return {"job_id": job_id, "results": results, "metadata": metadata}
+
+    def _cached(self, key: str) -> dict | None:
+        """A cached PUB result, marked as recently used (called with the lock held)."""
+        result = self._cache.get(key)
+        if result is not None:
+            self._cache.move_to_end(key)
+        return result
 
     @staticmethod
     def _check_isa(pubs: list, backend: Any) -> None:
@@ -430,7 +441,10 @@ class Broker:
                 share = [encoded[index[key]] for key in request.keys]
                 if self.cache_enabled:
                     with self._cond:
-                        self._cache.update(zip(request.keys, share, strict=True))
+                        for key, result in zip(request.keys, share, strict=True):
+                            self._cache[key] = result
+                        while len(self._cache) > self.cache_size:
+                            self._cache.popitem(last=False)
                 request.reply = {
                     "job_id": job_id,
                     "results": share,
