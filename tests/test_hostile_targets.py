@@ -26,6 +26,7 @@ from qsandbox_env.program import assemble
 from qsandbox_env.sandbox import protocol, qpu_codec
 from qsandbox_env.targets import parse_target
 from tests.conftest import program_task
+from tests.test_hostile import assert_fooled_naive_not_us as assert_plain_attack_fails
 
 DEVICE = "fake_manila"  # 5 qubits: its noise model builds and simulates quickly
 TARGET = f"fake:{DEVICE}"
@@ -433,3 +434,73 @@ def test_a_different_circuit_cannot_plant_its_result_in_the_cache():
     assert _ones_in_second_bit(planted) > 150, planted
     assert broker.usage.cache_hits == 0
     assert _ones_in_second_bit(own) < 50, own
+
+
+# -- names the test borrows from the prompt ------------------------------------------------------
+# Like most Qiskit-HumanEval tests, this one uses names that only the prompt imports. An answer is
+# assembled after the prompt and before the test, so it can rebind them before the test runs.
+BORROWING_TASK = Task(
+    "borrow/0",
+    "from qiskit.quantum_info import Statevector\nfrom math import sqrt\n\n"
+    "def create_bell_statevector() -> Statevector:\n"
+    '    """Return a phi+ Bell statevector."""\n',
+    "def check(candidate):\n"
+    "    result = candidate()\n"
+    "    solution = (Statevector.from_label('00') + Statevector.from_label('11')) / sqrt(2)\n"
+    "    assert result.equiv(solution), 'not the phi+ state'\n",
+    "create_bell_statevector",
+)
+# |01> is wrong; the test's own reference becomes |01> too.
+SHADOWS = (
+    "_Real = Statevector\n\n\n"
+    "class Statevector(_Real):\n"
+    "    @staticmethod\n"
+    "    def from_label(label):\n"
+    "        return _Real.from_label('01')\n\n\n"
+    "def sqrt(x):\n"
+    "    return 2.0\n"
+)
+
+
+def test_a_body_that_goes_on_to_shadow_the_prompts_imports(verifier):
+    body = "    return Statevector.from_label('01')\n\n\n" + SHADOWS
+    verdict = assert_plain_attack_fails(verifier, BORROWING_TASK, body, expected=Outcome.TAMPERED)
+    assert "'Statevector'" in verdict.detail and "'sqrt'" in verdict.detail
+
+
+def test_a_whole_function_answer_that_shadows_the_prompts_imports(verifier):
+    answer = (
+        "from qiskit.quantum_info import Statevector\n"
+        "from math import sqrt\n\n\n"
+        "def create_bell_statevector():\n"
+        "    return Statevector.from_label('01')\n\n\n" + SHADOWS
+    )
+    verdict = assert_plain_attack_fails(verifier, BORROWING_TASK, answer, expected=Outcome.TAMPERED)
+    assert "'Statevector'" in verdict.detail
+
+
+def test_a_constant_the_test_borrows_cannot_be_changed_either(verifier):
+    task = Task(
+        "borrow/1",
+        "from math import pi\n\ndef half_turn() -> float:\n",
+        "def check(candidate):\n    assert abs(candidate() - pi) < 1e-9\n",
+        "half_turn",
+    )
+    verdict = assert_plain_attack_fails(
+        verifier, task, "    return 3.0\n\n\npi = 3.0\n", expected=Outcome.TAMPERED
+    )
+    assert "'pi'" in verdict.detail
+
+
+def test_reimporting_or_aliasing_the_prompts_names_is_not_flagged(verifier):
+    answer = (
+        "import numpy as np\n"
+        "from qiskit.quantum_info import Statevector\n"
+        "from numpy import sqrt\n"
+        "from math import pi\n"
+        "pi = np.pi\n\n\n"
+        "def create_bell_statevector():\n"
+        "    return (Statevector.from_label('00') + Statevector.from_label('11')) / sqrt(2)\n"
+    )
+    verdict = verifier.verify(BORROWING_TASK, answer)
+    assert verdict.outcome is Outcome.PASSED, verdict.detail

@@ -12,6 +12,7 @@ except the deliberate, isolated probe in :func:`rigged_comparisons`.
 from __future__ import annotations
 
 import array
+import ast
 import builtins
 import ctypes
 import gc
@@ -336,6 +337,104 @@ def rebound_names(before: dict[str, object], namespace: dict) -> list[str]:
         for k, v in before.items()
         if namespace.get(k) is not v
     ]
+
+
+def shadowed_imports(source: str, test_line: int, namespace: dict) -> list[str]:
+    """Names the test reads that the program imported and then bound to something else.
+
+    Most tests use names that only the prompt imports (``Statevector``, ``sqrt``). The answer
+    runs after the prompt and before the test, so it could rebind them (a class of its own, a
+    ``sqrt`` that returns 2) and make the test's own reference agree with a wrong answer. Each
+    such name must still hold what the program's last top-level import of it gave; a number or a
+    string may be an equal one (``pi = numpy.pi`` after ``from math import pi``).
+    """
+    lines = source.splitlines(keepends=True)
+    try:
+        head = ast.parse("".join(lines[: test_line - 1]))
+        test = ast.parse("".join(lines[test_line - 1 :]))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    read = {
+        node.id
+        for node in ast.walk(test)
+        if _is_instance(node, ast.Name) and _is_instance(node.ctx, ast.Load)
+    }
+    read -= {name for node in _module_statements(test) for name in _bound_names(node)}
+    imported: dict[str, tuple[str, str | None]] = {}
+    for node in _module_statements(head):
+        imported.update(_import_sources(node))
+    found = []
+    for name, (module_name, attribute) in imported.items():
+        if name not in read:
+            continue
+        expected = _imported_value(module_name, attribute)
+        value = namespace.get(name, _MISSING)
+        if expected is _MISSING or value is expected:
+            continue
+        if _type(value) is _type(expected) and _type(value) in _PLAIN and value == expected:
+            continue
+        found.append(f"global {name!r}, which the test reads, was imported and then replaced")
+    return found
+
+
+_MISSING = object()
+
+
+def _module_statements(tree: ast.Module) -> Iterator[ast.stmt]:
+    """Statements run at module level, in order (inside ``if``/``try``/``with``, not defs)."""
+    for node in tree.body:
+        yield from _statements_in(node)
+
+
+def _statements_in(node: ast.stmt) -> Iterator[ast.stmt]:
+    yield node
+    if _is_instance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return
+    for field in ("body", "orelse", "finalbody", "handlers"):
+        for child in getattr(node, field, ()):
+            if _is_instance(child, ast.ExceptHandler):
+                for inner in child.body:
+                    yield from _statements_in(inner)
+            elif _is_instance(child, ast.stmt):
+                yield from _statements_in(child)
+
+
+def _bound_names(node: ast.stmt) -> list[str]:
+    if _is_instance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if _is_instance(node, (ast.Import, ast.ImportFrom)):
+        return [alias.asname or alias.name.partition(".")[0] for alias in node.names]
+    targets = getattr(node, "targets", None) or [getattr(node, "target", None)]
+    return [
+        n.id for t in targets if t is not None for n in ast.walk(t) if _is_instance(n, ast.Name)
+    ]
+
+
+def _import_sources(node: ast.stmt) -> dict[str, tuple[str, str | None]]:
+    """``{bound name: (module, attribute or None)}`` for an absolute import statement."""
+    if _is_instance(node, ast.Import):
+        return {
+            alias.asname or alias.name.partition(".")[0]: (
+                alias.name if alias.asname else alias.name.partition(".")[0],
+                None,
+            )
+            for alias in node.names
+        }
+    if _is_instance(node, ast.ImportFrom) and node.module and not node.level:
+        return {
+            alias.asname or alias.name: (node.module, alias.name)
+            for alias in node.names
+            if alias.name != "*"
+        }
+    return {}
+
+
+def _imported_value(module_name: str, attribute: str | None) -> object:
+    module = sys.modules.get(module_name)
+    if module is None or attribute is None:
+        return _MISSING if module is None else module
+    value = getattr(module, attribute, _MISSING)
+    return sys.modules.get(f"{module_name}.{attribute}", _MISSING) if value is _MISSING else value
 
 
 def binding_snapshot(namespace: dict) -> dict[str, object]:

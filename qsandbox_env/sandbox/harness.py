@@ -344,13 +344,14 @@ def run(program: dict, box: list[bytes], report_fd: int, snapshot: guard.Snapsho
         _send(report_fd, "error", problem, "NameError")
         return
     before = guard.binding_snapshot(namespace)
+    shadowed = guard.shadowed_imports(source, test_line, namespace)
     assert check is not None  # _check_problem made sure
     try:
         check(candidate)
     except BaseException as exc:  # noqa: BLE001
         _send(report_fd, classify(exc), describe(exc), type(exc).__name__)
         return
-    for change in snapshot.changes() + guard.rebound_names(before, namespace):
+    for change in snapshot.changes() + guard.rebound_names(before, namespace) + shadowed:
         _flag(change)
     new_classes: list[type] = []
     sys.audit(_FINISH, "classes", new_classes)
