@@ -1,5 +1,6 @@
 """What every family's test file checks, written once: the files differ only in their family,
-its config errors, how difficulty shows and the realistic mistake that must fail."""
+its config errors, how difficulty shows, the realistic mistake that must fail and the shortcut
+answers (right output, task not done) that must fail too."""
 
 from __future__ import annotations
 
@@ -93,6 +94,32 @@ def drop_last_gate(code: str) -> str | None:
             lines[number] = lines[number][: len(lines[number]) - len(stripped)] + "pass"
             return "\n".join(lines)
     return None
+
+
+def whole_function(task: Task, lines: list[str]) -> str:
+    """An answer that redefines the entry point as ``def <entry>(*args, **kwargs)``.
+
+    Shortcut answers are written this way so that the same answer runs against any version of a
+    family's signature (it ignores what it is given).
+    """
+    body = "".join(f"    {line}\n" for line in lines)
+    return f"def {task.entry_point}(*args, **kwargs):\n{body}"
+
+
+def permutation_answer(num_qubits: int, image: list[int]) -> list[str]:
+    """Body lines of an answer that appends the basis permutation x -> image[x] as a matrix."""
+    size = 2**num_qubits
+    return [
+        "import numpy as np",
+        "from qiskit import QuantumCircuit",
+        f"image = {image}",
+        f"matrix = np.zeros(({size}, {size}))",
+        "for x, y in enumerate(image):",
+        "    matrix[y, x] = 1",
+        f"qc = QuantumCircuit({num_qubits})",
+        f"qc.unitary(matrix, range({num_qubits}))",
+        "return qc",
+    ]
 
 
 def _fields(task: Task) -> tuple:

@@ -68,3 +68,24 @@ def wrong_qubit(task: Task) -> str:
 
 def test_a_gate_on_the_wrong_qubit_fails(verifier):
     helpers.assert_mutants_fail(verifier, helpers.twenty_tasks(FAMILY)[:9], wrong_qubit, 9)
+
+
+def label_handed_to_prepare_state(task: Task) -> str:
+    """The shortcut: pass the target's label to StatePreparation, which does the whole task
+    (bit order and product states included). The old tests compared only the state, and passed it.
+    """
+    parameters = task.metadata["parameters"]
+    return helpers.whole_function(
+        task,
+        [
+            "from qiskit import QuantumCircuit",
+            f"qc = QuantumCircuit({parameters['num_qubits']})",
+            f"qc.prepare_state({parameters['label']!r})",
+            "return qc",
+        ],
+    )
+
+
+def test_handing_the_label_to_state_preparation_fails(verifier):
+    tasks = helpers.twenty_tasks(FAMILY)[:9]
+    helpers.assert_mutants_fail(verifier, tasks, label_handed_to_prepare_state, 9)

@@ -65,3 +65,46 @@ def missing_gate(task: Task) -> str | None:
 
 def test_a_circuit_missing_its_last_gate_fails(verifier):
     helpers.assert_mutants_fail(verifier, helpers.twenty_tasks(FAMILY)[:9], missing_gate, 9)
+
+
+def truth_table_as_a_matrix(task: Task) -> str:
+    """The shortcut: write the function's permutation matrix (outputs XORed with their values)
+    and append it as a UnitaryGate. The old tests compared only counts, and passed it."""
+    parameters = task.metadata["parameters"]
+    function = FUNCTIONS[parameters["function"]]
+    n, layout = parameters["num_qubits"], parameters["layout"]
+    image = []
+    for x in range(2**n):
+        values = {name: x >> layout[name] & 1 for name in function.inputs}
+        y = x
+        for name, value in function.evaluate(values).items():
+            y ^= value << layout[name]
+        image.append(y)
+    return helpers.whole_function(task, helpers.permutation_answer(n, image))
+
+
+def test_the_truth_table_as_a_unitary_matrix_fails(verifier):
+    tasks = helpers.twenty_tasks(FAMILY)[:9]
+    helpers.assert_mutants_fail(verifier, tasks, truth_table_as_a_matrix, 9)
+
+
+def scratch_reset_instead_of_uncomputed(task: Task) -> str | None:
+    """The shortcut for tasks with scratch qubits: skip the uncomputation after the last output
+    is written and reset the scratch qubits instead (not reversible; the old tests, which only
+    measured, passed it)."""
+    function = FUNCTIONS[task.metadata["parameters"]["function"]]
+    if not function.scratch:
+        return None
+    targets = [gate.rstrip(")").split(", ")[-1] for gate in function.gates]
+    last = max(i for i, target in enumerate(targets) if target in function.outputs)
+    lines = task.canonical_solution.split("\n")
+    gate_lines = [i for i, line in enumerate(lines) if line.startswith("    qc.")]
+    kept = [line for i, line in enumerate(lines) if i not in gate_lines[last + 1 :]]
+    end = kept.index("    return qc")
+    kept[end:end] = [f"    qc.reset({name})" for name in function.scratch]
+    return "\n".join(kept)
+
+
+def test_resetting_scratch_qubits_instead_of_uncomputing_fails(verifier):
+    tasks = helpers.by_difficulty(FAMILY, count=6)["difficult"]
+    helpers.assert_mutants_fail(verifier, tasks, scratch_reset_instead_of_uncomputed, 6)

@@ -61,3 +61,17 @@ def missing_gate(task: Task) -> str | None:
 
 def test_an_oracle_missing_its_last_gate_fails(verifier):
     helpers.assert_mutants_fail(verifier, helpers.twenty_tasks(FAMILY)[:9], missing_gate, 6)
+
+
+def truth_table_as_a_matrix(task: Task) -> str:
+    """The shortcut: write the oracle's permutation matrix from the truth table and append it as
+    a UnitaryGate. The old tests checked only the oracle's action, and passed it."""
+    parameters = task.metadata["parameters"]
+    n, truth = parameters["num_inputs"], parameters["truth_table"]
+    image = [x ^ (int(truth[x & ((1 << n) - 1)]) << n) for x in range(2 ** (n + 1))]
+    return helpers.whole_function(task, helpers.permutation_answer(n + 1, image))
+
+
+def test_the_truth_table_as_a_unitary_matrix_fails(verifier):
+    tasks = helpers.twenty_tasks(FAMILY)[:9]
+    helpers.assert_mutants_fail(verifier, tasks, truth_table_as_a_matrix, 9)

@@ -60,3 +60,33 @@ def chain_one_short(task: Task) -> str:
 
 def test_an_entangling_chain_one_qubit_short_fails(verifier):
     helpers.assert_mutants_fail(verifier, helpers.twenty_tasks(FAMILY)[:9], chain_one_short, 9)
+
+
+def amplitudes_handed_to_initialize(task: Task) -> str:
+    """The shortcut: compute the target's amplitudes from the prompt and initialize them. The old
+    tests compared only the state, and passed it."""
+    p = task.metadata["parameters"]
+    return helpers.whole_function(
+        task,
+        [
+            "import numpy as np",
+            "from qiskit import QuantumCircuit",
+            f"n, kind, qubits, bits = {p['num_qubits']}, {p['kind']!r}, {p['qubits']}, {p['bits']}",
+            f"phase = np.exp(1j * {p['phase_quarter_pis']} * np.pi / 4)",
+            "state = np.zeros(2**n, dtype=complex)",
+            'if kind == "w":',
+            "    for qubit in qubits:",
+            "        state[1 << qubit] = 1 / np.sqrt(len(qubits))",
+            "else:",
+            "    state[sum(b << q for q, b in zip(qubits, bits))] = 1 / np.sqrt(2)",
+            "    state[sum((1 - b) << q for q, b in zip(qubits, bits))] = phase / np.sqrt(2)",
+            "qc = QuantumCircuit(n)",
+            "qc.initialize(state)",
+            "return qc",
+        ],
+    )
+
+
+def test_handing_the_amplitudes_to_initialize_fails(verifier):
+    tasks = helpers.twenty_tasks(FAMILY)[:9]
+    helpers.assert_mutants_fail(verifier, tasks, amplitudes_handed_to_initialize, 9)

@@ -71,3 +71,67 @@ def one_round_too_many(task: Task) -> str:
 
 def test_one_grover_round_too_many_fails(verifier):
     helpers.assert_mutants_fail(verifier, helpers.twenty_tasks(FAMILY)[:9], one_round_too_many, 9)
+
+
+def final_state_prepared_directly(task: Task) -> str:
+    """The shortcut: compute Grover's final state from the formula and prepare it, transpiled to
+    plain u/cx gates so that no state-preparation instruction is left in the circuit. The old
+    tests compared only this final state, and passed it.
+    """
+    parameters = task.metadata["parameters"]
+    return helpers.whole_function(
+        task,
+        [
+            "import numpy as np",
+            "from qiskit import QuantumCircuit, transpile",
+            f"marked, k = {parameters['marked']!r}, {parameters['iterations']}",
+            f"n = {parameters['num_qubits']}",
+            "size, count = 2**n, len(marked)",
+            "angle = (2 * k + 1) * np.arcsin(np.sqrt(count / size))",
+            "state = np.full(size, np.cos(angle) / np.sqrt(size - count), dtype=complex)",
+            "for bits in marked:",
+            "    state[int(bits, 2)] = np.sin(angle) / np.sqrt(count)",
+            "qc = QuantumCircuit(n)",
+            "qc.prepare_state(state)",
+            'return transpile(qc, basis_gates=["u", "cx"], optimization_level=0)',
+        ],
+    )
+
+
+def test_preparing_the_final_state_directly_fails(verifier):
+    tasks = helpers.twenty_tasks(FAMILY)[:9]
+    helpers.assert_mutants_fail(verifier, tasks, final_state_prepared_directly, 9)
+
+
+def marked_state_beside_an_idle_oracle(task: Task) -> str | None:
+    """The shortcut on 2 qubits, where one round lands exactly on the marked state: write that
+    state with X gates, then apply a correct oracle once (on a marked basis state it only
+    flips the global phase). The old tests passed it; swapping in another oracle exposes it.
+    """
+    parameters = task.metadata["parameters"]
+    if parameters["num_qubits"] != 2:
+        return None
+    (bits,) = parameters["marked"]
+    ones = [qubit for qubit in range(2) if bits[1 - qubit] == "1"]
+    return helpers.whole_function(
+        task,
+        [
+            "from qiskit import QuantumCircuit",
+            'oracle = QuantumCircuit(2, name="oracle")',
+            f"zeros = {[q for q in range(2) if q not in ones]}",
+            "if zeros:",
+            "    oracle.x(zeros)",
+            "oracle.cz(0, 1)",
+            "if zeros:",
+            "    oracle.x(zeros)",
+            "qc = QuantumCircuit(2)",
+            *(f"qc.x({qubit})" for qubit in ones),
+            "qc.append(oracle.to_gate(), [0, 1])",
+            "return qc",
+        ],
+    )
+
+
+def test_writing_the_marked_state_beside_an_idle_oracle_fails(verifier):
+    tasks = helpers.by_difficulty(FAMILY)["basic"]
+    helpers.assert_mutants_fail(verifier, tasks, marked_state_beside_an_idle_oracle, 4)

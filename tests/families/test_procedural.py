@@ -126,7 +126,14 @@ def test_metadata_records_family_seed_index_difficulty_and_parameters():
     assert task.metadata["family"] == "bernstein_vazirani"
     assert (task.metadata["seed"], task.metadata["index"]) == (21, 0)
     assert task.metadata["difficulty"] == task.difficulty == "basic"
-    assert set(task.metadata["parameters"]) == {"secret", "num_bits", "oracle_gate"}
+    assert set(task.metadata["parameters"]) == {
+        "secret",
+        "other_secrets",
+        "num_bits",
+        "target_qubit",
+        "oracle_given",
+        "oracle_gate",
+    }
     assert task.format == "completion"
     assert task.prompt.rstrip().endswith('"""')
 

@@ -66,3 +66,29 @@ def reversed_qubits(task: Task) -> str:
 
 def test_the_transform_on_reversed_qubits_fails(verifier):
     helpers.assert_mutants_fail(verifier, helpers.twenty_tasks(FAMILY)[:9], reversed_qubits, 9)
+
+
+def library_qft_under_an_alias(task: Task) -> str | None:
+    """The shortcut for the H/CP/SWAP task: Qiskit's own synthesis, which emits exactly h, cp and
+    swap gates (imported under another name). The old tests checked only gate names, and passed
+    it."""
+    p = task.metadata["parameters"]
+    if not p["elementary"]:
+        return None
+    return helpers.whole_function(
+        task,
+        [
+            "from qiskit import QuantumCircuit",
+            "from qiskit.synthesis import synth_qft_full as build",
+            f"qubits = {p['qubits']}",
+            f"block = build(len(qubits), do_swaps={p['swaps']}, inverse={p['inverse']})",
+            f"qc = QuantumCircuit({p['num_qubits']})",
+            "qc.compose(block, qubits, inplace=True)",
+            "return qc",
+        ],
+    )
+
+
+def test_the_library_qft_in_the_elementary_gates_task_fails(verifier):
+    tasks = helpers.by_difficulty(FAMILY, count=4)["difficult"]
+    helpers.assert_mutants_fail(verifier, tasks, library_qft_under_an_alias, 4)

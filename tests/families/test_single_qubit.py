@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qsandbox_env import Task
-from qsandbox_env.families.single_qubit import SingleQubitConfig
+from qsandbox_env.families.single_qubit import BASES, SingleQubitConfig
 from tests.families import helpers
 
 FAMILY = "single_qubit"
@@ -61,3 +61,70 @@ def sign_or_basis_slip(task: Task) -> str:
 
 def test_a_flipped_angle_or_the_wrong_gate_set_fails(verifier):
     helpers.assert_mutants_fail(verifier, helpers.twenty_tasks(FAMILY)[:9], sign_or_basis_slip, 9)
+
+
+_FIXED_MATRICES = {
+    "h": "np.array([[1, 1], [1, -1]]) / np.sqrt(2)",
+    "s": "np.diag([1, 1j])",
+    "t": "np.diag([1, np.exp(1j * np.pi / 4)])",
+}
+
+
+def _rotation_matrix(name: str, eighths: int) -> str:
+    half = f"{eighths} * np.pi / 16"
+    c, s = f"np.cos({half})", f"np.sin({half})"
+    return {
+        "rx": f"np.array([[{c}, -1j * {s}], [-1j * {s}, {c}]])",
+        "ry": f"np.array([[{c}, -{s}], [{s}, {c}]])",
+        "rz": f"np.diag([np.exp(-1j * {half}), np.exp(1j * {half})])",
+    }[name]
+
+
+def matrix_instead_of_gates(task: Task) -> str:
+    """The shortcuts, one per kind, each passed by the old tests:
+
+    - rotations: multiply the listed gates' matrices in numpy and append the product, wrapped
+      in a custom gate (so no top-level instruction gives it away);
+    - Bloch state: hand the two amplitudes to StatePreparation;
+    - unitary: a custom gate named like an allowed gate whose definition is the UnitaryGate (the
+      old gate-set check read only top-level names).
+    """
+    p = task.metadata["parameters"]
+    head = [
+        "import numpy as np",
+        "from qiskit import QuantumCircuit",
+        "from qiskit.circuit import Gate",
+        "from qiskit.quantum_info import Operator",
+        f"qc = QuantumCircuit({p['num_qubits']})",
+    ]
+    qubit = p["qubit"]
+    if task.entry_point == "rotation_circuit":
+        lines = [*head, "m = np.eye(2)"]
+        for name, eighths in p["ops"]:
+            factor = _FIXED_MATRICES.get(name) or _rotation_matrix(name, eighths)
+            lines.append(f"m = ({factor}) @ m")
+        lines += [
+            "inner = QuantumCircuit(1)",
+            "inner.append(Operator(m).to_instruction(), [0])",
+            f"qc.append(inner.to_gate(), [{qubit}])",
+        ]
+    elif task.entry_point == "prepare_bloch_state":
+        theta = f"{p['theta_twelfths']} * np.pi / 12"
+        phi = f"{p['phi_twelfths']} * np.pi / 12"
+        amplitudes = f"[np.cos({theta} / 2), np.exp(1j * {phi}) * np.sin({theta} / 2)]"
+        lines = [*head, f"qc.prepare_state({amplitudes}, [{qubit}])"]
+    else:
+        lines = [
+            *head,
+            "inner = QuantumCircuit(1)",
+            "inner.unitary(args[0], [0])",
+            f'look_alike = Gate("{BASES[p["basis"]][0]}", 1, [])',
+            "look_alike.definition = inner",
+            f"qc.append(look_alike, [{qubit}])",
+        ]
+    return helpers.whole_function(task, [*lines, "return qc"])
+
+
+def test_matrices_amplitudes_and_look_alike_gates_fail(verifier):
+    tasks = helpers.twenty_tasks(FAMILY)[:9]
+    helpers.assert_mutants_fail(verifier, tasks, matrix_instead_of_gates, 9)
