@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import threading
 import time
@@ -40,6 +41,11 @@ from qsandbox_env.sandbox import qpu_codec
 __all__ = ["Broker", "BrokerSession", "Budget", "Usage"]
 
 PRIMITIVES = ("sampler", "estimator")
+# Shots per PUB where a device does not say (IBM devices report max_shots = 100,000).
+DEFAULT_MAX_SHOTS = 100_000
+# Shots one request may run over all its PUBs and parameter sets: a program must not make the
+# Verifier's process simulate, or hold the results of, billions of shots.
+MAX_REQUEST_SHOTS = 10_000_000
 LEAST_BUSY = "least_busy"
 
 
@@ -292,6 +298,7 @@ class Broker:
         option_text = json.dumps(options, sort_keys=True)
         default_shots = options.get("default_shots") if primitive == "sampler" else None
         decoded = [qpu_codec.decode_pub(primitive, pub, default_shots) for pub in pubs_in]
+        self._check_size([pub for pub, _, _ in decoded], backend)
         self._check_isa([pub for pub, _, _ in decoded], backend)
         keys = [_digest(backend.name, option_text, key) for _, key, _ in decoded]
         with self._cond:
@@ -328,6 +335,27 @@ class Broker:
         if result is not None:
             self._cache.move_to_end(key)
         return result
+
+    @staticmethod
+    def _check_size(pubs: list, backend: Any) -> None:
+        """Refuse what the device would refuse (more than its ``max_shots`` in one PUB) and
+        requests too big for this process to simulate or hold (``MAX_REQUEST_SHOTS``)."""
+        configuration = getattr(backend, "configuration", None)
+        limit = getattr(configuration() if callable(configuration) else None, "max_shots", None)
+        limit = limit if isinstance(limit, int) and limit > 0 else DEFAULT_MAX_SHOTS
+        total = 0
+        for pub in pubs:
+            shots = getattr(pub, "shots", None) or math.ceil(1 / pub.precision**2)
+            if shots > limit:
+                raise qpu_codec.CodecError(
+                    f"shots: {backend.name} runs at most {limit} shots per PUB, got {shots}"
+                )
+            total += shots * math.prod(pub.shape)
+        if total > MAX_REQUEST_SHOTS:
+            raise qpu_codec.CodecError(
+                f"shots: one request may run at most {MAX_REQUEST_SHOTS} shots over all its "
+                f"PUBs and parameter sets, got {total}"
+            )
 
     @staticmethod
     def _check_isa(pubs: list, backend: Any) -> None:

@@ -504,3 +504,24 @@ def test_reimporting_or_aliasing_the_prompts_names_is_not_flagged(verifier):
     )
     verdict = verifier.verify(BORROWING_TASK, answer)
     assert verdict.outcome is Outcome.PASSED, verdict.detail
+
+
+# -- requests too big for the parent -------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("shots", "shape", "reason"),
+    [
+        (10**9, [], "fake_manila runs at most 100000 shots per PUB, got 1000000000"),
+        # 2**64 parameter sets: an int64 product wraps to 0, which made the PUB look free.
+        (1000, [2**32, 2**32], "got 18446744073709551616000"),
+    ],
+    ids=["shots", "parameter-sets"],
+)
+def test_a_request_too_big_to_run_is_refused_before_anything_runs(shots, shape, reason):
+    broker = Broker(QiskitRuntimeLocalService(), batch_window=0.0)
+    message = _sampler_request(_switched(1))
+    message["pubs"][0].update(shots=shots, shape=shape)
+    with broker.session(QPU_DEVICE) as session:
+        reply = session.handle(message)
+    assert reply["kind"] == "invalid"
+    assert reply["error"].startswith("invalid request: shots: ") and reply["error"].endswith(reason)
+    assert broker.usage.jobs == 0

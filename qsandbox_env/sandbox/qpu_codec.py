@@ -16,6 +16,7 @@ import base64
 import hashlib
 import io
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -183,7 +184,7 @@ def decode_pub(primitive: str, message: Any, default_shots: int | None) -> tuple
         bindings = BindingsArray({tuple(circuit.parameters): values}, shape=shape)
     else:
         bindings = BindingsArray(shape=shape)
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    count = math.prod(shape)  # exact: a wrapped int64 product would make a huge PUB look free
     key: list[Any] = [primitive, fingerprint(circuit), list(shape)]
     if values is not None:
         key.append(hashlib.sha256(values.tobytes()).hexdigest())
@@ -199,7 +200,7 @@ def decode_pub(primitive: str, message: Any, default_shots: int | None) -> tuple
     key += [float(precision), message.get("observables")]
     pub = EstimatorPub(circuit, observables, bindings, float(precision))
     shots = int(np.ceil(1.0 / float(precision) ** 2))
-    return pub, json.dumps(key), shots * max(count, int(np.prod(observables.shape or (1,))))
+    return pub, json.dumps(key), shots * max(count, math.prod(observables.shape))
 
 
 def _decode_observables(message: Any) -> Any:
