@@ -57,6 +57,7 @@ from typing import Any
 
 from agents.policy import Policy, Query, SamplingParams, make_policy
 from qsandbox_env.env import QiskitCodeEnv
+from qsandbox_env.targets import Target, parse_target
 from qsandbox_env.tasks import Task, TaskSet, load_tasks
 from qsandbox_env.verifier import Outcome, Verdict, Verifier
 
@@ -663,6 +664,7 @@ class RayVerifier:
             raise TypeError(f"address: expected None or a Ray address str, got {address!r}")
         options = _verifier_options(verifier_kwargs, "RayVerifier")
         self.timeout: float = options["timeout"]
+        self.target: Target = parse_target(options.get("target", "aer"))
         per_actor = options["parallelism"]
         self._shape = _PoolShape.checked(
             actors,

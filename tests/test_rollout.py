@@ -29,6 +29,7 @@ from agents.rollout import (
     task_to_wire,
 )
 from qsandbox_env import Outcome, Task, TaskSet, load_tasks
+from qsandbox_env.env import QiskitCodeEnv
 from tests.conftest import ROOT, humaneval_path, program_task
 
 ray = pytest.importorskip("ray")
@@ -143,6 +144,15 @@ def test_verify_many_keeps_input_order_across_actors(ray_session):
     assert [v.task_id for v in verdicts] == [t.task_id for t in tasks]
     assert [v.passed for v in verdicts] == [bool(i % 3) for i in range(8)]
     assert all(isinstance(v.outcome, Outcome) for v in verdicts)
+
+
+def test_the_environment_steps_through_a_ray_verifier(ray_session, bundled):
+    with RayVerifier(actors=1, preload=()) as remote:
+        env = QiskitCodeEnv(bundled, verifier=remote)
+        _, info = env.reset(seed=0)
+        _, reward, terminated, _, step_info = env.step(bundled[info["task_id"]].canonical_solution)
+    assert (reward, terminated, step_info["outcome"]) == (1.0, True, "passed")
+    assert remote.target.spec == "aer"
 
 
 def test_ray_verifier_reports_the_isolation_of_its_actors(ray_session):
