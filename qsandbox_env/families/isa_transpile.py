@@ -10,9 +10,11 @@ manager for it and runs the given circuit through it.
   qubits.
 
 The test transpiles two random circuits with the candidate and checks that every operation is
-supported by the device's target on the qubits it acts on, that the unitary is unchanged once
-the layout is taken into account, and (difficult) that the initial layout is the one asked for.
-Distinct tasks: tens of thousands at every difficulty (the seed is part of the task).
+supported by the device's target on the qubits it acts on and is the target's own operation (a
+custom gate that merely carries a native name, wrapping anything, fails), that the unitary is
+unchanged once the layout is taken into account, and (difficult) that the initial layout is the
+one asked for. Distinct tasks: tens of thousands at every difficulty (the seed is part of the
+task).
 """
 
 from __future__ import annotations
@@ -188,6 +190,9 @@ def _test(device: str, num_qubits: int, layout: list[int] | None, circuits: list
                 name = instruction.operation.name
                 qargs = tuple(isa.find_bit(qubit).index for qubit in instruction.qubits)
                 assert target.instruction_supported(name, qargs), f"{name} on {qargs} is not ISA"
+                native = library_class(target.operation_from_name(name))
+                genuine = library_class(instruction.operation) is native
+                assert genuine, f"{name} on {qargs} is a custom gate, not the device's {name}"
             if LAYOUT is not None:
                 found = isa.layout.initial_index_layout(filter_ancillas=True)
                 assert found == LAYOUT, f"expected initial layout {LAYOUT}, got {found}"
@@ -195,6 +200,7 @@ def _test(device: str, num_qubits: int, layout: list[int] | None, circuits: list
             padded.compose(circuit, range(NUM_QUBITS), inplace=True)
             assert Operator.from_circuit(isa).equiv(Operator(padded)), "the unitary changed"
         """,
+        snippets=("operations",),
     )
 
 

@@ -135,3 +135,27 @@ def marked_state_beside_an_idle_oracle(task: Task) -> str | None:
 def test_writing_the_marked_state_beside_an_idle_oracle_fails(verifier):
     tasks = helpers.by_difficulty(FAMILY)["basic"]
     helpers.assert_mutants_fail(verifier, tasks, marked_state_beside_an_idle_oracle, 4)
+
+
+def with_the_library_grover_operator(task: Task) -> str:
+    """A correct answer of another shape: the iterations from qiskit's grover_operator around a
+    circuit holding the oracle gate."""
+    code = task.canonical_solution
+    return code.replace(
+        code[code.index("    for _ in range(iterations)") :],
+        "    from qiskit.circuit.library import grover_operator\n"
+        "    wrapper = QuantumCircuit(n)\n"
+        "    wrapper.append(oracle, range(n))\n"
+        "    step = grover_operator(wrapper)\n"
+        "    for _ in range(iterations):\n"
+        "        qc.compose(step, inplace=True)\n"
+        "    return qc\n",
+    )
+
+
+def test_an_answer_built_with_the_library_grover_operator_passes(verifier):
+    tasks = helpers.twenty_tasks(FAMILY)[:6]
+    answers = [with_the_library_grover_operator(task) for task in tasks]
+    assert all(a != t.canonical_solution for a, t in zip(answers, tasks, strict=True))
+    verdicts = verifier.verify_many(list(zip(tasks, answers, strict=True)))
+    assert [v.outcome.value for v in verdicts] == ["passed"] * 6, [v.detail for v in verdicts]

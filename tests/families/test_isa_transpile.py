@@ -63,3 +63,42 @@ def without_the_device(task: Task) -> str:
 
 def test_transpiling_without_the_device_fails(verifier):
     helpers.assert_mutants_fail(verifier, helpers.twenty_tasks(FAMILY)[:9], without_the_device, 9)
+
+
+def look_alike_native_gates(task: Task) -> str:
+    """The shortcut: route the circuit onto the device but skip basis translation, wrapping each
+    foreign gate in a custom gate named like a native one (rz for one qubit, cx for two). The old
+    tests read only names and qubits, and passed it."""
+    p = task.metadata["parameters"]
+    layout = p["initial_layout"]
+    return helpers.whole_function(
+        task,
+        [
+            "from qiskit import QuantumCircuit, transpile",
+            "from qiskit.circuit import Gate",
+            f"from qiskit_ibm_runtime.fake_provider import {p['device']}",
+            f"backend = {p['device']}()",
+            "routed = transpile(",
+            "    args[0], coupling_map=backend.coupling_map, optimization_level=0,",
+            f"    seed_transpiler={p['seed_transpiler']}, initial_layout={layout},",
+            "    basis_gates=['h', 'x', 'ry', 'rz', 'cx', 'cz', 'swap'],",
+            ")",
+            "native = set(backend.target.operation_names)",
+            "isa = routed.copy_empty_like()",
+            "for item in routed.data:",
+            "    operation = item.operation",
+            "    if operation.name not in native:",
+            "        inner = QuantumCircuit(operation.num_qubits)",
+            "        inner.append(operation, range(operation.num_qubits))",
+            '        operation = Gate("rz" if operation.num_qubits == 1 else "cx",'
+            " operation.num_qubits, [])",
+            "        operation.definition = inner",
+            "    isa.append(operation, item.qubits, item.clbits)",
+            "return isa",
+        ],
+    )
+
+
+def test_look_alike_native_gates_fail(verifier):
+    tasks = helpers.twenty_tasks(FAMILY)[:9]
+    helpers.assert_mutants_fail(verifier, tasks, look_alike_native_gates, 9)
