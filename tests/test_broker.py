@@ -276,10 +276,10 @@ def test_broker_answers_a_malformed_request_with_an_error_and_submits_nothing():
     broker = Broker(QiskitRuntimeLocalService())
     with broker.session(DEVICE) as session:
         reply = session.handle({"op": "primitive", "primitive": "sampler", "pubs": [{"x": 1}]})
-    assert reply == {
-        "error": "invalid request: circuit: expected base64 QPY text, got NoneType",
-        "kind": "invalid",
-    }
+    assert (reply["error"], reply["kind"]) == (
+        "invalid request: circuit: expected base64 QPY text, got NoneType",
+        "invalid",
+    )
     assert broker.usage.jobs == 0
 
 
@@ -292,7 +292,7 @@ def test_service_errors_reach_the_program_without_the_token(monkeypatch):
     broker = Broker(LeakyService())
     with broker.session("ibm_torino") as session:
         reply = session.handle({"op": "describe"})
-    assert reply == {"error": "RuntimeError: 401 Unauthorized: token ***", "kind": "job"}
+    assert (reply["error"], reply["kind"]) == ("RuntimeError: 401 Unauthorized: token ***", "job")
 
 
 def test_budget_on_a_simulated_target_is_refused():
