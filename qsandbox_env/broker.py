@@ -227,7 +227,8 @@ class Broker:
                 raise qpu_codec.CodecError("expected a JSON object")
             op = message.get("op")
             if op == "describe":
-                return {"ok": self.describe(_device(message, session))}
+                with _service_time(session):
+                    return {"ok": self.describe(_device(message, session))}
             if op in ("primitive", "run"):
                 return {"ok": self._primitive(message, session)}
             raise qpu_codec.CodecError(f"unknown broker operation {op!r:.40}")
@@ -320,7 +321,8 @@ class Broker:
                 [keys[i] for i in missing],
                 [decoded[i][2] for i in missing],
             )
-            reply = self._submit(_Batch(primitive, device, options), request)
+            with _service_time(session):
+                reply = self._submit(_Batch(primitive, device, options), request)
             for i, result in zip(missing, reply["results"], strict=True):
                 results[i] = result
             metadata.update(reply["metadata"])
@@ -496,10 +498,34 @@ class BrokerSession:
         self.refusals: list[str] = []
         self.jobs: list[str] = []
         self.cache_hits = 0
+        #: seconds spent waiting on the service (batches, jobs, device look-ups), not decoding
+        self.service_seconds = 0.0
 
     def handle(self, message: Any) -> dict:
-        """The callback the sandbox calls with each message from this program."""
+        """Answer one message from this program."""
         return self.broker.handle(message, self)
+
+    def relay(self, message: Any) -> dict:
+        """The callback the sandbox calls: :meth:`handle`'s reply, plus ``"waited"``.
+
+        ``"waited"`` is how long the request waited on the service: only that time is left out
+        of the program's wall-clock limit. Time spent decoding what the program sent is not, or
+        a program could resend costly requests forever.
+        """
+        before = self.service_seconds
+        reply = self.handle(message)
+        reply["waited"] = self.service_seconds - before
+        return reply
+
+
+@contextmanager
+def _service_time(session: BrokerSession | None) -> Iterator[None]:
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        if session is not None:
+            session.service_seconds += time.monotonic() - started
 
 
 def _device(message: dict, session: BrokerSession | None) -> str:

@@ -311,7 +311,7 @@ class Verifier:
         code = request.pop("code")
         broker = self.broker.session(self.target.device) if self.broker else nullcontext()
         with broker as session:
-            answer = session.handle if session is not None else None
+            answer = session.relay if session is not None else None
             if self._pool is not None:
                 reply = self._pool.run(request, request["timeout"], answer)
             else:

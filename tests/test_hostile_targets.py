@@ -525,3 +525,24 @@ def test_a_request_too_big_to_run_is_refused_before_anything_runs(shots, shape, 
     assert reply["kind"] == "invalid"
     assert reply["error"].startswith("invalid request: shots: ") and reply["error"].endswith(reason)
     assert broker.usage.jobs == 0
+
+
+def test_resending_a_costly_cached_request_does_not_stretch_the_wall_clock_limit(qpu):
+    # Each resend costs the parent a decode of 10,000 instructions but no job (the cache answers):
+    # if all of that counted as waiting on the QPU, the loop would outlive its limit many times.
+    code = (
+        "from qiskit import QuantumCircuit\n"
+        "from qiskit_ibm_runtime import QiskitRuntimeService, SamplerV2\n"
+        "def ones():\n"
+        "    backend = QiskitRuntimeService().backend()\n"
+        "    qc = QuantumCircuit(5)\n"
+        "    for _ in range(2000):\n"
+        "        qc.x(range(5))\n"
+        "    qc.measure_all()\n"
+        "    while True:\n"
+        "        SamplerV2(mode=backend).run([qc], shots=10).result()\n"
+    )
+    task = program_task("    candidate()\n", entry_point="ones", timeout=5)
+    verdict = qpu.verify(task, code)
+    assert verdict.outcome is Outcome.TIMEOUT
+    assert verdict.seconds < 9, verdict.seconds  # 5 s, plus the one job that really ran

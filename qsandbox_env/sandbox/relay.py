@@ -4,8 +4,8 @@ For a program on an ``ibm:`` target the zygote gives the child one end of a sock
 framed message the child writes is forwarded to the Verifier (``{"id", "broker": message}`` on
 the zygote's protocol pipe), the zygote waits for ``{"id", "broker_reply": reply}``, and the reply
 is queued back to the child. Reading and writing the child's end never block: a program that
-stalls mid-message or stops reading cannot hang the zygote. The time spent waiting on the broker
-(a QPU queue) is returned so the wall-clock limit can leave it out.
+stalls mid-message or stops reading cannot hang the zygote. The time the broker says it spent
+waiting on the service (a QPU queue, a job) is returned so the wall-clock limit can leave it out.
 
 The relay never interprets a message beyond its framing; the broker judges every request.
 """
@@ -102,8 +102,14 @@ class BrokerRelay:
         answer = protocol.read_message(self.in_fd)
         if answer is None or "broker_reply" not in answer:
             raise RuntimeError("the Verifier stopped answering broker requests")
-        self.outbox += protocol.encode(answer["broker_reply"])
-        return time.monotonic() - started
+        reply = answer["broker_reply"]
+        self.outbox += protocol.encode(reply)
+        # Only what the broker spent waiting on the service leaves the wall-clock limit: time it
+        # spent decoding a request the program made costly (and resends forever) does not.
+        waited = reply.get("waited") if isinstance(reply, dict) else None
+        if not isinstance(waited, (int, float)) or not waited > 0:
+            return 0.0
+        return min(float(waited), time.monotonic() - started)
 
     def _shut(self, sel: selectors.BaseSelector) -> None:
         if self.open:
