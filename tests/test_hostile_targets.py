@@ -546,3 +546,31 @@ def test_resending_a_costly_cached_request_does_not_stretch_the_wall_clock_limit
     verdict = qpu.verify(task, code)
     assert verdict.outcome is Outcome.TIMEOUT
     assert verdict.seconds < 9, verdict.seconds  # 5 s, plus the one job that really ran
+
+
+# -- class attributes of the fake devices --------------------------------------------------------
+def test_pointing_a_fake_device_class_at_doctored_calibration_files(verifier):
+    # The test builds its own FakeManilaV2(); a configuration that says "simulator" makes the
+    # runtime skip its ISA check, and the class finds its files through a string attribute.
+    task = program_task(
+        ISA_TASK.test.split("\n\ncheck(")[0]
+        .replace("def check(candidate):\n", "")
+        .replace(
+            "    backend = QiskitRuntimeService().least_busy()\n",
+            "    from qiskit_ibm_runtime.fake_provider import FakeManilaV2\n"
+            "    backend = FakeManilaV2()\n",
+        ),
+        entry_point="bell",
+    )
+    code = (
+        "import json, os, shutil, tempfile\n"
+        "from qiskit_ibm_runtime.fake_provider import FakeManilaV2 as Device\n"
+        "doctored = tempfile.mkdtemp()\n"
+        "conf = json.load(open(os.path.join(Device.dirname, Device.conf_filename)))\n"
+        "conf['simulator'] = True\n"
+        "json.dump(conf, open(os.path.join(doctored, Device.conf_filename), 'w'))\n"
+        "shutil.copy(os.path.join(Device.dirname, Device.props_filename), doctored)\n"
+        "Device.dirname = doctored\n" + UNTRANSPILED
+    )
+    verdict = assert_plain_attack_fails(verifier, task, code, expected=Outcome.TAMPERED)
+    assert "FakeManilaV2.dirname was replaced" in verdict.detail

@@ -104,10 +104,11 @@ class Snapshot:
                 )
         for cls in all_classes():
             if _protected(_class_module(cls)):
+                # Strings too: a fake device class finds its calibration files through them.
                 self._add(
                     f"class {_class_module(cls)}.{cls.__qualname__}",
                     cls.__dict__,
-                    lambda v: _is_instance(v, _DESCRIPTORS),
+                    lambda v: _is_instance(v, _DESCRIPTORS) or _type(v) is str,
                     keys_too=True,
                 )
         # Slot 0 watches builtins, slot 1 sys.modules, slot i + 2 the dict of entries[i].
