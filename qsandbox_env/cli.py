@@ -165,6 +165,47 @@ def _add_verifier_options(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="wall-clock limit per program in seconds, unless a task sets its own (default: 60)",
     )
+    parser.add_argument(
+        "--target",
+        type=_target,
+        default=None,
+        metavar="TARGET",
+        help="where primitives run: aer (default), fake:<device> or ibm:<backend>",
+    )
+    parser.add_argument(
+        "--profile",
+        type=_profile,
+        default=None,
+        metavar="NAME",
+        help="run programs in an execution profile (see `qsandbox profile create`)",
+    )
+
+
+def _target(text: str) -> str:
+    from qsandbox_env.targets import parse_target
+
+    try:
+        return parse_target(text).spec
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error))
+
+
+def _profile(text: str) -> str:
+    from qsandbox_env.profiles import load_profile
+
+    try:
+        load_profile(text)
+    except (ValueError, OSError) as error:
+        raise argparse.ArgumentTypeError(str(error))
+    return text
+
+
+def _verifier(args: argparse.Namespace, workers: int) -> Verifier:
+    """The Verifier the shared options ask for."""
+    options: dict[str, Any] = {"timeout": args.timeout, "profile": args.profile}
+    if args.target is not None:
+        options["target"] = args.target
+    return Verifier(parallelism=workers, **options)
 
 
 def _load_tasks(path: str) -> TaskSet:
@@ -187,7 +228,7 @@ def _verify_in_chunks(
     """Run ``pairs`` through one Verifier, yielding the verdicts chunk by chunk, in input order."""
     workers = args.workers or os.cpu_count() or 1
     size = max(CHUNK, workers)  # a chunk smaller than the pool would leave workers idle
-    with Verifier(parallelism=workers, timeout=args.timeout) as verifier:
+    with _verifier(args, workers) as verifier:
         for start in range(0, len(pairs), size):
             yield verifier.verify_many(pairs[start : start + size])
 

@@ -238,6 +238,40 @@ def test_bad_options_are_usage_errors(data, capsys, no_sandbox, option) -> None:
     assert "expected a positive" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (
+            ["--target", "fake:nowhere"],
+            "argument --target: target: unknown fake device 'fake:nowhere'",
+        ),
+        (["--target", "qpu"], "argument --target: target: expected 'aer', 'fake:<device>'"),
+        (["--profile", "no-such-profile"], "profile 'no-such-profile' not found"),
+    ],
+)
+def test_bad_target_or_profile_is_a_usage_error(
+    data, capsys, no_sandbox, monkeypatch, tmp_path, option, message
+) -> None:
+    monkeypatch.setenv("QSANDBOX_PROFILES", str(tmp_path))
+    assert run_cli("check-tasks", data["good"], *option) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_check_tasks_runs_on_a_fake_device_target(data, capsys, monkeypatch) -> None:
+    started: list[dict[str, Any]] = []
+    real = cli.Verifier
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        started.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "Verifier", recording)
+    code = run_cli("check-tasks", data["good"], "--workers", "1", "--target", "fake:FakeManilaV2")
+    assert code == 0, capsys.readouterr()
+    assert "checked 2 canonical solutions: 2 passed" in capsys.readouterr().out
+    assert [kwargs["target"] for kwargs in started] == ["fake:manila"]
+
+
 def test_a_subcommand_is_required(capsys) -> None:
     assert run_cli() == 2
     assert "usage: qsandbox" in capsys.readouterr().err
