@@ -13,6 +13,9 @@ already decomposed into ordinary gates (``transpile`` of an ``initialize``); the
 (`referenced_names`) covers the usual way of getting there, by name, and oracle substitution
 (`with_oracle`) makes algorithm tasks independent of any such trick.
 
+One rule needs no snippet: a test calls the candidate before it computes its reference answer,
+so an answer that reads the calling frame (``sys._getframe(1).f_locals``) finds nothing to copy.
+
 Like `qsandbox_env.families.core`, this module only writes text: it must never import Qiskit or
 run the snippets itself.
 """

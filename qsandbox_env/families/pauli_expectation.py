@@ -193,6 +193,8 @@ def _test(num_qubits: int, ops: list[tuple], terms: list, thetas: list[list[floa
         """
         observable = SparsePauliOp.from_list(TERMS)
         for theta in THETAS:
+            # The candidate runs before the test computes anything it could read from this frame.
+            value = candidate(list(theta))
             reference = QuantumCircuit(NUM_QUBITS)
             for name, *args in OPS:
                 if name in ("rx", "ry", "rz"):
@@ -200,7 +202,6 @@ def _test(num_qubits: int, ops: list[tuple], terms: list, thetas: list[list[floa
                 else:
                     getattr(reference, name)(*args)
             expected = Statevector(reference).expectation_value(observable).real
-            value = candidate(list(theta))
             assert isinstance(value, float), f"expected a float, got {type(value).__name__}"
             assert abs(value - expected) < 1e-6, f"theta={theta}: got {value}, expected {expected}"
         """,

@@ -171,6 +171,8 @@ def _test(num_qubits: int, qubits: list[int], variant: dict) -> str:
             "LIBRARY_QFT": LIBRARY_QFT,
         },
         """
+        # The candidate runs before the test computes anything it could read from this frame.
+        circuit = candidate()
         k = len(QUBITS)
         block = QuantumCircuit(k)
         block.append(QFTGate(k), range(k))
@@ -181,7 +183,6 @@ def _test(num_qubits: int, qubits: list[int], variant: dict) -> str:
             block = block.inverse()
         reference = QuantumCircuit(NUM_QUBITS)
         reference.compose(block, QUBITS, inplace=True)
-        circuit = candidate()
         assert isinstance(circuit, QuantumCircuit), f"expected a QuantumCircuit, got {circuit!r}"
         assert circuit.num_qubits == NUM_QUBITS, f"expected {NUM_QUBITS} qubits"
         assert circuit.num_clbits == 0, "expected no classical bits"

@@ -131,13 +131,14 @@ def _rotations(
         ["from qiskit.quantum_info import Operator"],
         {"NUM_QUBITS": num_qubits, "QUBIT": qubit, "OPS": ops},
         """
+        # The candidate runs before the test computes anything it could read from this frame.
+        circuit = candidate()
         reference = QuantumCircuit(NUM_QUBITS)
         for name, eighths in OPS:
             if name in ("rx", "ry", "rz"):
                 getattr(reference, name)(eighths * np.pi / 8, QUBIT)
             else:
                 getattr(reference, name)(QUBIT)
-        circuit = candidate()
         assert isinstance(circuit, QuantumCircuit), f"expected a QuantumCircuit, got {circuit!r}"
         assert circuit.num_qubits == NUM_QUBITS, f"expected {NUM_QUBITS} qubits"
         assert circuit.num_clbits == 0, "expected no classical bits"
@@ -179,11 +180,12 @@ def _bloch(rng: random.Random, num_qubits: int, qubit: int, where: str) -> Gener
         ["from qiskit.quantum_info import Statevector"],
         {"NUM_QUBITS": num_qubits, "QUBIT": qubit, "THETA_TWELFTHS": theta, "PHI_TWELFTHS": phi},
         """
+        # The candidate runs before the test computes anything it could read from this frame.
+        circuit = candidate()
         theta, phi = THETA_TWELFTHS * np.pi / 12, PHI_TWELFTHS * np.pi / 12
         expected = np.zeros(2**NUM_QUBITS, dtype=complex)
         expected[0] = np.cos(theta / 2)
         expected[1 << QUBIT] = np.exp(1j * phi) * np.sin(theta / 2)
-        circuit = candidate()
         assert isinstance(circuit, QuantumCircuit), f"expected a QuantumCircuit, got {circuit!r}"
         assert circuit.num_qubits == NUM_QUBITS, f"expected {NUM_QUBITS} qubits"
         assert circuit.num_clbits == 0, "expected no classical bits"

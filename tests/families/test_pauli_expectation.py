@@ -66,3 +66,14 @@ def reversed_labels(task: Task) -> str:
 
 def test_pauli_labels_in_reversed_qubit_order_fail(verifier):
     helpers.assert_mutants_fail(verifier, helpers.twenty_tasks(FAMILY)[:9], reversed_labels, 9)
+
+
+def expected_value_read_from_the_test(task: Task) -> str:
+    """The shortcut: return the test's own reference value, read from the calling frame. The old
+    tests computed it before calling the candidate, and passed this answer."""
+    return helpers.read_from_the_test(task, "expected")
+
+
+def test_reading_the_reference_value_from_the_test_fails(verifier):
+    tasks = helpers.twenty_tasks(FAMILY)[:6]
+    helpers.assert_mutants_fail(verifier, tasks, expected_value_read_from_the_test, 6)

@@ -92,3 +92,17 @@ def library_qft_under_an_alias(task: Task) -> str | None:
 def test_the_library_qft_in_the_elementary_gates_task_fails(verifier):
     tasks = helpers.by_difficulty(FAMILY, count=4)["difficult"]
     helpers.assert_mutants_fail(verifier, tasks, library_qft_under_an_alias, 4)
+
+
+def reference_read_from_the_test(task: Task) -> str | None:
+    """The shortcut: return the test's own reference circuit, read from the calling frame. The
+    old tests built it before calling the candidate, and passed this answer where the library
+    QFT is allowed."""
+    if task.metadata["parameters"]["elementary"]:
+        return None
+    return helpers.read_from_the_test(task, "reference")
+
+
+def test_reading_the_reference_circuit_from_the_test_fails(verifier):
+    tasks = helpers.twenty_tasks(FAMILY)[:9]
+    helpers.assert_mutants_fail(verifier, tasks, reference_read_from_the_test, 6)

@@ -128,3 +128,16 @@ def matrix_instead_of_gates(task: Task) -> str:
 def test_matrices_amplitudes_and_look_alike_gates_fail(verifier):
     tasks = helpers.twenty_tasks(FAMILY)[:9]
     helpers.assert_mutants_fail(verifier, tasks, matrix_instead_of_gates, 9)
+
+
+def reference_read_from_the_test(task: Task) -> str | None:
+    """The shortcut: return the test's own reference circuit, read from the calling frame. The
+    old rotation tests built it before calling the candidate, and passed this answer."""
+    if task.entry_point != "rotation_circuit":
+        return None
+    return helpers.read_from_the_test(task, "reference")
+
+
+def test_reading_the_reference_circuit_from_the_test_fails(verifier):
+    tasks = helpers.by_difficulty(FAMILY, count=4)["basic"]
+    helpers.assert_mutants_fail(verifier, tasks, reference_read_from_the_test, 4)
