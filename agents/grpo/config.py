@@ -104,7 +104,7 @@ class GRPOConfig:
     reuse_verdicts: bool = False
     lora: bool = False
     lora_rank: int = 16
-    lora_alpha: float = 32.0
+    lora_alpha: int = 32
     lora_dropout: float = 0.0
     lora_target_modules: tuple[str, ...] = ("all-linear",)
     precision: str = "auto"
@@ -256,7 +256,7 @@ _CHECKS = (
     _flag("reuse_verdicts"),
     _flag("lora"),
     _int_at_least("lora_rank", 1),
-    _number_in("lora_alpha", 0, _INF, low_open=True, high_open=True),
+    _int_at_least("lora_alpha", 1),
     _number_in("lora_dropout", 0, 1, low_open=False, high_open=True),
     _target_modules,
     _one_of("precision", PRECISIONS),

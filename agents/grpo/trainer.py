@@ -17,7 +17,7 @@ import copy
 import os
 import random
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -105,7 +105,7 @@ class EvalResult:
 
 @dataclass
 class _Timer:
-    seconds: dict[str, float] = field(default_factory=Counter)
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
@@ -242,10 +242,15 @@ class GRPOTrainer:
     def prompt_text(self, task: Task) -> str:
         """What the model sees: the chat template over system + instruction + prompt when the
         tokenizer has one (and ``use_chat_template``), else the raw prompt to continue."""
-        if not (self.config.use_chat_template and getattr(self.tokenizer, "chat_template", None)):
+        if not self._uses_chat_template():
             return task.prompt
         return self.tokenizer.apply_chat_template(
             chat_messages(task), tokenize=False, add_generation_prompt=True
+        )
+
+    def _uses_chat_template(self) -> bool:
+        return self.config.use_chat_template and bool(
+            getattr(self.tokenizer, "chat_template", None)
         )
 
     @torch.no_grad()
@@ -266,7 +271,7 @@ class GRPOTrainer:
         self, tasks: list[Task], n: int, temperature: float, rollouts: Rollouts
     ) -> None:
         texts = [self.prompt_text(task) for task in tasks]
-        add_special = not (self.config.use_chat_template and self.tokenizer.chat_template)
+        add_special = not self._uses_chat_template()  # a chat template brings its own
         encoded = self.tokenizer(
             texts, return_tensors="pt", padding=True, add_special_tokens=add_special
         ).to(self.device)
@@ -327,7 +332,7 @@ class GRPOTrainer:
         advantages = group_advantages(rewards, config.advantage_scale).view(-1)  # [B]
         batch = _pad_batch(rollouts, self.tokenizer.pad_token_id)
         frozen = self._frozen_log_probs(batch)
-        sums: Counter[str] = Counter()
+        sums: dict[str, float] = defaultdict(float)
         order_rng = torch.Generator().manual_seed(config.seed * 1_000_003 + self.step)
         for _ in range(config.iterations):
             order = torch.randperm(len(advantages), generator=order_rng)
@@ -361,7 +366,7 @@ class GRPOTrainer:
         rows: Tensor,
         advantages: Tensor,
         frozen: dict[str, Tensor | None],
-        sums: Counter[str],
+        sums: dict[str, float],
     ) -> None:
         config = self.config
         counts = {
@@ -390,7 +395,7 @@ class GRPOTrainer:
         advantages: Tensor,
         frozen: dict[str, Tensor | None],
         counts: dict[str, int],
-        sums: Counter[str],
+        sums: dict[str, float],
     ) -> Tensor:
         config = self.config
         mask = batch.mask[rows].to(self.device)  # [b, T]
