@@ -1,12 +1,14 @@
 """Programs that try to pass through the execution targets' new surfaces without solving the task.
 
-The ``fake:`` and ``aer`` targets serve devices that the zygote built once (targets, noise
-models, the offline service's device list) and every child inherits; the ``ibm:`` target talks to
-the parent's QPU broker through a proxy; completions are extracted and assembled around a test
-that reads names the prompt imported. Each attack below would pass a naive harness: the same
-program run with plain ``exec`` in a fresh interpreter that has the same offline runtime (or the
-same broker proxy) installed, exit status 0 = pass. ``naive_passes_on`` and friends prove that, so
-each test shows the defence is needed; the Verifier must award none of them.
+The ``fake:`` and ``aer`` targets serve devices that the zygote built once (targets, simulators,
+noise models, the offline service's device list) and every child inherits; the ``ibm:`` target
+talks to the parent's QPU broker through a proxy; answers are assembled between a prompt and a
+test that reads names the prompt imported. Each attack on the sandbox is first shown to pass a
+naive harness (the same program in a fresh interpreter with the same offline runtime, or the same
+proxy attached to a real broker, and no guard; exit status 0 = pass), then shown not to pass the
+Verifier. Attacks on the broker itself (its cache, request sizes, wall-clock credit) are shown
+against a real broker over fake devices. A few tests guard a defence that already held, and say
+so.
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ def test_replacing_the_runtime_validation_behind_the_offline_wrapper(manila):
 
 
 def test_replacing_the_runtime_validation_function_itself(manila):
+    # Held before these tests: the function is a protected module entry.
     code = (
         "from qiskit_ibm_runtime import base_primitive\n"
         "base_primitive.validate_isa_circuits = lambda circuits, target: None\n" + UNTRANSPILED
@@ -138,6 +141,7 @@ PERMISSIVE_DEVICE = (
 
 
 def test_swapping_the_served_device_list_for_a_permissive_device(manila):
+    # Held before these tests: the account lives in module globals the audit hook watches.
     code = (
         PERMISSIVE_DEVICE + "from qsandbox_env.sandbox import offline_runtime\n"
         "offline_runtime._FLEET = (offline_runtime._Device(permissive, True).prepare(),)\n"
@@ -270,11 +274,11 @@ def test_honest_programs_using_the_served_device_are_not_flagged(manila):
         "from qiskit import QuantumCircuit, transpile\n"
         "from qiskit_ibm_runtime import QiskitRuntimeService\n"
         "from qiskit_ibm_runtime.fake_provider import FakeManilaV2\n"
-        "import copy\n"
+        "from qiskit.circuit.library import HGate\n"
         "def ghz_fidelity():\n"
         "    backend = QiskitRuntimeService().least_busy()\n"
-        "    copy.deepcopy(FakeManilaV2()).target.add_instruction\n"
-        "    mine = FakeManilaV2()\n"
+        "    mine = FakeManilaV2()  # the program's own device: changing it is its business\n"
+        "    mine.target.add_instruction(HGate(), {(0,): None})\n"
         "    mine.set_options(shots=10)\n"
         "    qc = QuantumCircuit(3)\n"
         "    qc.h(0)\n"
@@ -574,3 +578,16 @@ def test_pointing_a_fake_device_class_at_doctored_calibration_files(verifier):
     )
     verdict = assert_plain_attack_fails(verifier, task, code, expected=Outcome.TAMPERED)
     assert "FakeManilaV2.dirname was replaced" in verdict.detail
+
+
+def test_skipping_the_proxys_isa_check_meets_the_brokers_own(qpu):
+    # Not a pass even in a naive harness: the broker checks ISA-ness again, in the parent, with
+    # the real device's target. This guards that second check.
+    code = (
+        "from qsandbox_env.sandbox import qpu_proxy\n"
+        "qpu_proxy._RUNTIME_VALIDATE[0] = lambda circuits, target: None\n"
+        + ZEROS.replace("    qc.measure_all", "    qc.y([0, 1])\n    qc.measure_all")
+    )
+    verdict = qpu.verify(QPU_TASK, code)
+    assert verdict.outcome is Outcome.ERROR, (verdict.outcome, verdict.detail)
+    assert "is not supported by the target" in verdict.detail
