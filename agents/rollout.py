@@ -473,7 +473,7 @@ _OWNED_LOCK = threading.Lock()
 _owned_users = 0  # pools using a Ray session that this module started
 
 
-def _connect(ray: Any, address: str | None) -> bool:
+def _connect(ray: Any, address: str | None, label: str) -> bool:
     """Use the running Ray session, or start/connect one; True when this module did."""
     global _owned_users
     with _OWNED_LOCK:
@@ -482,11 +482,19 @@ def _connect(ray: Any, address: str | None) -> bool:
                 _owned_users += 1
                 return True
             return False
-        if address is None and not os.environ.get("RAY_ADDRESS"):
-            # A small local instance: no dashboard, one logical CPU per core.
-            ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False)
-        else:
-            ray.init(address=address)
+        try:
+            if address is None and not os.environ.get("RAY_ADDRESS"):
+                # A small local instance: no dashboard, one logical CPU per core.
+                ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False)
+            else:
+                ray.init(address=address)
+        except Exception as exc:
+            where = address or os.environ.get("RAY_ADDRESS")
+            raise RuntimeError(
+                f"{label}: could not connect to Ray at {where!r}: {_first_line(exc)} Start a "
+                "cluster with `ray start --head` (then use address='auto'), give its address, or "
+                "give no address for a new local Ray"
+            ) from exc
         _owned_users = 1
         return True
 
@@ -677,7 +685,7 @@ class RayVerifier:
         self._lock = threading.Lock()
         self._pool: ActorPool | None = None
         self._ray = _import_ray()
-        self._owns_ray = _connect(self._ray, address)
+        self._owns_ray = _connect(self._ray, address, "RayVerifier")
         try:
             self._pool = self._shape.start(
                 self._ray,
@@ -1097,7 +1105,7 @@ class RolloutPool:
         self._lock = threading.Lock()
         self._pool: ActorPool | None = None
         self._ray = _import_ray()
-        self._owns_ray = _connect(self._ray, address)
+        self._owns_ray = _connect(self._ray, address, "RolloutPool")
         try:
             self._pool = self._shape.start(
                 self._ray,

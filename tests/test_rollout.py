@@ -286,6 +286,27 @@ def test_without_a_session_ray_verifier_starts_a_local_ray_and_shuts_it_down_on_
     assert run.stdout.split() == ["True", "True", "False"], run.stderr[-2000:]
 
 
+def test_no_cluster_at_the_address_raises_a_runtime_error_saying_how_to_start_one(tmp_path):
+    script = "from agents.rollout import RayVerifier\nRayVerifier('auto')\n"
+    # An empty Ray temp dir: 'auto' finds no cluster, whatever else runs on this machine.
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["RAY_TMPDIR"] = str(tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("RuntimeError: RayVerifier: could not connect to Ray at 'auto': ")
+    assert last.endswith(
+        "Start a cluster with `ray start --head` (then use address='auto'), give its address, "
+        "or give no address for a new local Ray"
+    )
+
+
 # -- rollouts ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def bundled() -> TaskSet:
