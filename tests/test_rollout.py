@@ -182,7 +182,8 @@ def test_a_killed_actors_items_run_on_its_replacement_and_each_result_comes_once
     assert [v.task_id for v in verdicts] == [t.task_id for t in tasks]
     assert [v.outcome for v in verdicts] == [Outcome.PASSED] * 16
     assert stats["actors_replaced"] == 1
-    assert stats["items_resent"] >= 1
+    # Back-pressure: the killed actor held at most max_in_flight (2) of the 16 items.
+    assert 1 <= stats["items_resent"] <= 2
     assert stats["completed"] == 16
 
 
