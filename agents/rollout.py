@@ -83,7 +83,7 @@ _VERIFIER_PARAMETERS = frozenset(inspect.signature(Verifier).parameters)
 def _import_ray() -> Any:
     try:
         import ray
-    except ImportError as exc:  # pragma: no cover - ray is installed in CI
+    except ImportError as exc:
         raise ImportError(f"Ray-parallel workers need Ray; install it with: {RAY_INSTALL}") from exc
     return ray
 

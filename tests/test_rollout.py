@@ -287,6 +287,19 @@ def test_without_a_session_ray_verifier_starts_a_local_ray_and_shuts_it_down_on_
     assert run.stdout.split() == ["True", "True", "False"], run.stderr[-2000:]
 
 
+def test_without_ray_installed_the_error_gives_the_pip_command():
+    script = (
+        "import sys\nsys.modules['ray'] = None  # as if Ray were not installed\n"
+        "from agents.rollout import RayVerifier\nRayVerifier()\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert run.stderr.strip().splitlines()[-1] == (
+        'ImportError: Ray-parallel workers need Ray; install it with: pip install "qsandbox[ray]"'
+    )
+
+
 def test_no_cluster_at_the_address_raises_a_runtime_error_saying_how_to_start_one(tmp_path):
     script = "from agents.rollout import RayVerifier\nRayVerifier('auto')\n"
     # An empty Ray temp dir: 'auto' finds no cluster, whatever else runs on this machine.
