@@ -469,18 +469,19 @@ def _devices_state() -> tuple:
 
 
 def _targets_state() -> tuple:
-    """What the runtime's ISA check reads from each target: its operations and their qubits."""
+    """What the runtime's ISA check reads from each target: its operations and their qubits.
+
+    As a hash: the target hands out plain names and integers (hashed in C, no program code
+    runs), and one number compares much faster than a thousand tuples.
+    """
     state: tuple = ()
     for served in _FLEET:
         target = served.device.target
-        state += (
-            target,
-            target.num_qubits,
-            tuple(
-                (name, tuple(sorted(target.qargs_for_operation_name(name) or ())))
-                for name in sorted(target.operation_names)
-            ),
+        operations = tuple(
+            (name, frozenset(target.qargs_for_operation_name(name) or ()))
+            for name in sorted(target.operation_names)
         )
+        state += (target, hash((target.num_qubits, operations)))
     return state
 
 
