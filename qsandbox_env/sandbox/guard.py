@@ -204,8 +204,8 @@ class Snapshot:
         ):
             if _program_hooks(before, list(now)):
                 found.append(f"the program installed its own import hook in {name}")
-        for label, probe, before in self.sealed:
-            if not _same(before, _described(probe)):
+        for label, probe, recorded in self.sealed:
+            if not _same(recorded, _described(probe)):
                 found.append(f"{label}: changed by the program")
         return found[:limit]
 
@@ -358,7 +358,7 @@ def shadowed_imports(source: str, test_line: int, namespace: dict) -> list[str]:
     read = {
         node.id
         for node in ast.walk(test)
-        if _is_instance(node, ast.Name) and _is_instance(node.ctx, ast.Load)
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
     }
     read -= {name for node in _module_statements(test) for name in _bound_names(node)}
     imported: dict[str, tuple[str, str | None]] = {}
@@ -389,31 +389,29 @@ def _module_statements(tree: ast.Module) -> Iterator[ast.stmt]:
 
 def _statements_in(node: ast.stmt) -> Iterator[ast.stmt]:
     yield node
-    if _is_instance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return
     for field in ("body", "orelse", "finalbody", "handlers"):
         for child in getattr(node, field, ()):
-            if _is_instance(child, ast.ExceptHandler):
+            if isinstance(child, ast.ExceptHandler):
                 for inner in child.body:
                     yield from _statements_in(inner)
-            elif _is_instance(child, ast.stmt):
+            elif isinstance(child, ast.stmt):
                 yield from _statements_in(child)
 
 
 def _bound_names(node: ast.stmt) -> list[str]:
-    if _is_instance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return [node.name]
-    if _is_instance(node, (ast.Import, ast.ImportFrom)):
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
         return [alias.asname or alias.name.partition(".")[0] for alias in node.names]
     targets = getattr(node, "targets", None) or [getattr(node, "target", None)]
-    return [
-        n.id for t in targets if t is not None for n in ast.walk(t) if _is_instance(n, ast.Name)
-    ]
+    return [n.id for t in targets if t is not None for n in ast.walk(t) if isinstance(n, ast.Name)]
 
 
 def _import_sources(node: ast.stmt) -> dict[str, tuple[str, str | None]]:
     """``{bound name: (module, attribute or None)}`` for an absolute import statement."""
-    if _is_instance(node, ast.Import):
+    if isinstance(node, ast.Import):
         return {
             alias.asname or alias.name.partition(".")[0]: (
                 alias.name if alias.asname else alias.name.partition(".")[0],
@@ -421,7 +419,7 @@ def _import_sources(node: ast.stmt) -> dict[str, tuple[str, str | None]]:
             )
             for alias in node.names
         }
-    if _is_instance(node, ast.ImportFrom) and node.module and not node.level:
+    if isinstance(node, ast.ImportFrom) and node.module and not node.level:
         return {
             alias.asname or alias.name: (node.module, alias.name)
             for alias in node.names
