@@ -236,7 +236,8 @@ def test_resume_refuses_a_checkpoint_of_another_model(demo, verifier, tmp_path) 
 
 @pytest.mark.torch
 def test_lora_trains_only_the_adapters(demo, verifier) -> None:
-    config = dataclasses.replace(SMALL, steps=1, lora=True, lora_target_modules=("q_proj", "v_proj"))
+    targets = ("q_proj", "v_proj")
+    config = dataclasses.replace(SMALL, steps=1, lora=True, lora_target_modules=targets)
     trainer = make_trainer(demo, verifier, config)
     before = parameters(trainer)
     trainer.train()

@@ -36,15 +36,19 @@ ACTIONS = (
     "    qc.z(0)\n",
     "    qc.cx(0, 1)\n",
 )
-# name -> (what the docstring asks for, target label in Qiskit's order "q1 q0", a solution)
+# name -> (what the docstring asks for, target label in Qiskit's order "q1 q0", a solution).
+# The Bell task's prompt already applies H to qubit 0 (`PROMPT_BODIES`): its completion is the
+# entangling line. With both lines to find, a random policy hits it once in ~200 samples, and
+# in about half of the seeds tried GRPO never saw it before the other tasks shaped the policy.
 TARGETS = {
     "one": ("|1> on qubit 0", "01", "    qc.x(0)\n"),
     "plus": ("|+> on qubit 0", "0+", "    qc.h(0)\n"),
     "one_q1": ("|1> on qubit 1", "10", "    qc.x(1)\n"),
     "minus": ("|-> on qubit 0", "0-", "    qc.x(0)\n    qc.h(0)\n"),
     "both": ("|11>", "11", "    qc.x(0)\n    qc.x(1)\n"),
-    "bell": ("the Bell pair (|00> + |11>)/sqrt(2)", "00", "    qc.h(0)\n    qc.cx(0, 1)\n"),
+    "bell": ("the Bell pair (|00> + |11>)/sqrt(2)", "00", "    qc.cx(0, 1)\n"),
 }
+PROMPT_BODIES = {"bell": "    qc.h(0)\n"}
 _TEST = """from qiskit import QuantumCircuit
 from qiskit.quantum_info import Statevector
 
@@ -80,8 +84,8 @@ def demo_tasks() -> TaskSet:
 
     Example:
         >>> tasks = demo_tasks()
-        >>> len(tasks), tasks["demo/bell"].canonical_solution
-        (6, '    qc.h(0)\\n    qc.cx(0, 1)\\n')
+        >>> len(tasks), tasks["demo/both"].canonical_solution
+        (6, '    qc.x(0)\\n    qc.x(1)\\n')
     """
     tasks = []
     for name, (wanted, label, solution) in TARGETS.items():
@@ -89,7 +93,9 @@ def demo_tasks() -> TaskSet:
         tasks.append(
             Task(
                 f"demo/{name}",
-                HEADER + f'    """Prepare {wanted} on the 2-qubit circuit qc."""\n',
+                HEADER
+                + f'    """Prepare {wanted} on the 2-qubit circuit qc."""\n'
+                + PROMPT_BODIES.get(name, ""),
                 _TEST.format(target=target),
                 "build",
                 canonical_solution=solution,

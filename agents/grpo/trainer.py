@@ -416,7 +416,9 @@ class GRPOTrainer:
         with torch.no_grad():
             sums["tokens"] += float(mask.sum())
             sums["clip_fraction"] += float((clipped.float() * mask).sum())
-            sums["approx_kl"] += float((kl_k3(log_probs.detach(), old) * mask).sum())
+            # KL(sampling policy || current) from samples of the sampling policy: PPO's
+            # (ratio - 1) - log(ratio), which is k3 with the roles of the two swapped.
+            sums["approx_kl"] += float((kl_k3(old, log_probs.detach()) * mask).sum())
             sums["entropy"] += float((token_entropy(logits.detach()) * mask).sum())
         return self.reduce(loss, mask.to(loss.dtype), **counts)
 
