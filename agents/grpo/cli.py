@@ -4,7 +4,7 @@
 
     qsandbox train grpo --model Qwen/Qwen2.5-Coder-1.5B-Instruct --tasks bundled --out runs/grpo \\
         --lora --steps 200
-    qsandbox train grpo --demo            # a tiny model learns five-token Qiskit tasks on a CPU
+    qsandbox train grpo --demo            # a tiny model learns one- and two-line tasks on a CPU
 
 Every `GRPOConfig` field is an option (``--group-size``, ``--loss-type``, ...), its help text
 taken from the field's documentation. This module parses arguments and reports; it imports torch,

@@ -3,8 +3,9 @@
 The policy is a tiny Llama built from a config (no download) over a word-level tokenizer whose
 "words" are whole code lines, so an action is one line such as ``    qc.h(0)``. The tasks ask for
 small two-qubit states (|1> on a qubit, |+>, |->, |11>, a Bell pair); a correct body is one or two
-lines. Rewards are real: every completion runs through the `Verifier` sandbox against the task's
-test, which compares the circuit's statevector with the target (up to global phase).
+lines. Rewards are real: every distinct completion runs once through the `Verifier` sandbox
+against the task's test, which compares the circuit's statevector with the target (up to global
+phase); repeats reuse its verdict (``reuse_verdicts``: these tests are deterministic).
 
 At initialisation the policy is close to uniform over the 14 tokens, so it passes a few percent
 of the time (chance); GRPO takes it above 90% in a few dozen steps.
