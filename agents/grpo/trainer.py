@@ -584,8 +584,10 @@ def _checked_tokenizer(tokenizer: Any) -> Any:
 
 def _prepare_model(model: Any, config: GRPOConfig) -> Any:
     if config.gradient_checkpointing:
+        # Generation runs in eval mode and keeps its KV cache; only training steps recompute.
         model.gradient_checkpointing_enable()
-        model.config.use_cache = False
+        if config.lora:
+            model.enable_input_require_grads()  # frozen embeddings must still pass gradients
     if not config.lora:
         return model
     try:
