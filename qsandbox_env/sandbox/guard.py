@@ -46,6 +46,30 @@ VOLATILE_GLOBALS = frozenset(
 PROGRAM_FILENAME = "/program.py"
 COMPARISONS = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__contains__")
 _DESCRIPTORS = (types.FunctionType, classmethod, staticmethod, property)
+# What a test takes as facts about an object: a program's subclass of a library class must not
+# answer these in its own way (``equiv`` always true, a ``count_ops`` that lies). Names the test
+# itself reads are added per program.
+INTROSPECTION = frozenset({
+    *COMPARISONS, "__bool__", "__len__", "__iter__", "__getitem__", "__float__", "__int__",
+    "__index__", "__complex__", "__abs__", "__round__", "__getattr__", "__getattribute__",
+    "__instancecheck__", "__subclasscheck__", "__class__", "equiv", "count_ops", "depth", "size",
+    "width", "num_qubits", "num_clbits", "num_parameters", "num_nonlocal_gates", "num_ancillas",
+    "num_tensor_factors", "num_unitary_factors", "is_unitary", "is_valid", "is_parameterized",
+    "probabilities", "probabilities_dict", "expectation_value", "get_counts", "data", "dim",
+    "dims", "global_phase", "parameters", "to_dict", "inner", "trace", "purity",
+})  # fmt: skip
+# What subclasses are made to provide: never a finding, whatever the test reads.
+_CLASS_MACHINERY = frozenset({
+    "__init__", "__new__", "__init_subclass__", "__class_getitem__", "__repr__", "__str__",
+    "__hash__", "__reduce__", "__reduce_ex__", "__copy__", "__deepcopy__", "__getstate__",
+    "__setstate__", "__module__", "__qualname__", "__doc__", "__dict__", "__weakref__",
+    "__slots__", "__annotations__", "__orig_bases__", "__parameters__", "__abstractmethods__",
+    "_abc_impl",
+})  # fmt: skip
+# How a custom gate or instruction defines itself: its matrix and decomposition are the answer.
+_GATE_HOOKS = frozenset(
+    {"_define", "__array__", "to_matrix", "inverse", "control", "power", "validate_parameter"}
+)
 
 _is_instance = isinstance
 _type = type
@@ -464,6 +488,86 @@ class _SentinelA:
 
 class _SentinelB:
     __slots__ = ()
+
+
+def test_attributes(source: str, test_line: int) -> frozenset[str]:
+    """Attribute names the test reads (``result.equiv``, ``qc.count_ops``)."""
+    lines = source.splitlines(keepends=True)
+    try:
+        test = ast.parse("".join(lines[test_line - 1 :]))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return frozenset()
+    return frozenset(node.attr for node in ast.walk(test) if isinstance(node, ast.Attribute))
+
+
+def rigged_overrides(new_classes: list[type], test_reads: frozenset[str]) -> list[str]:
+    """Program subclasses of library classes that answer the test's questions their own way.
+
+    ``class S(Statevector): def equiv(self, other): return True`` passes ``result.equiv(want)``
+    without being the right state. A new class that redefines, with anything but library code,
+    a member of a protected library base that the test relies on (see ``INTROSPECTION``) or reads
+    is reported. Only class dicts and MROs are read, never through the class's own metaclass,
+    so no program code runs here.
+    """
+    suspect = (INTROSPECTION | test_reads) - _CLASS_MACHINERY
+    new = {id(cls) for cls in new_classes}
+    gate_base = _instruction_class()
+    found = []
+    for cls in new_classes:
+        own = _TYPE_DICT.__get__(cls)
+        names = [k for k in list(own) if _type(k) is str and k in suspect]
+        if not names:
+            continue
+        mro = _MRO.__get__(cls)
+        bases = [b for b in mro[1:] if id(b) not in new and b is not object and _library_class(b)]
+        hooks = _GATE_HOOKS if any(b is gate_base for b in mro) else frozenset()
+        for name in names:
+            value = own[name]
+            if name in hooks or _library_written(value):
+                continue
+            base = next((b for b in bases if name in _TYPE_DICT.__get__(b)), None)
+            if base is not None and not _abstract(_TYPE_DICT.__get__(base)[name]):
+                found.append(
+                    f"{_QUALNAME.__get__(cls)}.{name} overrides {base.__qualname__}.{name}, "
+                    "which the test relies on"
+                )
+    return found
+
+
+_TYPE_DICT = type.__dict__["__dict__"]
+_QUALNAME = type.__dict__["__qualname__"]
+_CLASSMETHOD_FUNC = classmethod.__dict__["__func__"]
+_STATICMETHOD_FUNC = staticmethod.__dict__["__func__"]
+_PROPERTY_FGET = property.__dict__["fget"]
+
+
+def _library_class(cls: type) -> bool:
+    return _protected(_class_module(cls))
+
+
+def _instruction_class() -> type | None:
+    module = sys.modules.get("qiskit.circuit.instruction")
+    found = vars(module).get("Instruction") if _is_instance(module, types.ModuleType) else None
+    return found if _is_instance(found, type) else None
+
+
+def _library_written(value: object) -> bool:
+    """Whether a class member is a Python function (or wraps one) that a library wrote."""
+    # Read through the base types' own slots: a subclass of property could answer for fget.
+    if _is_instance(value, classmethod):
+        value = _CLASSMETHOD_FUNC.__get__(value)
+    elif _is_instance(value, staticmethod):
+        value = _STATICMETHOD_FUNC.__get__(value)
+    elif _is_instance(value, property):
+        value = _PROPERTY_FGET.__get__(value)
+    if not _is_instance(value, types.FunctionType):
+        return False
+    return not is_program_file(value.__code__.co_filename)
+
+
+def _abstract(member: object) -> bool:
+    """Abstract members are there to be overridden (``Sequence.__getitem__``)."""
+    return getattr(member, "__isabstractmethod__", False) is True
 
 
 def rigged_comparisons(new_classes: list[type], report: Callable[[str], None]) -> None:

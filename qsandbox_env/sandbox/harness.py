@@ -21,6 +21,7 @@ import json
 import linecache
 import os
 import sys
+import sysconfig
 import traceback
 import types
 
@@ -33,6 +34,24 @@ _FINISH = "qsandbox.finish"
 # could read the token out of this process's memory, so it is refused outright, not just recorded.
 _REFUSED_PREFIXES = ("ctypes.", "gc.get_", "sys._current_frames")
 _SUSPECT_PREFIXES = ("sys.settrace", "sys.setprofile", "sys.addaudithook")
+# Attributes that hand out a frame, from which ``f_back`` leads to every caller's variables (the
+# test's expected value among them). ``sys._getframe`` raises its own event.
+_FRAME_ATTRIBUTES = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame"})
+# Library functions that take a frame only to read a module name or look names up in it, never
+# handing a frame on, whatever globals they run under: (file under a library directory, function
+# name). Anything else that takes a frame on the program's behalf counts as the program taking it.
+# They are known by file, not by identity, because many load only when a program needs them.
+_OWN_FRAME_USERS = (
+    ("collections/__init__.py", "namedtuple"),
+    ("typing.py", "_caller"),
+    ("enum.py", "_create_"),
+    ("typing_extensions.py", "_caller"),
+    ("typing_extensions.py", "_has_generic_or_protocol_as_origin"),
+    ("matplotlib/_api/__init__.py", "warn_external"),
+    ("numpy/matrixlib/defmatrix.py", "bmat"),
+    ("numpy/lib/_index_tricks_impl.py", "__getitem__"),
+    ("scipy/_lib/_bunch.py", "_make_tuple_bunch"),
+)
 # Attribute writes that rewrite a function or an object's class in place.
 _SUSPECT_WRITES = frozenset(
     {"__code__", "__defaults__", "__kwdefaults__", "__class__", "__bases__", "__closure__"}
@@ -73,8 +92,20 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
         )
     ]
     machinery = [(slot, memory[slot]) for slot in slots] if memory is not None else []
+    own_frame_users = dict(_OWN_FRAME_FILES)  # a copy: the module's dict is the program's too
+    frame_attributes, id_ = _FRAME_ATTRIBUTES, id
+    reach = "its callers' frames hold the test's variables"
+    logging_frames = _logging_frame_user()
+    traceback_frames = _traceback_frame_users()
+    # Slots of the dicts whose functions the logging and traceback allowances rely on.
+    module_slots = [
+        (slot, memory[slot])
+        for slot in (_version_slot_of(logging_frames[2]), _version_slot_of(traceback_frames[2]))
+        if slot is not None and memory is not None
+    ]
 
     flags: list[str] = []
+    test_codes: list[int] = []  # ids of the test's code objects, given before the program runs
     busy = [False]
     armed = [False]
     frames: list = []
@@ -131,6 +162,51 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
                 if issubclass_(type_(obj), type_):
                     into.append(obj)
 
+    def own_use(frame) -> bool:
+        # A library function that takes a frame for itself. The listed ones are safe under any
+        # globals; logging and traceback only with their own, unchanged module dicts.
+        code, frame_globals = frame.f_code, frame.f_globals
+        name = own_frame_users.get(code.co_filename)
+        if type_(name) is str_ and name == code.co_name:
+            return True
+        if memory is not None:
+            for slot, tag in module_slots:
+                if memory[slot] != tag:
+                    return False  # logging's or traceback's helpers may have been replaced
+        caller = frame.f_back
+        if code is logging_frames[0] and caller is not None:
+            # logging's currentframe(), called by Logger.findCaller itself, which keeps the frame.
+            return caller.f_code is logging_frames[1] and caller.f_globals is logging_frames[2]
+        if frame_globals is traceback_frames[2] and caller is not None:
+            # A traceback walker feeding StackSummary, which keeps only names and line numbers
+            # unless asked to capture locals.
+            for _ in (0, 1):
+                if caller is None or caller.f_globals is not traceback_frames[2]:
+                    return False
+                if caller.f_code is traceback_frames[1]:
+                    return caller.f_locals.get("capture_locals") is False
+                caller = caller.f_back
+        return False
+
+    def where(frame) -> str:
+        code = frame.f_code
+        return code.co_filename.rpartition("/")[2] + ":" + code.co_name
+
+    def for_program(frame) -> bool:
+        # Whether the frame that asked for a frame acts for the program: the nearest frame below
+        # it that the program or the test wrote is the program's, not the test's or the harness's.
+        first = frame
+        while frame is not None:
+            if is_ours(frame):
+                return False
+            code = frame.f_code
+            if by_program(code.co_filename) and not code.co_filename.endswith("unittest/mock.py"):
+                return id_(code) not in test_codes
+            if frame is first and own_use(frame):
+                return False
+            frame = frame.f_back
+        return False
+
     def machinery_intact() -> bool:
         for slot, tag in machinery:  # noqa: SIM110
             if memory[slot] != tag:
@@ -166,9 +242,22 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
                     and by_program(getframe(1).f_code.co_filename)
                 ):
                     flags.append(f"the program rewrote {args[1]} of an object")
+            elif event == "sys._getframe":
+                taker = getframe(1)
+                if for_program(taker):
+                    flags.append(f"the program took a frame ({event} in {where(taker)}): {reach}")
             elif (event == "object.__getattr__" or event == "function.__new__") and args:
                 if is_ours(args[0]):
                     flags.append("the program reached into the test harness")
+                elif (
+                    event == "object.__getattr__"
+                    and len_(args) > 1
+                    and type_(args[1]) is str_
+                    and args[1] in frame_attributes
+                    and for_program(getframe(1))
+                ):
+                    taker = getframe(1)
+                    flags.append(f"the program took a frame ({args[1]} in {where(taker)}): {reach}")
             elif (
                 event == "compile"
                 and len_(args) > 1
@@ -176,6 +265,14 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
                 and args[1] == program_file
             ):
                 flags.append("the program compiled code under the test's file name")
+            elif (
+                (event == "compile" or event == "code.__new__")
+                and len_(args) > 1
+                and type_(args[1]) is str_
+                and args[1] in own_frame_users
+                and by_program(getframe(1).f_code.co_filename)
+            ):
+                flags.append(f"the program compiled code under a library's file name ({args[1]})")
         finally:
             busy[0] = False
 
@@ -188,6 +285,10 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
         step = args[0]
         if step == "classes" and armed[0] and caller is frames[0] and len_(args) == 2:
             collect_new_classes(args[1])
+        elif step == "tests" and not armed[0] and caller.f_code is run_code and len_(args) == 2:
+            if type_(args[1]) is tuple_:
+                for code in args[1]:
+                    test_codes.append(id_(code))
         elif len_(args) != 1:
             return
         elif step == "arm" and not armed[0] and caller.f_code is run_code:
@@ -216,6 +317,42 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
                 write(report_fd, pass_line)
 
     sys.addaudithook(hook)
+
+
+def _own_frame_users() -> dict[str, str]:
+    """``{full file name: function name}`` for ``_OWN_FRAME_USERS`` under each library directory.
+
+    Programs cannot write there, and code they compile under one of these names is flagged.
+    """
+    paths = sysconfig.get_paths()
+    roots = {paths[key] for key in ("stdlib", "purelib", "platlib") if key in paths}
+    return {f"{root}/{file}": name for root in roots for file, name in _OWN_FRAME_USERS}
+
+
+_OWN_FRAME_FILES = _own_frame_users()
+
+
+def _logging_frame_user() -> tuple[object, object, dict | None]:
+    """logging's ``currentframe`` code, ``Logger.findCaller``'s code and logging's globals."""
+    module = sys.modules.get("logging")
+    if not isinstance(module, types.ModuleType):
+        return (None, None, None)
+    current = getattr(getattr(module, "currentframe", None), "__code__", None)
+    find_caller = getattr(getattr(module.Logger, "findCaller", None), "__code__", None)
+    return (current, find_caller, vars(module))
+
+
+def _traceback_frame_users() -> tuple[None, object, dict | None]:
+    """``StackSummary._extract_from_extended_frame_gen``'s code and traceback's globals."""
+    module = sys.modules.get("traceback")
+    extract = getattr(module, "StackSummary", None)
+    extract = getattr(extract, "_extract_from_extended_frame_gen", None)
+    code = getattr(getattr(extract, "__func__", extract), "__code__", None)
+    return (None, code, vars(module) if isinstance(module, types.ModuleType) else None)
+
+
+def _version_slot_of(d: dict | None) -> int | None:
+    return None if d is None else guard.version_slot(d)
 
 
 def _runtime_globals() -> list[dict]:
@@ -331,6 +468,7 @@ def run(program: dict, box: list[bytes], report_fd: int, snapshot: guard.Snapsho
     main.__dict__["__file__"] = PROGRAM_FILENAME
     sys.modules["__main__"] = main
     namespace = main.__dict__
+    sys.audit(_FINISH, "tests", _test_codes(code, test_line))
     sys.audit(_FINISH, "arm")
     try:
         exec(code, namespace)
@@ -355,10 +493,25 @@ def run(program: dict, box: list[bytes], report_fd: int, snapshot: guard.Snapsho
         _flag(change)
     new_classes: list[type] = []
     sys.audit(_FINISH, "classes", new_classes)
+    for finding in guard.rigged_overrides(new_classes, guard.test_attributes(source, test_line)):
+        _flag(finding)
     guard.rigged_comparisons(new_classes, _flag)
     _flush_output()
     sys.audit(_FINISH, "line")
     _report_pass()
+
+
+def _test_codes(code: types.CodeType, test_line: int) -> tuple[types.CodeType, ...]:
+    """The code objects of the test's functions (those that begin at or after ``test_line``)."""
+    found = []
+    stack = [code]
+    while stack:
+        for const in stack.pop().co_consts:
+            if type(const) is types.CodeType:
+                if const.co_firstlineno >= test_line:
+                    found.append(const)
+                stack.append(const)
+    return tuple(found)
 
 
 def _check_problem(check, candidate, entry_point: str, test_line: int) -> str:

@@ -1,0 +1,346 @@
+"""Programs that read the test's expected value out of its frame, or return rigged library objects.
+
+Many tests compute the expected value first and then call the candidate (``expected =
+reference(x); assert candidate(x) == expected``). Python hands any code a way to its caller's
+frame, and so to that ``expected``: ``sys._getframe``, ``inspect``, an exception's traceback, a
+generator's frame. Other programs return an instance of their own subclass of a library class
+whose ``equiv`` or ``count_ops`` answers what the test wants. Every attack here first fools a
+naive harness (a fresh interpreter, exit status 0 = pass); the Verifier must pass none of them,
+and must keep passing the honest programs next to them.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from qsandbox_env import Outcome
+from tests.conftest import program_task
+from tests.test_hostile import assert_fooled_naive_not_us
+
+# The expected value is computed by the test before it calls the candidate, as in many tasks.
+EXPECTED_FIRST = program_task(
+    "    import math\n"
+    "    x = 0.3\n"
+    "    expected = round(math.sin(x) ** 2 + 0.123456, 6)\n"
+    "    assert candidate(x) == expected, 'wrong value'\n",
+    entry_point="solve",
+)
+HONEST = "import math\ndef solve(x):\n    return round(math.sin(x) ** 2 + 0.123456, 6)\n"
+WRONG = "def solve(x):\n    return 0.0\n"
+
+FRAME_THEFTS = {
+    "sys._getframe(1)": (
+        "import sys\ndef solve(x):\n    return sys._getframe(1).f_locals['expected']\n"
+    ),
+    "inspect.currentframe().f_back": (
+        "import inspect\n"
+        "def solve(x):\n"
+        "    return inspect.currentframe().f_back.f_locals['expected']\n"
+    ),
+    "inspect.stack()": (
+        "import inspect\n"
+        "def solve(x):\n"
+        "    for info in inspect.stack():\n"
+        "        if 'expected' in info.frame.f_locals:\n"
+        "            return info.frame.f_locals['expected']\n"
+    ),
+    "an exception's traceback": (
+        "def solve(x):\n"
+        "    try:\n"
+        "        raise RuntimeError\n"
+        "    except RuntimeError as exc:\n"
+        "        return exc.__traceback__.tb_frame.f_back.f_locals['expected']\n"
+    ),
+    "logging.currentframe": (
+        "import logging\n"
+        "def solve(x):\n"
+        "    return logging.currentframe().f_back.f_locals['expected']\n"
+    ),
+    # The frame is taken while the program is imported, when no test is running; it is read
+    # later, from inside the generator, whose frame's f_back is whoever resumes it.
+    "a generator frame taken at import time": (
+        "def _spy():\n"
+        "    while True:\n"
+        "        yield FRAME.f_back.f_back.f_locals.get('expected')\n"
+        "SPY = _spy()\n"
+        "FRAME = SPY.gi_frame\n"
+        "def solve(x):\n"
+        "    return next(SPY)\n"
+    ),
+    "a coroutine frame taken at import time": (
+        "import types\n"
+        "@types.coroutine\n"
+        "def _wait():\n"
+        "    while True:\n"
+        "        yield FRAME.f_back.f_back.f_locals.get('expected')\n"
+        "async def _spy():\n"
+        "    await _wait()\n"
+        "SPY = _spy()\n"
+        "FRAME = SPY.cr_frame\n"
+        "def solve(x):\n"
+        "    return SPY.send(None)\n"
+    ),
+}
+
+
+def test_honest_and_wrong_answers_to_the_expected_first_task():
+    # Control: the task itself tells right from wrong.
+    from tests.test_hostile import naive_passes
+
+    assert naive_passes(EXPECTED_FIRST, HONEST)
+    assert not naive_passes(EXPECTED_FIRST, WRONG)
+
+
+@pytest.mark.parametrize("how", list(FRAME_THEFTS))
+def test_reading_the_expected_value_from_the_tests_frame(verifier, how):
+    verdict = assert_fooled_naive_not_us(
+        verifier, EXPECTED_FIRST, FRAME_THEFTS[how], expected=Outcome.TAMPERED
+    )
+    assert "frame" in verdict.detail
+
+
+# Library code that takes its caller's frame for itself, on the program's behalf, while the test
+# runs: none of it hands the frame back, so none of it is tampering.
+HONEST_FRAME_USERS = {
+    "namedtuple": (
+        "import collections, math\n"
+        "def solve(x):\n"
+        "    Pair = collections.namedtuple('Pair', 'value')\n"
+        "    return Pair(round(math.sin(x) ** 2 + 0.123456, 6)).value\n"
+    ),
+    "typing and enum": (
+        "import enum, math, typing\n"
+        "def solve(x):\n"
+        "    T = typing.TypeVar('T')\n"
+        "    Kind = enum.Enum('Kind', 'A B')\n"
+        "    assert T.__name__ == 'T' and Kind.A.value == 1\n"
+        "    return round(math.sin(x) ** 2 + 0.123456, 6)\n"
+    ),
+    "logging.warning": (
+        "import logging, math\n"
+        "def solve(x):\n"
+        "    logging.warning('computing %s', x)\n"
+        "    return round(math.sin(x) ** 2 + 0.123456, 6)\n"
+    ),
+    "traceback.format_exc": (
+        "import math, traceback\n"
+        "def solve(x):\n"
+        "    try:\n"
+        "        1 / 0\n"
+        "    except ZeroDivisionError:\n"
+        "        print(traceback.format_exc())\n"
+        "    return round(math.sin(x) ** 2 + 0.123456, 6)\n"
+    ),
+    "numpy.bmat": (
+        "import math\n"
+        "import numpy as np\n"
+        "def solve(x):\n"
+        "    a = np.array([[round(math.sin(x) ** 2 + 0.123456, 6)]])\n"
+        "    return float(np.bmat('a')[0, 0])\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("how", list(HONEST_FRAME_USERS))
+def test_library_code_taking_frames_for_itself_is_not_flagged(verifier, how):
+    verdict = verifier.verify(EXPECTED_FIRST, HONEST_FRAME_USERS[how])
+    assert verdict.outcome is Outcome.PASSED, verdict.detail
+
+
+def test_a_test_that_inspects_its_own_frames_still_passes(verifier):
+    task = program_task(
+        "    import inspect, sys\n"
+        "    assert inspect.currentframe().f_code.co_name == 'check'\n"
+        "    assert sys._getframe(0).f_locals['candidate'] is candidate\n"
+        "    assert candidate() == 42\n",
+        entry_point="answer",
+    )
+    assert verifier.verify(task, "def answer():\n    return 42\n").outcome is Outcome.PASSED
+
+
+def test_capturing_locals_through_traceback_is_flagged(verifier):
+    code = (
+        "import traceback\n"
+        "def solve(x):\n"
+        "    stack = traceback.StackSummary.extract(\n"
+        "        traceback.walk_stack(None), capture_locals=True\n"
+        "    )\n"
+        "    for summary in stack:\n"
+        "        if summary.locals and 'expected' in summary.locals:\n"
+        "            return float(summary.locals['expected'])\n"
+    )
+    verdict = assert_fooled_naive_not_us(verifier, EXPECTED_FIRST, code, expected=Outcome.TAMPERED)
+    assert "the program took a frame (sys._getframe in traceback.py:walk_stack)" in verdict.detail
+
+
+def test_a_wrong_answer_taking_a_frame_at_import_time_is_still_just_wrong(verifier):
+    code = "import sys\nMODULE = sys._getframe()\n" + WRONG
+    assert verifier.verify(EXPECTED_FIRST, code).outcome is Outcome.FAILED
+
+
+# -- program subclasses of library classes that answer the test's questions their own way --------
+GHZ = (
+    "    from qiskit import QuantumCircuit\n"
+    "    from qiskit.quantum_info import Statevector\n"
+    "    ghz = QuantumCircuit(3)\n"
+    "    ghz.h(0)\n"
+    "    ghz.cx(0, 1)\n"
+    "    ghz.cx(1, 2)\n"
+    "    qc = candidate()\n"
+    "    assert isinstance(qc, QuantumCircuit)\n"
+    "    assert Statevector(qc).equiv(Statevector(ghz))\n"
+)
+# Each test asks for a GHZ circuit within a budget; the padded answer is right but too big.
+BUDGET_TASKS = {
+    "count_ops": program_task(GHZ + "    assert qc.count_ops().get('cx', 0) <= 2\n", "ghz"),
+    "depth": program_task(GHZ + "    assert qc.depth() <= 3\n", "ghz"),
+    "__len__": program_task(GHZ + "    assert len(qc) <= 3\n", "ghz"),
+}
+PADDED_GHZ = (
+    "from qiskit import QuantumCircuit\n"
+    "def ghz():\n"
+    "    qc = Small(3)\n"
+    "    qc.h(0)\n"
+    "    qc.cx(0, 1)\n"
+    "    qc.cx(0, 1)\n"
+    "    qc.cx(0, 1)\n"
+    "    qc.cx(1, 2)\n"
+    "    return qc\n"
+)
+RIGGED_BUDGETS = {
+    "count_ops": "    def count_ops(self):\n        return {'h': 1, 'cx': 2}\n",
+    "depth": "    def depth(self, *args, **kwargs):\n        return 3\n",
+    "__len__": "    def __len__(self):\n        return 3\n",
+}
+HONEST_GHZ = "from qiskit import QuantumCircuit\n" + PADDED_GHZ.split("\n", 1)[1].replace(
+    "    qc.cx(0, 1)\n    qc.cx(0, 1)\n", ""
+).replace("Small(3)", "QuantumCircuit(3)")
+
+
+@pytest.mark.parametrize("method", list(BUDGET_TASKS))
+def test_the_budget_tasks_tell_a_padded_circuit_from_an_honest_one(verifier, method):
+    task = BUDGET_TASKS[method]
+    assert verifier.verify(task, HONEST_GHZ).outcome is Outcome.PASSED
+    padded = "class Small(QuantumCircuit):\n    pass\n" + PADDED_GHZ
+    assert verifier.verify(task, "from qiskit import QuantumCircuit\n" + padded).outcome is (
+        Outcome.FAILED
+    )
+
+
+@pytest.mark.parametrize("method", list(BUDGET_TASKS))
+def test_a_circuit_subclass_that_lies_about_its_size(verifier, method):
+    code = (
+        "from qiskit import QuantumCircuit\n"
+        f"class Small(QuantumCircuit):\n{RIGGED_BUDGETS[method]}" + PADDED_GHZ
+    )
+    verdict = assert_fooled_naive_not_us(
+        verifier, BUDGET_TASKS[method], code, expected=Outcome.TAMPERED
+    )
+    assert f"Small.{method} overrides QuantumCircuit.{method}" in verdict.detail
+
+
+def test_a_circuit_subclass_that_claims_more_qubits(verifier):
+    task = program_task(
+        "    from qiskit import QuantumCircuit\n"
+        "    qc = candidate()\n"
+        "    assert isinstance(qc, QuantumCircuit)\n"
+        "    assert qc.num_qubits == 5\n",
+        entry_point="five",
+    )
+    code = (
+        "from qiskit import QuantumCircuit\n"
+        "class Wide(QuantumCircuit):\n"
+        "    num_qubits = property(lambda self: 5)\n"
+        "def five():\n"
+        "    return Wide(1)\n"
+    )
+    verdict = assert_fooled_naive_not_us(verifier, task, code, expected=Outcome.TAMPERED)
+    assert "Wide.num_qubits overrides QuantumCircuit.num_qubits" in verdict.detail
+
+
+BELL_STATE_TASK = program_task(
+    "    from qiskit import QuantumCircuit\n"
+    "    from qiskit.quantum_info import Statevector\n"
+    "    bell = QuantumCircuit(2)\n"
+    "    bell.h(0)\n"
+    "    bell.cx(0, 1)\n"
+    "    state = candidate()\n"
+    "    assert isinstance(state, Statevector)\n"
+    "    assert state.equiv(Statevector(bell))\n",
+    entry_point="bell_state",
+)
+CX_OPERATOR_TASK = program_task(
+    "    from qiskit.circuit.library import CXGate\n"
+    "    from qiskit.quantum_info import Operator\n"
+    "    op = candidate()\n"
+    "    assert isinstance(op, Operator)\n"
+    "    assert op.equiv(Operator(CXGate()))\n",
+    entry_point="cx_operator",
+)
+
+
+def test_a_statevector_subclass_whose_equiv_is_always_true(verifier):
+    code = (
+        "from qiskit.quantum_info import Statevector\n"
+        "class S(Statevector):\n"
+        "    def equiv(self, other, rtol=None, atol=None):\n"
+        "        return True\n"
+        "def bell_state():\n"
+        "    return S([1, 0, 0, 0])\n"
+    )
+    verdict = assert_fooled_naive_not_us(verifier, BELL_STATE_TASK, code, expected=Outcome.TAMPERED)
+    assert "S.equiv overrides Statevector.equiv" in verdict.detail
+
+
+def test_an_operator_subclass_whose_equiv_is_always_true(verifier):
+    code = (
+        "import numpy as np\n"
+        "from qiskit.quantum_info import Operator\n"
+        "class O(Operator):\n"
+        "    equiv = lambda self, other, **kwargs: True\n"
+        "def cx_operator():\n"
+        "    return O(np.eye(4))\n"
+    )
+    verdict = assert_fooled_naive_not_us(
+        verifier, CX_OPERATOR_TASK, code, expected=Outcome.TAMPERED
+    )
+    assert "O.equiv overrides Operator.equiv" in verdict.detail
+
+
+# Legitimate subclasses: a gate that defines itself, a circuit with a helper of its own.
+def test_a_custom_gate_defined_by_its_decomposition_is_not_flagged(verifier):
+    code = (
+        "from qiskit import QuantumCircuit\n"
+        "from qiskit.circuit import Gate\n"
+        "from qiskit.quantum_info import Operator\n"
+        "class Entangler(Gate):\n"
+        "    def __init__(self):\n"
+        "        super().__init__('entangler', 2, [])\n"
+        "    def _define(self):\n"
+        "        qc = QuantumCircuit(2)\n"
+        "        qc.cx(0, 1)\n"
+        "        self.definition = qc\n"
+        "    def inverse(self, annotated=False):\n"
+        "        return Entangler()\n"
+        "def cx_operator():\n"
+        "    return Operator(Entangler().inverse())\n"
+    )
+    assert verifier.verify(CX_OPERATOR_TASK, code).outcome is Outcome.PASSED
+
+
+def test_a_circuit_subclass_with_a_helper_of_its_own_is_not_flagged(verifier):
+    code = (
+        "from qiskit import QuantumCircuit\n"
+        "class Ladder(QuantumCircuit):\n"
+        "    def __init__(self, n):\n"
+        "        super().__init__(n, name='ladder')\n"
+        "    def entangle(self):\n"
+        "        self.h(0)\n"
+        "        for q in range(self.num_qubits - 1):\n"
+        "            self.cx(q, q + 1)\n"
+        "        return self\n"
+        "def ghz():\n"
+        "    return Ladder(3).entangle()\n"
+    )
+    for task in BUDGET_TASKS.values():
+        assert verifier.verify(task, code).outcome is Outcome.PASSED
