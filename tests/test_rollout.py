@@ -7,6 +7,7 @@ program, only without Qiskit preloaded, so actors start in about a second.
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import pickle
@@ -29,6 +30,7 @@ from agents.rollout import (
     task_to_wire,
 )
 from qsandbox_env import Outcome, Task, TaskSet, load_tasks
+from qsandbox_env.cli import main as cli_main
 from qsandbox_env.env import QiskitCodeEnv
 from tests.conftest import ROOT, humaneval_path, program_task
 
@@ -319,6 +321,22 @@ def test_no_cluster_at_the_address_raises_a_runtime_error_saying_how_to_start_on
         "Start a cluster with `ray start --head` (then use address='auto'), give its address, "
         "or give no address for a new local Ray"
     )
+
+
+# -- the command line -------------------------------------------------------------------------
+def test_qsandbox_bench_with_ray_verifies_on_ray_actors(ray_session, tmp_path):
+    out = tmp_path / "run"
+    argv = ["bench", "--agent", "oracle", "--tasks", "bundled", "--limit", "2", "--out", str(out)]
+    code = cli_main([*argv, "--ray", "--workers", "1", "--no-progress"])
+    summary = json.loads((out / "summary.json").read_text())
+    assert (code, summary["samples"], summary["passed_samples"]) == (0, 2, 2)
+
+
+def test_qsandbox_bench_with_ray_reports_a_cluster_too_small(ray_session, tmp_path, capsys):
+    argv = ["bench", "--agent", "oracle", "--tasks", "bundled", "--out", str(tmp_path / "run")]
+    code = cli_main([*argv, "--ray", "--workers", "3", "--no-progress"])
+    expected = "--ray: RayVerifier: 3 actors of (CPU 1) each cannot be placed"
+    assert (code, expected in capsys.readouterr().err) == (2, True)
 
 
 # -- rollouts ---------------------------------------------------------------------------------
