@@ -86,7 +86,7 @@ def test_cli_reports_a_bad_hyper_parameter_before_loading_anything(capsys) -> No
     assert "group_size: expected an int >= 2" in capsys.readouterr().err
 
 
-def test_cli_says_server_generation_is_not_wired(capsys) -> None:
+def test_cli_refuses_server_generation_without_lora(capsys) -> None:
     code = main(
         [
             "train",
@@ -102,7 +102,7 @@ def test_cli_says_server_generation_is_not_wired(capsys) -> None:
         ]
     )
     assert code == 2
-    assert "generation through an OpenAI-compatible server (vLLM) is not wired yet" in (
+    assert "--lora: expected True with an openai:<model>@<url> generator, got False" in (
         capsys.readouterr().err
     )
 

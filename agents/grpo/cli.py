@@ -22,6 +22,7 @@ import re
 from typing import Any
 
 from agents.grpo.config import ADVANTAGE_SCALES, LOSS_TYPES, LR_SCHEDULES, PRECISIONS, GRPOConfig
+from agents.policy import PolicyError
 from qsandbox_env.cli import CLIError, Command, register
 
 __all__ = ["configure_grpo", "run_grpo"]
@@ -105,8 +106,15 @@ def configure_grpo(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--generator",
         default="hf",
-        help="hf (default: the trained model's generate). openai:<model>@<url> (vLLM) is not "
-        "wired yet: the server would keep sampling from its initial weights",
+        help="hf (default: the trained model's generate), or openai:<model>@<url>: sample from "
+        "a vLLM server started with --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, "
+        "which loads the trained LoRA adapter before each step (needs --lora)",
+    )
+    run.add_argument(
+        "--served-adapter-dir",
+        metavar="DIR",
+        help="where adapters for the server are written, a path it must read "
+        "(default: <out>/served-adapters)",
     )
     verify = parser.add_argument_group("verification")
     verify.add_argument("--workers", type=int, metavar="N", help="sandboxes (default: CPU count)")
@@ -128,12 +136,7 @@ def run_grpo(args: argparse.Namespace) -> int:
         return _run_demo(args)
     config = _config_from_args(args, GRPOConfig())
     _require(args, "model", "tasks", "out")
-    if args.generator != "hf":
-        raise CLIError(
-            f"--generator: expected hf, got {args.generator!r}; generation through an "
-            "OpenAI-compatible server (vLLM) is not wired yet, because the trainer does not push "
-            "updated weights to the server"
-        )
+    generator = _generator(args, config)
     tasks = _load(args.tasks, _task_options(args.task_option))
     eval_tasks = _load(args.eval_tasks, {}) if args.eval_tasks else None
     torch, transformers = _import_torch()
@@ -146,7 +149,14 @@ def run_grpo(args: argparse.Namespace) -> int:
     torch.manual_seed(config.seed)
     with _closing(build_verifier(args.workers, args.timeout, None, args.ray)) as verifier:
         trainer = GRPOTrainer(
-            config, model, tokenizer, tasks, verifier, eval_tasks=eval_tasks, out_dir=args.out
+            config,
+            model,
+            tokenizer,
+            tasks,
+            verifier,
+            eval_tasks=eval_tasks,
+            out_dir=args.out,
+            generator=generator,
         )
         if args.resume:
             where = checkpoint.latest(args.out) if args.resume == "latest" else args.resume
@@ -154,9 +164,28 @@ def run_grpo(args: argparse.Namespace) -> int:
                 raise CLIError(f"--resume: no checkpoint under {args.out}/checkpoints")
             trainer.resume(where)
             print(f"resumed from {where} at step {trainer.step}")
-        trainer.train()
+        try:
+            trainer.train()
+        except PolicyError as error:  # the server's failure, worded with its fix
+            raise CLIError(str(error)) from None
+        finally:
+            if generator is not None:
+                generator.close()
     print(f"final model: {os.path.join(args.out, 'final')}")
     return 0
+
+
+def _generator(args: argparse.Namespace, config: GRPOConfig) -> Any:
+    """None for ``hf``; a `ServedGenerator` for ``openai:<model>@<url>`` (LoRA runs only)."""
+    if args.generator == "hf":
+        return None
+    from agents.grpo.served import ServedGenerator
+
+    adapter_dir = args.served_adapter_dir or os.path.join(args.out, "served-adapters")
+    try:
+        return ServedGenerator.from_spec(args.generator, config, adapter_dir)
+    except ValueError as error:  # names the option: "generator: ..." or "lora: ..."
+        raise CLIError(f"--{error}") from None
 
 
 def _run_demo(args: argparse.Namespace) -> int:

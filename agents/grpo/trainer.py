@@ -1,7 +1,8 @@
 """GRPOTrainer: the GRPO training loop over the Verifier's reward, in the order it runs.
 
-One step: sample tasks → generate ``group_size`` completions per task (Hugging Face ``generate``,
-chat template when the tokenizer has one) → score them through the Verifier in parallel → compute
+One step: sample tasks → generate ``group_size`` completions per task (a `Generator`: Hugging
+Face ``generate``, or an OpenAI-compatible server through `agents.grpo.served`; chat template
+when the tokenizer has one) → score them through the Verifier in parallel → compute
 group-relative advantages → freeze the sampling policy's log-probs → ``iterations`` passes of
 clipped policy-gradient updates with gradient accumulation → log → checkpoint → evaluate.
 
@@ -40,7 +41,15 @@ from qsandbox_env.env import COMPLETION_INSTRUCTION, PROGRAM_INSTRUCTION, SYSTEM
 from qsandbox_env.tasks import Task
 from qsandbox_env.verifier import Outcome, Verdict
 
-__all__ = ["METRICS", "EvalResult", "GRPOTrainer", "Rollouts", "VerifierLike"]
+__all__ = [
+    "METRICS",
+    "EvalResult",
+    "GRPOTrainer",
+    "Generator",
+    "HFGenerator",
+    "Rollouts",
+    "VerifierLike",
+]
 
 PEFT_INSTALL = 'pip install "qsandbox[grpo]"  # or: pip install peft'
 
@@ -72,6 +81,20 @@ class VerifierLike(Protocol):
     """What the trainer needs from a verifier: `Verifier.verify_many`'s signature."""
 
     def verify_many(self, pairs: Sequence[tuple[Task, str]]) -> list[Verdict]: ...
+
+
+class Generator(Protocol):
+    """Where the trainer's completions come from: `HFGenerator` (default) or
+    `agents.grpo.served.ServedGenerator` (an OpenAI-compatible server such as vLLM)."""
+
+    def sample(
+        self, trainer: GRPOTrainer, prompts: list[list[int]], n: int, temperature: float
+    ) -> list[list[int]]:
+        """``n`` completions per prompt as token ids of ``trainer.tokenizer``, prompt-major
+        (row ``i * n + j`` is sample ``j`` of prompt ``i``), sampled from ``trainer.model``'s
+        current weights (greedy when ``temperature`` is 0). A completion ends with EOS when the
+        model chose it; tokens after an EOS are ignored."""
+        ...
 
 
 @dataclass
@@ -129,6 +152,8 @@ class GRPOTrainer:
         eval_tasks: Held-out tasks for the periodic pass@1; None for no evaluation.
         out_dir: Where metrics, checkpoints and the final model go; None writes nothing.
         echo: Where progress lines go (``print`` by default; a no-op to silence).
+        generator: Where completions come from; None is `HFGenerator` (the model's own
+            ``generate``).
 
     Example (``model``, ``tokenizer`` and ``verifier`` built beforehand)::
 
@@ -148,6 +173,7 @@ class GRPOTrainer:
         eval_tasks: Sequence[Task] | Any | None = None,
         out_dir: str | None = None,
         echo: Callable[[str], None] = print,
+        generator: Generator | None = None,
     ) -> None:
         if not isinstance(config, GRPOConfig):
             raise TypeError(f"config: expected GRPOConfig, got {type(config).__name__}")
@@ -173,6 +199,7 @@ class GRPOTrainer:
         self.reduce = LOSS_REDUCTIONS[config.loss_type]
         self.out_dir = out_dir
         self.echo = echo
+        self.generator: Generator = generator if generator is not None else HFGenerator()
         self.step = 0
         self._verdict_cache: dict[tuple[str, str], Verdict] = {}
         self._logger: MetricsLogger | None = None
@@ -272,30 +299,16 @@ class GRPOTrainer:
     ) -> None:
         texts = [self.prompt_text(task) for task in tasks]
         add_special = not self._uses_chat_template()  # a chat template brings its own
-        encoded = self.tokenizer(
-            texts, return_tensors="pt", padding=True, add_special_tokens=add_special
-        ).to(self.device)
-        sampling = (
-            {"do_sample": True, "temperature": temperature, "top_p": self.config.top_p}
-            if temperature > 0
-            else {"do_sample": False}
-        )
-        with self._autocast():
-            output = self.model.generate(
-                **encoded,
-                **sampling,
-                max_new_tokens=self.config.max_new_tokens,
-                num_return_sequences=n,
-                pad_token_id=self.tokenizer.pad_token_id,
-                eos_token_id=self.tokenizer.eos_token_id,
-            )
-        width = encoded["input_ids"].shape[1]
-        for row, sequence in enumerate(output.tolist()):
-            prompt_row = encoded["input_ids"][row // n]
-            prompt_mask = encoded["attention_mask"][row // n]
-            completion, truncated = self._cut_at_eos(sequence[width:])
+        encoded = self.tokenizer(texts, padding=True, add_special_tokens=add_special)
+        prompts = [
+            [token for token, keep in zip(ids, mask, strict=True) if keep]
+            for ids, mask in zip(encoded["input_ids"], encoded["attention_mask"], strict=True)
+        ]
+        samples = self.generator.sample(self, prompts, n, temperature)  # [len(tasks) * n]
+        for row, tokens in enumerate(samples):
+            completion, truncated = self._cut_at_eos(tokens)
             rollouts.tasks.append(tasks[row // n])
-            rollouts.prompt_ids.append(prompt_row[prompt_mask.bool()].tolist())
+            rollouts.prompt_ids.append(prompts[row // n])
             rollouts.completion_ids.append(completion)
             rollouts.truncated.append(truncated)
             rollouts.texts.append(self._decode(completion))
@@ -516,6 +529,35 @@ class GRPOTrainer:
         """Write the trained model (LoRA: the adapters) and tokenizer with ``save_pretrained``."""
         self.model.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory)
+
+
+class HFGenerator:
+    """Samples with the trained model's own Hugging Face ``generate`` (the default `Generator`)."""
+
+    def sample(
+        self, trainer: GRPOTrainer, prompts: list[list[int]], n: int, temperature: float
+    ) -> list[list[int]]:
+        """See `Generator.sample`."""
+        pad = trainer.tokenizer.pad_token_id
+        width = max(len(ids) for ids in prompts)
+        input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in prompts])
+        attention = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in prompts])
+        sampling = (
+            {"do_sample": True, "temperature": temperature, "top_p": trainer.config.top_p}
+            if temperature > 0
+            else {"do_sample": False}
+        )
+        with torch.no_grad(), trainer._autocast():
+            output = trainer.model.generate(
+                input_ids=input_ids.to(trainer.device),
+                attention_mask=attention.to(trainer.device),
+                **sampling,
+                max_new_tokens=trainer.config.max_new_tokens,
+                num_return_sequences=n,
+                pad_token_id=pad,
+                eos_token_id=trainer.tokenizer.eos_token_id,
+            )
+        return [sequence[width:] for sequence in output.tolist()]
 
 
 _TOKEN_METRICS = ("clip_fraction", "approx_kl", "kl_ref", "entropy")
