@@ -339,6 +339,38 @@ def test_qsandbox_bench_with_ray_reports_a_cluster_too_small(ray_session, tmp_pa
     assert (code, expected in capsys.readouterr().err) == (2, True)
 
 
+@pytest.mark.torch
+def test_qsandbox_train_grpo_with_ray_trains_on_ray_verdicts(ray_session, tmp_path, capsys):
+    pytest.importorskip("transformers")
+    from agents.grpo import demo
+
+    tasks = demo.demo_tasks()
+    tokenizer = demo.demo_tokenizer(tasks)
+    demo.demo_model(len(tokenizer)).save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    records = [
+        {"task_id": t.task_id, "prompt": t.prompt, "test": t.test, "entry_point": t.entry_point}
+        for t in tasks.values()
+    ]
+    (tmp_path / "tasks.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "run"
+    code = cli_main(
+        [
+            "train",
+            "grpo",
+            "--model",
+            str(tmp_path / "model"),
+            "--tasks",
+            str(tmp_path / "tasks.jsonl"),
+        ]
+        + ["--out", str(out), "--steps", "1", "--prompts-per-step", "2", "--group-size", "4"]
+        + ["--micro-batch-size", "8", "--max-new-tokens", "3", "--no-tensorboard"]
+        + ["--ray", "--workers", "1"]
+    )
+    assert code == 0, capsys.readouterr().err[-2000:]
+    assert (out / "metrics.csv").read_text().count("\n") == 2  # header and step 1
+
+
 # -- rollouts ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def bundled() -> TaskSet:
