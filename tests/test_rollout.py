@@ -354,19 +354,12 @@ def test_qsandbox_train_grpo_with_ray_trains_on_ray_verdicts(ray_session, tmp_pa
     ]
     (tmp_path / "tasks.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     out = tmp_path / "run"
-    code = cli_main(
-        [
-            "train",
-            "grpo",
-            "--model",
-            str(tmp_path / "model"),
-            "--tasks",
-            str(tmp_path / "tasks.jsonl"),
-        ]
-        + ["--out", str(out), "--steps", "1", "--prompts-per-step", "2", "--group-size", "4"]
-        + ["--micro-batch-size", "8", "--max-new-tokens", "3", "--no-tensorboard"]
-        + ["--ray", "--workers", "1"]
+    argv = (
+        f"train grpo --model {tmp_path / 'model'} --tasks {tmp_path / 'tasks.jsonl'} --out {out} "
+        "--steps 1 --prompts-per-step 2 --group-size 4 --micro-batch-size 8 --max-new-tokens 3 "
+        "--no-tensorboard --ray --workers 1"
     )
+    code = cli_main(argv.split())
     assert code == 0, capsys.readouterr().err[-2000:]
     assert (out / "metrics.csv").read_text().count("\n") == 2  # header and step 1
 
