@@ -12,10 +12,19 @@ and must keep passing the honest programs next to them.
 from __future__ import annotations
 
 import pytest
+from qiskit_ibm_runtime.fake_provider.local_service import QiskitRuntimeLocalService
 
-from qsandbox_env import Outcome
+from qsandbox_env import Broker, Outcome, Verifier
 from tests.conftest import program_task
 from tests.test_hostile import assert_fooled_naive_not_us
+from tests.test_hostile_targets import (
+    FORGER,
+    QPU_DEVICE,
+    QPU_PRELOAD,
+    QPU_TASK,
+    ZEROS,
+    naive_passes_with_broker,
+)
 
 # The expected value is computed by the test before it calls the candidate, as in many tasks.
 EXPECTED_FIRST = program_task(
@@ -344,3 +353,55 @@ def test_a_circuit_subclass_with_a_helper_of_its_own_is_not_flagged(verifier):
     )
     for task in BUDGET_TASKS.values():
         assert verifier.verify(task, code).outcome is Outcome.PASSED
+
+
+# -- the QPU broker's descriptor (ibm: targets) --------------------------------------------------
+# Puts a socket of the program's own behind the channel's descriptor number and relays the
+# test's requests to the real broker, rewriting every result to all-ones bits on the way back.
+@pytest.fixture(scope="module")
+def qpu():
+    broker = Broker(QiskitRuntimeLocalService(), batch_window=0.0)
+    with Verifier(1, target=f"ibm:{QPU_DEVICE}", broker=broker, preload=QPU_PRELOAD) as v:
+        yield v
+
+
+DUP2_RELAY = FORGER + (
+    "import os, socket, threading\n"
+    "from qsandbox_env.sandbox import protocol\n"
+    "channel = qpu_proxy._LINK['channel']\n"
+    "real = os.dup(channel.fd)\n"
+    "ours, theirs = socket.socketpair()\n"
+    "os.dup2(ours.fileno(), channel.fd)\n"
+    "def relay():\n"
+    "    while (message := protocol.read_message(theirs.fileno())) is not None:\n"
+    "        protocol.write_message(real, message)\n"
+    "        reply = protocol.read_message(real)\n"
+    "        if isinstance(reply.get('ok'), dict):\n"
+    "            forged(reply['ok'])\n"
+    "        protocol.write_message(theirs.fileno(), reply)\n"
+    "threading.Thread(target=relay, daemon=True).start()\n"
+)
+
+
+def test_a_socket_dup2ed_over_the_broker_descriptor_is_refused(qpu):
+    verdict = qpu.verify(QPU_TASK, DUP2_RELAY + ZEROS)
+    assert verdict.outcome is Outcome.ERROR, (verdict.outcome, verdict.detail)
+    assert "the QPU broker channel now leads somewhere else" in verdict.detail
+
+
+def test_a_dup2ed_socket_with_the_channels_record_rewritten_is_tampering(qpu):
+    code = DUP2_RELAY + "channel.identity = qpu_proxy.descriptor_identity(channel.fd)\n" + ZEROS
+    assert naive_passes_with_broker(QPU_TASK, code), "the attack does not fool a naive harness"
+    verdict = qpu.verify(QPU_TASK, code)
+    assert verdict.outcome is Outcome.TAMPERED, (verdict.outcome, verdict.detail)
+    assert "QPU proxy: the broker descriptor: changed by the program" in verdict.detail
+
+
+def test_pointing_the_channel_at_another_descriptor_is_tampering(qpu):
+    code = DUP2_RELAY.replace("os.dup2(ours.fileno(), channel.fd)\n", "") + (
+        "channel.fd = ours.fileno()\nchannel.identity = qpu_proxy.descriptor_identity(channel.fd)\n"
+    )
+    code += ZEROS
+    assert naive_passes_with_broker(QPU_TASK, code), "the attack does not fool a naive harness"
+    verdict = qpu.verify(QPU_TASK, code)
+    assert verdict.outcome is Outcome.TAMPERED, (verdict.outcome, verdict.detail)

@@ -17,6 +17,7 @@ hold, ask for or receive a credential; everything it learns comes from the broke
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
@@ -53,10 +54,15 @@ class BrokerChannel:
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
+        self.identity = descriptor_identity(fd)
 
     def request(self, message: dict) -> Any:
+        # A program could dup2 a socket of its own over the descriptor and answer the test's
+        # requests itself; the descriptor must still be the one the zygote handed over.
+        self._check_descriptor()
         protocol.write_message(self.fd, message)
         reply = protocol.read_message(self.fd)
+        self._check_descriptor()
         if reply is None:
             raise RuntimeJobFailureError("the QPU broker closed its channel")
         if "error" in reply:
@@ -64,6 +70,19 @@ class BrokerChannel:
                 raise QPUBudgetExhausted(reply["error"])
             raise RuntimeJobFailureError(reply["error"])
         return reply["ok"]
+
+    def _check_descriptor(self) -> None:
+        if descriptor_identity(self.fd) != self.identity:
+            raise RuntimeJobFailureError("the QPU broker channel now leads somewhere else")
+
+
+def descriptor_identity(fd: int) -> tuple[int, int]:
+    """(device, inode) of what ``fd`` refers to; (-1, -1) when it is closed."""
+    try:
+        status = os.fstat(fd)
+    except OSError:
+        return (-1, -1)
+    return (status.st_dev, status.st_ino)
 
 
 def attach(fd: int, device: str) -> None:
@@ -349,11 +368,29 @@ def seals() -> list[tuple[str, Any]]:
     return [("QPU proxy: the link to the broker", _link_state)]
 
 
+def descriptor_seal() -> tuple[str, Any]:
+    """What the child seals right after :func:`attach`: the channel's descriptor and its identity.
+
+    Recorded before the program runs, as plain numbers; a program that points the channel at
+    another descriptor, or puts another socket behind the same number, changes them.
+    """
+    return ("QPU proxy: the broker descriptor", _descriptor_state)
+
+
+def _descriptor_state() -> tuple[object, ...]:
+    channel = _LINK.get("channel")
+    if type(channel) is not BrokerChannel:
+        return ()
+    fd = vars(channel).get("fd")
+    return (fd, vars(channel).get("identity"), descriptor_identity(fd) if type(fd) is int else ())
+
+
 def _link_state() -> tuple[bool, bool]:
     """Invariants of the link, as true before :func:`attach` (in the zygote) as after it."""
     channel, backend = _LINK.get("channel"), _LINK.get("backend")
     return (
-        channel is None or (type(channel) is BrokerChannel and tuple(vars(channel)) == ("fd",)),
+        channel is None
+        or (type(channel) is BrokerChannel and tuple(vars(channel)) == ("fd", "identity")),
         backend is None
         or (type(backend) is BrokeredBackend and not guard.shadowed_methods(backend)),
     )

@@ -312,11 +312,12 @@ def _child(
         signal.signal(signal.SIGINT, signal.default_int_handler)
         from qsandbox_env.sandbox import harness
 
+        assert zygote.snapshot is not None  # taken at start-up, before any request
         if broker_fd >= 0:
             from qsandbox_env.sandbox import qpu_proxy  # installed at start-up (ibm: targets)
 
             qpu_proxy.attach(broker_fd, str(request["broker"].get("device", "")))
-        assert zygote.snapshot is not None  # taken at start-up, before any request
+            zygote.snapshot.seal(*qpu_proxy.descriptor_seal())  # this child's copy only
         harness.run(request["program"], box, report_fd, zygote.snapshot)
         code = 0
     except BaseException:  # noqa: BLE001 - nothing may escape into the zygote's loop
