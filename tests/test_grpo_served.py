@@ -275,3 +275,30 @@ def test_full_fine_tuning_is_refused_with_the_reason() -> None:
     config = dataclasses.replace(CONFIG, lora=False)
     with pytest.raises(ValueError, match=re.escape(LORA_REQUIRED)):
         ServedGenerator(BASE_NAME, "http://127.0.0.1:8000/v1", config, "adapters")
+
+
+def test_cli_trains_with_the_served_generator(base, tmp_path, capsys) -> None:
+    from qsandbox_env.cli import main
+
+    keys = ("task_id", "prompt", "test", "entry_point")
+    lines = [
+        json.dumps({key: getattr(task, key) for key in keys}) for task in spread_tasks().values()
+    ]
+    (tmp_path / "tasks.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with TinyLoRAServer(base[0], base[1]) as server:
+        code = main(
+            [
+                *("train", "grpo", "--model", base[0], "--tasks", str(tmp_path / "tasks.jsonl")),
+                *("--out", str(tmp_path / "run"), "--lora", "--lora-target-modules", "q_proj"),
+                *("--generator", f"openai:{BASE_NAME}@{server.url}"),
+                *("--served-adapter-dir", str(tmp_path / "shared")),
+                *("--steps", "1", "--prompts-per-step", "2", "--group-size", "4"),
+                *("--micro-batch-size", "8", "--max-new-tokens", "3", "--workers", "1"),
+                "--no-tensorboard",
+            ]
+        )
+    assert code == 0, capsys.readouterr().err
+    assert [body["lora_path"] for body in server.routes("load_lora_adapter")] == [
+        str(tmp_path / "shared" / "step-0")
+    ]
+    assert (tmp_path / "run" / "final" / "adapter_model.safetensors").is_file()
