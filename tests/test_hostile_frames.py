@@ -405,3 +405,17 @@ def test_pointing_the_channel_at_another_descriptor_is_tampering(qpu):
     assert naive_passes_with_broker(QPU_TASK, code), "the attack does not fool a naive harness"
     verdict = qpu.verify(QPU_TASK, code)
     assert verdict.outcome is Outcome.TAMPERED, (verdict.outcome, verdict.detail)
+
+
+def test_code_compiled_under_a_trusted_library_functions_name_is_tampering(verifier):
+    # Dressed up as collections.namedtuple, which may take its caller's frame for itself.
+    code = (
+        "import collections\n"
+        "source = 'def namedtuple():\\n    return _sys._getframe(2)\\n'\n"
+        "space = {'_sys': __import__('sys')}\n"
+        "exec(compile(source, collections.__file__, 'exec'), space)\n"
+        "def solve(x):\n"
+        "    return space['namedtuple']().f_locals['expected']\n"
+    )
+    verdict = assert_fooled_naive_not_us(verifier, EXPECTED_FIRST, code, expected=Outcome.TAMPERED)
+    assert "compiled code under a library's file name" in verdict.detail
