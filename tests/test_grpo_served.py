@@ -204,6 +204,7 @@ def test_each_step_loads_its_adapter_and_unloads_the_previous_one(base, verifier
         {"lora_name": "qsandbox-step-1", "lora_path": str(adapters / "step-1")},
     ]
     assert server.routes("unload_lora_adapter") == [{"lora_name": "qsandbox-step-0"}]
+    assert sorted(path.name for path in adapters.iterdir()) == ["step-1"]  # unloaded: deleted
     sampled = [body["model"] for body in server.routes("completions")]
     assert sampled == ["qsandbox-step-0"] * 2 + ["qsandbox-step-1"] * 2  # one request a prompt
     assert all(body["n"] == CONFIG.group_size for body in server.routes("completions"))

@@ -12,7 +12,8 @@ step), this module pushes them, the way vLLM loads LoRA adapters at runtime
 2. ``POST <base-url>/load_lora_adapter`` with ``{"lora_name": "qsandbox-step-<N>",
    "lora_path": <absolute path>}`` (vLLM needs ``--enable-lora`` and the environment variable
    ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``, else the route is absent: HTTP 404);
-3. ``POST <base-url>/unload_lora_adapter`` with ``{"lora_name": <the previous name>}``.
+3. ``POST <base-url>/unload_lora_adapter`` with ``{"lora_name": <the previous name>}``, and
+   the previous adapter's folder is deleted (only the one the server samples stays on disk).
 
 Sampling is ``POST <base-url>/completions`` with ``"model": "qsandbox-step-<N>"`` (base plus that
 adapter), the prompt as the token ids the trainer built (chat template included, so the server
@@ -32,6 +33,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import time
 import urllib.error
 import urllib.request
@@ -166,6 +168,9 @@ class ServedGenerator:
         self._load_adapter(name, path)
         if self.served_name is not None and self.served_name != name:
             self._post("unload_lora_adapter", {"lora_name": self.served_name})
+            # One adapter per step would fill the disk over a long run (tens of MB each).
+            previous = os.path.join(self.adapter_dir, f"step-{self.served_step}")
+            shutil.rmtree(previous, ignore_errors=True)
         self.served_name, self.served_step = name, step
 
     def check_server(self) -> None:
