@@ -562,7 +562,8 @@ def _library_written(value: object) -> bool:
         value = _PROPERTY_FGET.__get__(value)
     if not _is_instance(value, types.FunctionType):
         return False
-    return not is_program_file(value.__code__.co_filename)
+    filename = value.__code__.co_filename
+    return _type(filename) is str and not is_program_file(filename)  # a str subclass could lie
 
 
 def _abstract(member: object) -> bool:

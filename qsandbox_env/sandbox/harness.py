@@ -166,8 +166,13 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
         # A library function that takes a frame for itself. The listed ones are safe under any
         # globals; logging and traceback only with their own, unchanged module dicts.
         code, frame_globals = frame.f_code, frame.f_globals
-        name = own_frame_users.get(code.co_filename)
-        if type_(name) is str_ and name == code.co_name:
+        filename, function = code.co_filename, code.co_name
+        # Exact str only: a str subclass's own __hash__ or __eq__ would run here.
+        if (
+            type_(filename) is str_
+            and type_(function) is str_
+            and own_frame_users.get(filename) == function
+        ):
             return True
         if memory is not None:
             for slot, tag in module_slots:
@@ -190,7 +195,10 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
 
     def where(frame) -> str:
         code = frame.f_code
-        return code.co_filename.rpartition("/")[2] + ":" + code.co_name
+        filename, function = code.co_filename, code.co_name
+        if type_(filename) is not str_ or type_(function) is not str_:
+            return "?"
+        return filename.rpartition("/")[2] + ":" + function
 
     def for_program(frame) -> bool:
         # Whether the frame that asked for a frame acts for the program: the nearest frame below
@@ -200,7 +208,10 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
             if is_ours(frame):
                 return False
             code = frame.f_code
-            if by_program(code.co_filename) and not code.co_filename.endswith("unittest/mock.py"):
+            filename = code.co_filename
+            if type_(filename) is not str_:
+                return True  # only the program makes code with a str subclass for a file name
+            if by_program(filename) and not filename.endswith("unittest/mock.py"):
                 return id_(code) not in test_codes
             if frame is first and own_use(frame):
                 return False
