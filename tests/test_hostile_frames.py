@@ -419,3 +419,153 @@ def test_code_compiled_under_a_trusted_library_functions_name_is_tampering(verif
     )
     verdict = assert_fooled_naive_not_us(verifier, EXPECTED_FIRST, code, expected=Outcome.TAMPERED)
     assert "compiled code under a library's file name" in verdict.detail
+
+
+# -- signal handlers --------------------------------------------------------------------------
+# A Python signal handler is called with the frame that was running, and no audit event says so:
+# from the candidate's frame, f_back leads to the test's ``expected``. The handler puts the
+# default back, so nothing is left installed when the test ends.
+_STEALER = (
+    "STOLEN = []\n"
+    "def _steal(signum, frame):\n"
+    "    while frame is not None and 'expected' not in frame.f_locals:\n"
+    "        frame = frame.f_back\n"
+    "    if frame is not None:\n"
+    "        STOLEN.append(frame.f_locals['expected'])\n"
+    "    signal.signal(signum, signal.SIG_DFL)\n"
+    "def _wait():\n"
+    "    for _ in range(50_000_000):\n"
+    "        if STOLEN:\n"
+    "            return STOLEN[0]\n"
+)
+SIGNAL_TRIGGERS = {
+    "setitimer(ITIMER_REAL)": ("SIGALRM", "signal.setitimer(signal.ITIMER_REAL, 1e-4)"),
+    "alarm": ("SIGALRM", "signal.alarm(1)"),
+    "setitimer(ITIMER_VIRTUAL)": ("SIGVTALRM", "signal.setitimer(signal.ITIMER_VIRTUAL, 1e-3)"),
+    "setitimer(ITIMER_PROF)": ("SIGPROF", "signal.setitimer(signal.ITIMER_PROF, 1e-3)"),
+    "os.kill": ("SIGUSR1", "os.kill(os.getpid(), signal.SIGUSR1)"),
+    "raise_signal": ("SIGUSR1", "signal.raise_signal(signal.SIGUSR1)"),
+    "pthread_kill": ("SIGUSR1", "signal.pthread_kill(threading.get_ident(), signal.SIGUSR1)"),
+}
+
+
+def signal_theft(trigger: str, installer: str = "signal.signal", inside: bool = False) -> str:
+    """A program whose handler, fired by ``trigger`` inside the candidate, steals ``expected``."""
+    signum, fire = SIGNAL_TRIGGERS[trigger]
+    install = f"{installer}(signal.{signum}, _steal)\n"
+    return (
+        "import _signal, os, signal, threading\n"
+        + _STEALER
+        + ("" if inside else install)
+        + "def solve(x):\n"
+        + ("    " + install if inside else "")
+        + f"    {fire}\n"
+        + "    return _wait()\n"
+    )
+
+
+def assert_handler_refused(verdict) -> None:
+    assert verdict.outcome is Outcome.ERROR, (verdict.outcome, verdict.detail)
+    assert verdict.error_type == "PermissionError"
+    assert "signal handlers are not allowed in the sandbox" in verdict.detail
+
+
+@pytest.mark.parametrize("trigger", list(SIGNAL_TRIGGERS))
+def test_a_signal_handler_installed_at_import_reads_the_tests_frame(verifier, trigger):
+    verdict = assert_fooled_naive_not_us(verifier, EXPECTED_FIRST, signal_theft(trigger))
+    assert_handler_refused(verdict)
+
+
+@pytest.mark.parametrize("installer", ["signal.signal", "_signal.signal"])
+@pytest.mark.parametrize("inside", [False, True], ids=["at import", "inside the candidate"])
+def test_a_signal_handler_installed_either_way_reads_the_tests_frame(verifier, installer, inside):
+    code = signal_theft("setitimer(ITIMER_REAL)", installer, inside)
+    assert_handler_refused(assert_fooled_naive_not_us(verifier, EXPECTED_FIRST, code))
+
+
+def test_a_pass_after_a_refused_signal_handler_is_tampering(verifier):
+    code = (
+        "import math, signal\n"
+        "try:\n"
+        "    signal.signal(signal.SIGUSR1, lambda signum, frame: None)\n"
+        "except PermissionError:\n"
+        "    pass\n" + HONEST.partition("\n")[2]
+    )
+    verdict = verifier.verify(EXPECTED_FIRST, code)
+    assert verdict.outcome is Outcome.TAMPERED, (verdict.outcome, verdict.detail)
+    assert "the program installed a signal handler (signal 10)" in verdict.detail
+
+
+# Ways to the real installer that the stand-in does not cover by itself.
+FRESH_INSTALLERS = {
+    "a fresh _signal module": (
+        "import importlib.util\n"
+        "spec = importlib.util.find_spec('_signal')\n"
+        "fresh = importlib.util.module_from_spec(spec)\n"
+        "fresh.signal(signal.SIGUSR1, _steal)\n"
+    ),
+    "a fresh _signal from _imp.create_builtin": (
+        "import _imp, importlib.util\n"
+        "fresh = _imp.create_builtin(importlib.util.find_spec('_signal'))\n"
+        "fresh.signal(signal.SIGUSR1, _steal)\n"
+    ),
+    "a fresh _imp module": (
+        "import importlib.util\n"
+        "imp = importlib.util.module_from_spec(importlib.util.find_spec('_imp'))\n"
+        "fresh = imp.create_builtin(importlib.util.find_spec('_signal'))\n"
+        "fresh.signal(signal.SIGUSR1, _steal)\n"
+    ),
+    "importlib.reload(_signal)": (
+        "import importlib\nimportlib.reload(_signal)\n_signal.signal(signal.SIGUSR1, _steal)\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("how", list(FRESH_INSTALLERS))
+def test_a_signal_handler_installed_through_a_fresh_module_is_refused(verifier, how):
+    code = (
+        "import _signal, os, signal\n"
+        + _STEALER
+        + FRESH_INSTALLERS[how]
+        + "def solve(x):\n    os.kill(os.getpid(), signal.SIGUSR1)\n    return _wait()\n"
+    )
+    verdict = assert_fooled_naive_not_us(verifier, EXPECTED_FIRST, code)
+    assert verdict.outcome is Outcome.ERROR, (verdict.outcome, verdict.detail)
+    assert verdict.error_type == "PermissionError"
+
+
+@pytest.mark.parametrize("entry", ["signal.signal", "_signal.signal"])
+def test_rebinding_the_signal_installer_is_tampering(verifier, entry):
+    code = f"import _signal, signal\n{entry} = print\n" + HONEST
+    verdict = assert_fooled_naive_not_us(verifier, EXPECTED_FIRST, code)
+    assert verdict.outcome is Outcome.TAMPERED, (verdict.outcome, verdict.detail)
+    assert f"module {entry}" in verdict.detail
+
+
+# What programs may still do with signals: nothing here calls Python code with a frame.
+HONEST_SIGNAL_USERS = {
+    "SIG_IGN and SIG_DFL": (
+        "import signal\n"
+        "signal.signal(signal.SIGUSR1, signal.SIG_IGN)\n"
+        "signal.signal(signal.SIGALRM, signal.SIG_DFL)\n"
+    ),
+    "the default SIGINT handler": (
+        "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    ),
+    # faulthandler writes the traceback from C to a file descriptor; no Python code sees a frame.
+    "faulthandler.register": (
+        "import faulthandler, os, signal, sys\n"
+        "faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=False)\n"
+        "os.kill(os.getpid(), signal.SIGUSR1)\n"
+        "faulthandler.unregister(signal.SIGUSR1)\n"
+    ),
+    # Made through the stand-in for _imp.create_builtin: no zygote imports it.
+    "a builtin module imported for the first time": "import sys\nassert 'xxsubtype' not in "
+    "sys.modules\nimport xxsubtype\n",
+}
+
+
+@pytest.mark.parametrize("how", list(HONEST_SIGNAL_USERS))
+def test_signal_uses_that_call_no_python_handler_pass(verifier, how):
+    verdict = verifier.verify(EXPECTED_FIRST, HONEST_SIGNAL_USERS[how] + HONEST)
+    assert verdict.passed, (verdict.outcome, verdict.detail)

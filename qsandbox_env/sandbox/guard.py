@@ -27,7 +27,8 @@ PROTECTED_PACKAGES = frozenset({
     "builtins", "sys", "os", "math", "cmath", "random", "operator", "functools", "itertools",
     "collections", "copy", "inspect", "json", "re", "typing", "unittest", "numbers", "fractions",
     "decimal", "statistics", "importlib", "abc", "numpy", "scipy", "qiskit", "qiskit_aer",
-    "qiskit_ibm_runtime", "rustworkx", "networkx", "matplotlib", "qsandbox_env",
+    "qiskit_ibm_runtime", "rustworkx", "networkx", "matplotlib", "qsandbox_env", "signal",
+    "_signal", "_imp",
 })  # fmt: skip
 # Module globals that the interpreter and libraries legitimately rebind while programs run.
 VOLATILE_GLOBALS = frozenset(

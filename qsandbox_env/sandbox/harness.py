@@ -13,12 +13,15 @@ a frame the program can inspect; it never trusts an object the program created.
 
 from __future__ import annotations
 
+import _imp
+import _signal
 import array
 import builtins
 import ctypes
 import gc
 import json
 import linecache
+import operator
 import os
 import sys
 import sysconfig
@@ -30,6 +33,12 @@ from qsandbox_env.sandbox import guard
 PROGRAM_FILENAME = guard.PROGRAM_FILENAME
 _FLAG = "qsandbox.flag"
 _FINISH = "qsandbox.finish"
+# Raised by the stand-ins for ``_signal.signal`` and ``_imp.create_builtin``; the audit hook
+# alone holds the real functions and answers through the list passed last.
+_SIGNAL = "qsandbox.signal"
+_BUILTIN = "qsandbox.builtin"
+# Builtin modules whose fresh copy would carry the real ``signal`` or ``create_builtin``.
+_GATED_MODULES = ("_signal", "_imp")
 # Events that only code trying to get around the test has a reason to raise. The first group
 # could read the token out of this process's memory, so it is refused outright, not just recorded.
 _REFUSED_PREFIXES = ("ctypes.", "gc.get_", "sys._current_frames")
@@ -72,6 +81,12 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
     len_, issubclass_, refused_error = len, issubclass, PermissionError
     getframe, write, getpid, gc_objects = sys._getframe, os.write, os.getpid, gc.get_objects
     program_file, finish_event, flag_event = PROGRAM_FILENAME, _FINISH, _FLAG
+    # The real installers leave the module's box for this closure: no frame, cell or dict the
+    # program can reach holds them from now on (see _gate_signals).
+    install_handler, create_builtin = _REAL.pop(), _REAL.pop()
+    signal_event, builtin_event, gated_modules = _SIGNAL, _BUILTIN, _GATED_MODULES
+    callable_, namespace_ = callable, types.SimpleNamespace
+    default_handler = _signal.default_int_handler
     refused, suspect, rewrites = _REFUSED_PREFIXES, _SUSPECT_PREFIXES, _SUSPECT_WRITES
     # The sandbox's own machinery (this module, the guard and its snapshot, builtins): if any of
     # these dicts is written, the tamper checks that ran in Python cannot be trusted.
@@ -95,6 +110,7 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
     own_frame_users = dict(_OWN_FRAME_FILES)  # a copy: the module's dict is the program's too
     frame_attributes, id_ = _FRAME_ATTRIBUTES, id
     reach = "its callers' frames hold the test's variables"
+    called = "a handler is called with the running frame, whose callers hold the test's variables"
     logging_frames = _logging_frame_user()
     traceback_frames = _traceback_frame_users()
     # Slots of the dicts whose functions the logging and traceback allowances rely on.
@@ -224,6 +240,41 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
                 return False
         return True
 
+    def answered(call, argument, *more):
+        # (True, result) or (False, exception class, message): the stand-in raises, so no
+        # traceback ever holds this closure's frames.
+        try:
+            return (True, call(argument, *more))
+        except Exception as exc:  # noqa: BLE001 - handed back to the caller as it was
+            return (False, type_(exc), str_(exc.args[0]) if exc.args else "")
+
+    def install(args) -> None:
+        # A Python handler is called with the running frame and no audit event, so one the
+        # program wrote is refused, not merely recorded: it could fire inside this very hook.
+        if type_(args) is not tuple_ or len_(args) != 3 or type_(args[2]) is not list_:
+            return
+        number, handler, answer = args
+        if type_(number) is not int_ or not (callable_(handler) or type_(handler) is int_):
+            answer.append((False, TypeError, "qsandbox: expected an int signal and handler"))
+        elif callable_(handler) and handler is not default_handler and for_program(getframe(2)):
+            flags.append(f"the program installed a signal handler (signal {number}): {called}")
+            refusal = "qsandbox: signal handlers are not allowed in the sandbox"
+            answer.append((False, refused_error, refusal))
+        else:
+            answer.append(answered(install_handler, number, handler))
+
+    def create(args) -> None:
+        # A second _signal (or _imp) module would carry the real installer, unwatched. Only an
+        # exact str name reaches the real function: a program's spec could run code in here.
+        if type_(args) is not tuple_ or len_(args) != 3 or type_(args[2]) is not list_:
+            return
+        name, answer = args[1], args[2]
+        if type_(name) is not str_ or name in gated_modules:
+            flags.append("the program made a second copy of a signal or import module")
+            answer.append((False, refused_error, "qsandbox: that module cannot be made again"))
+        else:
+            answer.append(answered(create_builtin, namespace_(name=name)))
+
     def hook(event, args):
         if busy[0] or type_(event) is not str_:
             return
@@ -231,6 +282,10 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
         try:
             if event == finish_event:
                 finish(args)
+            elif event == signal_event:
+                install(args)
+            elif event == builtin_event:
+                create(args)
             elif not armed[0]:
                 return
             elif event == flag_event:
@@ -328,6 +383,56 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
                 write(report_fd, pass_line)
 
     sys.addaudithook(hook)
+
+
+# The real ``_imp.create_builtin`` and ``_signal.signal``, until the next child's audit hook
+# takes them (popped in this order); the zygote alone uses them through the stand-ins.
+_REAL: list = [_imp.create_builtin, _signal.signal]
+_index, _exact_int = operator.index, int.__index__
+
+
+def _signal_gate(signalnum, handler, /):
+    """Stands in for ``_signal.signal`` (and so for ``signal.signal``); the audit hook installs.
+
+    The number (and a non-callable handler) become exact ints here, in the caller's frame, so
+    that the hook never runs a program's ``__index__`` or ``__eq__`` on its own stack.
+    """
+    number = _exact_int(_index(signalnum))
+    if not callable(handler):
+        handler = _exact_int(_index(handler))
+    answer: list = []
+    sys.audit(_SIGNAL, number, handler, answer)
+    return _answer(answer) if answer else _REAL[1](number, handler)
+
+
+def _builtin_gate(spec, /):
+    """Stands in for ``_imp.create_builtin``; the audit hook creates the module."""
+    name = spec.name
+    if not isinstance(name, str):
+        raise TypeError(f"expected the spec's name to be a str, got {type(name).__name__}")
+    answer: list = []
+    sys.audit(_BUILTIN, spec, str.__str__(name), answer)
+    return _answer(answer) if answer else _REAL[0](spec)
+
+
+def _answer(answer: list):
+    """The hook's answer, or its refusal raised here, in the caller's frame, never in the hook's."""
+    if answer[0][0]:
+        return answer[0][1]
+    raise answer[0][1](answer[0][2])
+
+
+def _gate_signals() -> None:
+    """Route every handler installation and builtin module creation through the audit hook.
+
+    Done once in the zygote, before the guard's snapshot, so that rebinding either entry (or
+    ``signal.signal``) afterwards is a change the snapshot reports.
+    """
+    _signal.signal = _signal_gate
+    _imp.create_builtin = _builtin_gate
+
+
+_gate_signals()
 
 
 def _own_frame_users() -> dict[str, str]:
