@@ -339,8 +339,8 @@ def test_qsandbox_bench_with_ray_reports_a_cluster_too_small(ray_session, tmp_pa
     assert (code, expected in capsys.readouterr().err) == (2, True)
 
 
-@pytest.mark.torch
-def test_qsandbox_train_grpo_with_ray_trains_on_ray_verdicts(ray_session, tmp_path, capsys):
+def grpo_argv(tmp_path: pathlib.Path, workers: int) -> list[str]:
+    """``qsandbox train grpo --ray`` on the GRPO demo's tiny model and tasks, one step."""
     pytest.importorskip("transformers")
     from agents.grpo import demo
 
@@ -353,15 +353,30 @@ def test_qsandbox_train_grpo_with_ray_trains_on_ray_verdicts(ray_session, tmp_pa
         for t in tasks.values()
     ]
     (tmp_path / "tasks.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    out = tmp_path / "run"
-    argv = (
-        f"train grpo --model {tmp_path / 'model'} --tasks {tmp_path / 'tasks.jsonl'} --out {out} "
-        "--steps 1 --prompts-per-step 2 --group-size 4 --micro-batch-size 8 --max-new-tokens 3 "
-        "--no-tensorboard --ray --workers 1"
-    )
-    code = cli_main(argv.split())
+    return (
+        f"train grpo --model {tmp_path / 'model'} --tasks {tmp_path / 'tasks.jsonl'} "
+        f"--out {tmp_path / 'run'} --steps 1 --prompts-per-step 2 --group-size 4 "
+        f"--micro-batch-size 8 --max-new-tokens 3 --no-tensorboard --ray --workers {workers}"
+    ).split()
+
+
+@pytest.mark.torch
+def test_qsandbox_train_grpo_with_ray_trains_on_ray_verdicts(ray_session, tmp_path, capsys):
+    code = cli_main(grpo_argv(tmp_path, workers=1))
     assert code == 0, capsys.readouterr().err[-2000:]
-    assert (out / "metrics.csv").read_text().count("\n") == 2  # header and step 1
+    assert (tmp_path / "run" / "metrics.csv").read_text().count("\n") == 2  # header, step 1
+
+
+@pytest.mark.torch
+def test_qsandbox_train_grpo_with_ray_reports_a_cluster_too_small(ray_session, tmp_path, capsys):
+    code = cli_main(grpo_argv(tmp_path, workers=3))
+    expected = "--ray: RayVerifier: 3 actors of (CPU 1) each cannot be placed"
+    assert (code, expected in capsys.readouterr().err) == (2, True)
+
+
+def test_qsandbox_train_grpo_demo_refuses_ray_instead_of_ignoring_it(capsys):
+    assert cli_main(["train", "grpo", "--demo", "--ray"]) == 2
+    assert "--ray: the demo verifies in its own local sandboxes" in capsys.readouterr().err
 
 
 # -- rollouts ---------------------------------------------------------------------------------

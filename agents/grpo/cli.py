@@ -140,14 +140,18 @@ def run_grpo(args: argparse.Namespace) -> int:
     tasks = _load(args.tasks, _task_options(args.task_option))
     eval_tasks = _load(args.eval_tasks, {}) if args.eval_tasks else None
     torch, transformers = _import_torch()
-    from agents.bench.runner import build_verifier
+    from agents.bench.runner import BenchError, build_verifier
     from agents.grpo import checkpoint
     from agents.grpo.trainer import GRPOTrainer
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, tokenizer = _load_model(transformers, torch, args.model, config, device)
     torch.manual_seed(config.seed)
-    with _closing(build_verifier(args.workers, args.timeout, None, args.ray)) as verifier:
+    try:
+        verifier = build_verifier(args.workers, args.timeout, None, args.ray)
+    except BenchError as error:  # --ray: no Ray, a cluster too small, actors that did not start
+        raise CLIError(str(error)) from None
+    with _closing(verifier) as verifier:
         trainer = GRPOTrainer(
             config,
             model,
@@ -189,6 +193,11 @@ def _generator(args: argparse.Namespace, config: GRPOConfig) -> Any:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    if args.ray:
+        raise CLIError(
+            "--ray: the demo verifies in its own local sandboxes; use --ray with --model, "
+            "--tasks and --out"
+        )
     from agents.grpo.demo import DEMO_CONFIG, run_demo
 
     config = _config_from_args(args, DEMO_CONFIG)  # overrides such as --steps, validated
