@@ -39,6 +39,13 @@ _SIGNAL = "qsandbox.signal"
 _BUILTIN = "qsandbox.builtin"
 # Builtin modules whose fresh copy would carry the real ``signal`` or ``create_builtin``.
 _GATED_MODULES = ("_signal", "_imp")
+
+
+class SignalHandlerRefused(PermissionError, ValueError):
+    """A program tried to install a Python signal handler (a ValueError, as when signals are
+    unavailable, so that libraries which can do without one carry on)."""
+
+
 # Events that only code trying to get around the test has a reason to raise. The first group
 # could read the token out of this process's memory, so it is refused outright, not just recorded.
 _REFUSED_PREFIXES = ("ctypes.", "gc.get_", "sys._current_frames")
@@ -110,7 +117,6 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
     own_frame_users = dict(_OWN_FRAME_FILES)  # a copy: the module's dict is the program's too
     frame_attributes, id_ = _FRAME_ATTRIBUTES, id
     reach = "its callers' frames hold the test's variables"
-    called = "a handler is called with the running frame, whose callers hold the test's variables"
     logging_frames = _logging_frame_user()
     traceback_frames = _traceback_frame_users()
     # Slots of the dicts whose functions the logging and traceback allowances rely on.
@@ -251,15 +257,16 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
     def install(args) -> None:
         # A Python handler is called with the running frame and no audit event, so one the
         # program wrote is refused, not merely recorded: it could fire inside this very hook.
+        # Refused, it never ran, so a pass after it is not tampering (asyncio.run tries one,
+        # and carries on when told no with a ValueError).
         if type_(args) is not tuple_ or len_(args) != 3 or type_(args[2]) is not list_:
             return
         number, handler, answer = args
         if type_(number) is not int_ or not (callable_(handler) or type_(handler) is int_):
             answer.append((False, TypeError, "qsandbox: expected an int signal and handler"))
         elif callable_(handler) and handler is not default_handler and for_program(getframe(2)):
-            flags.append(f"the program installed a signal handler (signal {number}): {called}")
-            refusal = "qsandbox: signal handlers are not allowed in the sandbox"
-            answer.append((False, refused_error, refusal))
+            refusal = "qsandbox: signal handlers written by the program are not allowed here"
+            answer.append((False, SignalHandlerRefused, refusal))
         else:
             answer.append(answered(install_handler, number, handler))
 
