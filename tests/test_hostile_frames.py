@@ -434,9 +434,11 @@ _STEALER = (
     "        STOLEN.append(frame.f_locals['expected'])\n"
     "    signal.signal(signum, signal.SIG_DFL)\n"
     "def _wait():\n"
-    "    for _ in range(50_000_000):\n"
-    "        if STOLEN:\n"
-    "            return STOLEN[0]\n"
+    "    import time\n"
+    "    deadline = time.monotonic() + 10\n"
+    "    while not STOLEN and time.monotonic() < deadline:\n"
+    "        pass\n"
+    "    return STOLEN[0] if STOLEN else None\n"
 )
 SIGNAL_TRIGGERS = {
     "setitimer(ITIMER_REAL)": ("SIGALRM", "signal.setitimer(signal.ITIMER_REAL, 1e-4)"),
