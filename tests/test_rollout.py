@@ -302,11 +302,11 @@ def test_without_ray_installed_the_error_gives_the_pip_command():
     )
 
 
-def test_no_cluster_at_the_address_raises_a_runtime_error_saying_how_to_start_one(tmp_path):
-    script = "from agents.rollout import RayVerifier\nRayVerifier('auto')\n"
-    # An empty Ray temp dir: 'auto' finds no cluster, whatever else runs on this machine.
+def test_no_cluster_at_the_address_raises_a_runtime_error_saying_how_to_start_one():
+    # Nothing listens on port 1; Ray Client gives up after about 30 s. ('auto' is no test here:
+    # it finds any Ray running on this machine, another test's included.)
+    script = "from agents.rollout import RayVerifier\nRayVerifier('ray://127.0.0.1:1')\n"
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env["RAY_TMPDIR"] = str(tmp_path)
     run = subprocess.run(
         [sys.executable, "-c", script],
         cwd=ROOT,
@@ -316,7 +316,9 @@ def test_no_cluster_at_the_address_raises_a_runtime_error_saying_how_to_start_on
         timeout=300,
     )
     last = run.stderr.strip().splitlines()[-1]
-    assert last.startswith("RuntimeError: RayVerifier: could not connect to Ray at 'auto': ")
+    assert last.startswith(
+        "RuntimeError: RayVerifier: could not connect to Ray at 'ray://127.0.0.1:1': "
+    )
     assert last.endswith(
         "Start a cluster with `ray start --head` (then use address='auto'), give its address, "
         "or give no address for a new local Ray"
