@@ -198,17 +198,50 @@ def test_searching_the_heap_with_gc_for_the_pass_line(verifier):
         "    return 41\n"
     )
     verdict = verifier.verify(VALUE_TASK, code)
-    assert verdict.outcome is Outcome.ERROR
-    assert "gc.get_objects is not allowed" in verdict.detail
+    assert verdict.outcome is Outcome.TAMPERED
+    assert verdict.detail == "the program used gc.get_objects, which the sandbox refuses"
 
 
 def test_reading_the_process_memory_is_refused(verifier):
     code = "import os\nos.symlink('/proc/self/mem', 'memory-link')\ndef answer():\n    return 42\n"
-    assert verifier.verify(VALUE_TASK, code).outcome is Outcome.ERROR
+    assert verifier.verify(VALUE_TASK, code).outcome is Outcome.TAMPERED
     for path in ("/proc/self/mem", "/proc/self/task/../mem", "/dev/fd/../mem"):
         code = f"def answer():\n    open({path!r}, 'rb').close()\n    return 42\n"
-        verdict = assert_fooled_naive_not_us(verifier, VALUE_TASK, code, expected=Outcome.ERROR)
-        assert verdict.error_type == "PermissionError", verdict.detail
+        verdict = assert_fooled_naive_not_us(verifier, VALUE_TASK, code, expected=Outcome.TAMPERED)
+        assert verdict.detail == "the program tried to read its own memory", verdict.detail
+
+
+@pytest.mark.parametrize(
+    "refused",
+    ["import ctypes; ctypes.string_at(id(1), 8)", "import gc; gc.get_referrers(1)"],
+)
+def test_a_refusal_hands_out_no_traceback_into_the_audit_hook(verifier, refused):
+    # A refusal raised inside the audit hook would carry the hook's frames in its traceback, and
+    # with them the closure that holds the pass line; the program would print it to every
+    # descriptor. The process ends at the refusal instead.
+    code = FORGE + (
+        "def steal():\n"
+        "    try:\n"
+        f"        {refused}\n"
+        "    except PermissionError as error:\n"
+        "        tb = error.__traceback__\n"
+        "        while tb is not None:\n"
+        "            for value in list(tb.tb_frame.f_locals.values()):\n"
+        "                for cell in getattr(value, '__closure__', None) or ():\n"
+        "                    try:\n"
+        "                        content = cell.cell_contents\n"
+        "                    except ValueError:\n"
+        "                        continue\n"
+        "                    if type(content) is bytes and content.startswith(b'P '):\n"
+        "                        forge(content)\n"
+        "            tb = tb.tb_next\n"
+        "steal()\n"
+        "def answer():\n"
+        "    return 41\n"
+    )
+    verdict = verifier.verify(VALUE_TASK, code)
+    assert verdict.outcome is Outcome.TAMPERED
+    assert verdict.detail.endswith("which the sandbox refuses")
 
 
 def test_rebuilding_the_harness_with_other_globals(verifier):

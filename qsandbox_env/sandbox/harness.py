@@ -49,6 +49,8 @@ class SignalHandlerRefused(PermissionError, ValueError):
 # Events that only code trying to get around the test has a reason to raise. The first group
 # could read the token out of this process's memory, so it is refused outright, not just recorded.
 _REFUSED_PREFIXES = ("ctypes.", "gc.get_", "sys._current_frames")
+# Exit status of a child whose program the audit hook refused (its report line says why).
+REFUSED_EXIT = 86
 _SUSPECT_PREFIXES = ("sys.settrace", "sys.setprofile", "sys.addaudithook")
 # Attributes that hand out a frame, from which ``f_back`` leads to every caller's variables (the
 # test's expected value among them). ``sys._getframe`` raises its own event.
@@ -85,7 +87,8 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
     """
     # Bound now: the hook must never look a name up in a dict the program can write.
     type_, str_, bytes_, tuple_, list_, int_ = type, str, bytes, tuple, list, int
-    len_, issubclass_, refused_error = len, issubclass, PermissionError
+    len_, issubclass_, refused_error, exit_ = len, issubclass, PermissionError, os._exit
+    refused_status = REFUSED_EXIT
     getframe, write, getpid, gc_objects = sys._getframe, os.write, os.getpid, gc.get_objects
     program_file, finish_event, flag_event = PROGRAM_FILENAME, _FINISH, _FLAG
     # The real installers leave the module's box for this closure: no frame, cell or dict the
@@ -299,12 +302,10 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
                 if type_(args) is tuple_ and args and type_(args[0]) is str_:
                     flags.append(args[0])
             elif event.startswith(refused):
-                flags.append(f"the program used {event}")
-                raise refused_error(f"qsandbox: {event} is not allowed in the sandbox")
+                refuse(f"the program used {event}, which the sandbox refuses")
             elif event == "open" or event == "os.symlink":
                 if reaches_memory(event, args):
-                    flags.append("the program tried to read its own memory")
-                    raise refused_error("qsandbox: process memory is not readable here")
+                    refuse("the program tried to read its own memory")
             elif event.startswith(suspect):
                 flags.append(f"the program used {event}")
             elif event == "object.__setattr__" or event == "object.__delattr__":
@@ -346,8 +347,23 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
                 and by_program(getframe(1).f_code.co_filename)
             ):
                 flags.append(f"the program compiled code under a library's file name ({args[1]})")
+        except BaseException:  # noqa: BLE001 - see refuse(): nothing may leave this frame
+            refuse("the sandbox's audit hook failed while the program ran", tampering=False)
         finally:
             busy[0] = False
+
+    def refuse(reason, tampering=True) -> None:
+        # An exception raised here would carry a traceback whose frames hold this closure, the
+        # pass line among it: a program catching it could read the line and write it out. So a
+        # refused operation ends the process instead, with a line that can only make its verdict
+        # worse: `tampered` for a refusal, `error` when the hook itself failed (a recursion limit
+        # reached inside it, say).
+        if tampering:
+            line = b"T " + reason.encode("utf-8", "backslashreplace")
+        else:
+            line = b'R {"outcome": "error", "detail": "' + reason.encode() + b'", "error_type": ""}'
+        write(report_fd, line + b"\n")
+        exit_(refused_status)
 
     def finish(args):
         # Only exact str and list arguments are looked at: comparing anything else could run the
