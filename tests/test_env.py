@@ -132,3 +132,31 @@ def test_vector_environments_run_episodes(vector):
         assert list(terminated) == [True, True]
     finally:
         envs.close()
+
+
+def episode_rewards(env: QiskitCodeEnv, answers: dict[str, str]) -> dict[str, float]:
+    """One single-turn episode per task id, answered with ``answers[task_id]``."""
+    rewards = {}
+    for task_id, answer in answers.items():
+        env.reset(options={"task_id": task_id})
+        _, reward, terminated, _, info = env.step(answer)
+        assert terminated
+        rewards[task_id] = reward if reward == 1.0 else info["outcome"]
+    return rewards
+
+
+def test_every_bundled_canonical_solution_earns_reward_one_through_the_env(verifier):
+    env = QiskitCodeEnv("bundled", verifier=verifier)
+    answers = {task_id: task.canonical_solution for task_id, task in BUNDLED.items()}
+    rewards = episode_rewards(env, answers)
+    assert len(rewards) == len(BUNDLED) >= 40
+    assert {task_id: r for task_id, r in rewards.items() if r != 1.0} == {}
+
+
+def test_two_hundred_procedural_canonical_solutions_earn_reward_one_through_the_env(verifier):
+    tasks = load_tasks("procedural", n=200, seed=0)
+    env = QiskitCodeEnv(tasks, verifier=verifier)
+    rewards = episode_rewards(env, {tid: task.canonical_solution for tid, task in tasks.items()})
+    families = {task_id.split("/")[1] for task_id in rewards}
+    assert len(rewards) == 200 and len(families) >= 10
+    assert {task_id: r for task_id, r in rewards.items() if r != 1.0} == {}
