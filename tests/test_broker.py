@@ -248,11 +248,10 @@ def solve():
         _walk(service.active_account(), found)
     except Exception as exc:
         print("no service:", type(exc).__name__)
-    try:
-        found.extend(o for o in gc.get_objects() if isinstance(o, str))
-    except Exception as exc:
-        print("gc refused:", type(exc).__name__)
-    print("searched", len(found), "strings")
+    hits = [s for s in found if "qsandbox-secret-" in s]
+    print("searched", len(found), "strings, found", len(hits), flush=True)
+    # The sandbox ends a program at gc.get_objects (verdict tampered); in-process it finds more.
+    found.extend(o for o in gc.get_objects() if isinstance(o, str))
     return [s for s in found if "qsandbox-secret-" in s]
 """
 
@@ -267,9 +266,9 @@ def test_program_finds_no_credentials_that_a_naive_harness_exposes(qpu, account_
         exec(SEARCH_PROGRAM, naive)  # what an in-process harness would let the program see
         assert any(SECRET in text for text in naive["solve"]())
     verdict = qpu.verify(program_task(SEARCH_TEST), SEARCH_PROGRAM)
-    assert verdict.outcome is Outcome.FAILED, verdict.detail
-    assert "no token found" in verdict.detail
-    assert "searched" in verdict.output and SECRET not in verdict.output
+    assert verdict.outcome is Outcome.TAMPERED, verdict.detail
+    assert verdict.detail == "the program used gc.get_objects, which the sandbox refuses"
+    assert "strings, found 0" in verdict.output and SECRET not in verdict.output
 
 
 def test_broker_answers_a_malformed_request_with_an_error_and_submits_nothing():
