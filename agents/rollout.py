@@ -509,6 +509,31 @@ def _disconnect(ray: Any, owned: bool) -> None:
             ray.shutdown()
 
 
+def _start_on_ray(
+    shape: _PoolShape,
+    address: str | None,
+    actor_class: Any,
+    args: tuple,
+    kwargs: dict[str, Any],
+    *,
+    concurrency: int,
+    label: str,
+    retry: bool,
+) -> tuple[Any, bool, ActorPool]:
+    """Connect to Ray and start a pool's actors: (ray, whether this module owns the session,
+    the pool). A pool that fails to start leaves the Ray session as it found it."""
+    ray = _import_ray()
+    owns_ray = _connect(ray, address, label)
+    try:
+        pool = shape.start(
+            ray, actor_class, args, kwargs, concurrency=concurrency, label=label, retry=retry
+        )
+    except BaseException:
+        _disconnect(ray, owns_ray)
+        raise
+    return ray, owns_ray, pool
+
+
 def _check_capacity(ray: Any, actors: int, per_actor: dict[str, float], label: str) -> int:
     """How many such actors the alive nodes can hold; ValueError when fewer than ``actors``."""
     nodes = [node for node in ray.nodes() if node.get("Alive")]
@@ -684,21 +709,16 @@ class RayVerifier:
         )
         self._lock = threading.Lock()
         self._pool: ActorPool | None = None
-        self._ray = _import_ray()
-        self._owns_ray = _connect(self._ray, address, "RayVerifier")
-        try:
-            self._pool = self._shape.start(
-                self._ray,
-                VerifierActor,
-                (options,),
-                {},
-                concurrency=per_actor,
-                label="RayVerifier",
-                retry=False,
-            )
-        except BaseException:
-            _disconnect(self._ray, self._owns_ray)
-            raise
+        self._ray, self._owns_ray, self._pool = _start_on_ray(
+            self._shape,
+            address,
+            VerifierActor,
+            (options,),
+            {},
+            concurrency=per_actor,
+            label="RayVerifier",
+            retry=False,
+        )
         self.parallelism = per_actor * len(self._pool.slots)
 
     # -- the Verifier interface ---------------------------------------------------------------
@@ -1104,21 +1124,16 @@ class RolloutPool:
         )
         self._lock = threading.Lock()
         self._pool: ActorPool | None = None
-        self._ray = _import_ray()
-        self._owns_ray = _connect(self._ray, address, "RolloutPool")
-        try:
-            self._pool = self._shape.start(
-                self._ray,
-                RolloutWorker,
-                ([task_to_wire(self.tasks[t]) for t in self.tasks], policy),
-                {"max_attempts": max_attempts, "policy_options": policy_options, **options},
-                concurrency=1,
-                label="RolloutPool",
-                retry=True,
-            )
-        except BaseException:
-            _disconnect(self._ray, self._owns_ray)
-            raise
+        self._ray, self._owns_ray, self._pool = _start_on_ray(
+            self._shape,
+            address,
+            RolloutWorker,
+            ([task_to_wire(self.tasks[t]) for t in self.tasks], policy),
+            {"max_attempts": max_attempts, "policy_options": policy_options, **options},
+            concurrency=1,
+            label="RolloutPool",
+            retry=True,
+        )
 
     @property
     def workers(self) -> list[Any]:
