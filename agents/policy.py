@@ -12,9 +12,10 @@ first use, so heavy dependencies (torch, transformers) load only when that polic
 
 from __future__ import annotations
 
+import functools
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ __all__ = [
     "SamplingParams",
     "check_request",
     "make_policy",
+    "policy_builder",
     "query_for",
     "register_policy",
 ]
@@ -131,9 +133,15 @@ class Policy(ABC):
     """Answers queries with sampled completions.
 
     Subclasses set `name` (the spec they were built from) and implement `generate`.
+
+    ``replicable`` is True for policies that are cheap to build again from their spec on another
+    machine and hold no state worth sharing (API clients, rule-based agents): ``qsandbox bench
+    --ray`` builds one on each Ray worker and generates there. A local model is not replicable:
+    it is loaded once, on the driver.
     """
 
     name: str = "policy"
+    replicable: bool = False
 
     @abstractmethod
     def generate(
@@ -179,6 +187,19 @@ def make_policy(spec: str, **options: Any) -> Policy:
     Raises:
         ValueError: An unknown spec; the message lists the known ones.
     """
+    return policy_builder(spec, **options)()
+
+
+def policy_builder(spec: str, **options: Any) -> Callable[[], Policy]:
+    """A picklable function that builds the policy named by ``spec`` (see `make_policy`).
+
+    The spec is resolved here, against this process's `POLICIES`: the function builds the same
+    policy in another process (a Ray worker) where a prefix added by `register_policy` is unknown,
+    as long as the factory's module can be imported there.
+
+    Raises:
+        ValueError: An unknown spec; the message lists the known ones.
+    """
     if not isinstance(spec, str):
         raise TypeError(f"spec: expected str, got {type(spec).__name__}")
     prefix, sep, argument = spec.partition(":")
@@ -188,4 +209,6 @@ def make_policy(spec: str, **options: Any) -> Policy:
         raise ValueError(f"unknown agent {spec!r}; expected one of: {known}")
     module, _, function = POLICIES[key].partition(":")
     factory = getattr(importlib.import_module(module), function)
-    return factory(argument, **options) if sep else factory(**options)
+    if sep:
+        return functools.partial(factory, argument, **options)
+    return functools.partial(factory, **options)

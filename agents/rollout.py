@@ -55,7 +55,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from agents.policy import Policy, Query, SamplingParams, make_policy
+from agents.policy import Policy, Query, SamplingParams, make_policy, policy_builder
 from qsandbox_env.env import QiskitCodeEnv
 from qsandbox_env.targets import Target, parse_target
 from qsandbox_env.tasks import Task, TaskSet, load_tasks
@@ -136,15 +136,24 @@ class VerifierActor:
         return _describe_actor(self.verifier.isolation)
 
     def verify(self, item: dict[str, Any]) -> dict[str, Any]:
-        task = task_from_wire(item["task"])
-        try:
-            verdict = self.verifier.verify(task, item["completion"], timeout=item["timeout"])
-        except Exception as exc:  # noqa: BLE001 - the sandbox failing is a verdict, not a crash
-            verdict = Verdict(task.task_id, Outcome.SANDBOX, f"{type(exc).__name__}: {exc}")
-        return verdict_to_wire(verdict)
+        return _verify_items(self.verifier, [item], item["timeout"])[0]
 
     def close(self) -> None:
         self.verifier.close()
+
+
+def _verify_items(
+    verifier: Verifier, items: Sequence[dict[str, Any]], timeout: float | None
+) -> list[dict[str, Any]]:
+    """Verdicts, as plain data, for items ``{"task", "completion"}``, run in parallel here."""
+    tasks = [task_from_wire(item["task"]) for item in items]
+    try:
+        pairs = [(task, item["completion"]) for task, item in zip(tasks, items, strict=True)]
+        verdicts = verifier.verify_many(pairs, timeout=timeout)
+    except Exception as exc:  # noqa: BLE001 - the sandbox failing is a verdict, not a crash
+        detail = f"{type(exc).__name__}: {exc}"
+        verdicts = [Verdict(task.task_id, Outcome.SANDBOX, detail) for task in tasks]
+    return [verdict_to_wire(verdict) for verdict in verdicts]
 
 
 class ActorHost:
@@ -215,8 +224,15 @@ _MISSING = object()
 class _Batch:
     """The driver-side state of one `ActorPool.run` call."""
 
-    def __init__(self, payloads: Sequence[Any], method: str, limits: Sequence[float]) -> None:
+    def __init__(
+        self,
+        payloads: Sequence[Any],
+        method: str,
+        limits: Sequence[float],
+        on_result: Callable[[int, Any], None] | None = None,
+    ) -> None:
         self.payloads, self.method, self.limits = payloads, method, limits
+        self.on_result = on_result
         self.results: list[Any] = [_MISSING] * len(payloads)
         self.waiting: deque[int] = deque(range(len(payloads)))
         self.jobs: dict[Any, _Job] = {}
@@ -228,6 +244,8 @@ class _Batch:
             raise AssertionError(f"item {index} got two results")  # a scheduler bug, loudly
         self.results[index] = value
         self.left -= 1
+        if self.on_result is not None:
+            self.on_result(index, value)
 
 
 class ActorPool:
@@ -294,10 +312,18 @@ class ActorPool:
 
     # -- one batch ----------------------------------------------------------------------------
     def run(
-        self, payloads: Sequence[Any], method: str, limits: Sequence[float]
+        self,
+        payloads: Sequence[Any],
+        method: str,
+        limits: Sequence[float],
+        on_result: Callable[[int, Any], None] | None = None,
     ) -> list[Any | _Failure]:
-        """Run ``actor.method(payload)`` for every payload; results or `_Failure` in input order."""
-        batch = _Batch(payloads, method, limits)
+        """Run ``actor.method(payload)`` for every payload; results or `_Failure` in input order.
+
+        ``on_result(index, result)`` is called on this thread as each item settles, so that a
+        caller can save results while the rest run.
+        """
+        batch = _Batch(payloads, method, limits, on_result)
         for slot in self.slots:
             slot.inflight.clear()  # refs of an earlier, aborted call are not waited for again
         while batch.left:
@@ -924,6 +950,11 @@ class RolloutWorker:
         order = {t: i for i, t in enumerate(task_ids)}
         return sorted(trajectories, key=lambda r: (order[r.task_id], r.sample, r.attempt))
 
+    def verify(self, request: dict[str, Any]) -> list[dict[str, Any]]:
+        """Verdicts as plain data for ``{"items": [{"task", "completion"}, ...], "timeout"}``,
+        checked in parallel on this worker's sandbox (what `RolloutPool.verify_many` sends)."""
+        return _verify_items(self.verifier, request["items"], request.get("timeout"))
+
     def rollout(self, request: dict[str, Any]) -> list[Trajectory]:
         """`run` for plain-data requests: ``{"task_ids": [...], "n": int, "params": dict}``."""
         params = request.get("params")
@@ -1074,8 +1105,9 @@ class RolloutPool:
     times, after which `rollout` raises `RolloutError` carrying every trajectory that did complete.
 
     Args:
-        policy: What `RolloutWorker` accepts: a spec, a `Policy` (copied to every worker) or a
-            function returning one (called on each worker).
+        policy: What `RolloutWorker` accepts: a spec (resolved here, so a prefix added with
+            `register_policy` works on the workers too), a `Policy` (copied to every worker) or
+            a function returning one (called on each worker).
         tasks: A `TaskSet` or a task source; loaded here and sent to the workers as plain data,
             so the workers' nodes need no copy of the task file.
         address: As for `RayVerifier`.
@@ -1090,6 +1122,11 @@ class RolloutPool:
         start_timeout: Seconds to wait for the workers to start.
         policy_options: Options for `make_policy`.
         **verifier_kwargs: Options of each worker's `Verifier`.
+
+    The pool is also a verifier: `verify_many` checks given completions on the workers'
+    sandboxes, so one pool can finish the verdicts of a resumed benchmark and then generate.
+    An API policy reads its key from the worker's environment: on a cluster, set it on the nodes
+    or in the job's ``runtime_env``; the sandbox never passes it to the programs.
     """
 
     def __init__(
@@ -1113,7 +1150,11 @@ class RolloutPool:
         self.batch_size = _positive_int(batch_size, "batch_size")
         _positive_int(max_attempts, "max_attempts")
         _check_policy_like(policy)
+        if isinstance(policy, str):  # an unknown spec fails here, before Ray starts
+            policy, policy_options = policy_builder(policy, **(policy_options or {})), None
         options = _verifier_options(verifier_kwargs, "RolloutPool")
+        self.timeout: float = options["timeout"]
+        self._per_worker: int = options["parallelism"]
         self._shape = _PoolShape.checked(
             workers,
             options["parallelism"] if num_cpus is None else num_cpus,
@@ -1151,8 +1192,13 @@ class RolloutPool:
         task_ids: Iterable[str] | None = None,
         n: int = 1,
         params: SamplingParams | None = None,
+        *,
+        on_batch: Callable[[list[Trajectory]], None] | None = None,
     ) -> list[Trajectory]:
         """``n`` episodes of each task (default every task); trajectories in task order.
+
+        ``on_batch(trajectories)`` is called on this thread with each batch's trajectories as it
+        comes back (in completion order), so that they can be saved before the rest finish.
 
         Raises:
             ValueError: An unknown task id (nothing was run).
@@ -1167,15 +1213,54 @@ class RolloutPool:
         _positive_int(n, "n")
         if params is not None and not isinstance(params, SamplingParams):
             raise TypeError(f"params: expected SamplingParams, got {type(params).__name__}")
-        wire_params = (
-            None if params is None else {f.name: getattr(params, f.name) for f in fields(params)}
-        )
+        wire_params = None if params is None else _fields_of(params)
         batches = [ids[i : i + self.batch_size] for i in range(0, len(ids), self.batch_size)]
         requests = [{"task_ids": b, "n": n, "params": wire_params} for b in batches]
         limit = self._shape.item_timeout or float("inf")
+        settled = None
+        if on_batch is not None:
+
+            def settled(_: int, result: Any) -> None:
+                if not isinstance(result, _Failure):
+                    on_batch(list(result))
+
         with self._lock:
-            results = self._open_pool().run(requests, "rollout", [limit] * len(requests))
+            results = self._open_pool().run(requests, "rollout", [limit] * len(requests), settled)
         return _collect(batches, results)
+
+    def verify(self, task: Task, completion: str, *, timeout: float | None = None) -> Verdict:
+        """Check ``completion`` against ``task`` on one of the workers."""
+        return self.verify_many([(task, completion)], timeout=timeout)[0]
+
+    def verify_many(
+        self, pairs: Iterable[tuple[Task, str]], *, timeout: float | None = None
+    ) -> list[Verdict]:
+        """Check (task, completion) pairs on the workers' sandboxes; verdicts in input order.
+
+        Like `RayVerifier.verify_many`: a worker that dies has its items sent again, and items
+        whose worker keeps dying (or is stuck past twice the program limit plus a grace period)
+        get ``sandbox`` or ``timeout`` verdicts.
+        """
+        if timeout is not None:
+            timeout = _positive_number(timeout, "timeout")
+        items = []
+        for task, completion in pairs:
+            if not isinstance(completion, str):
+                raise TypeError(f"completion: expected str, got {type(completion).__name__}")
+            items.append({"task": task_to_wire(task), "completion": completion})
+        self._open_pool()
+        size = self._per_worker
+        groups = [items[i : i + size] for i in range(0, len(items), size)]
+        requests = [{"items": group, "timeout": timeout} for group in groups]
+        limits = [2 * self._program_limit(group, timeout) + HANG_GRACE for group in groups]
+        with self._lock:
+            results = self._open_pool().run(requests, "verify", limits)
+        verdicts: list[Verdict] = []
+        for group, result in zip(groups, results, strict=True):
+            for index, item in enumerate(group):
+                one = result if isinstance(result, _Failure) else result[index]
+                verdicts.append(_verdict_of(item, one))
+        return verdicts
 
     def close(self) -> None:
         with self._lock:
@@ -1194,6 +1279,9 @@ class RolloutPool:
         if self._pool is None:
             raise ValueError("this RolloutPool is closed; create a new one")
         return self._pool
+
+    def _program_limit(self, items: list[dict[str, Any]], timeout: float | None) -> float:
+        return max(timeout or item["task"]["timeout"] or self.timeout for item in items)
 
 
 def _fields_of(params: SamplingParams) -> dict[str, Any]:

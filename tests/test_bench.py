@@ -72,7 +72,13 @@ def test_hf_agent_runs_end_to_end_on_a_tiny_local_model(verifier, tmp_path):
         params=SamplingParams(max_new_tokens=16, seed=0),
         agent_options={"device": "cpu"},
     )
-    summary = run_benchmark(config, str(tmp_path / "run"), verifier=verifier, progress=False)
+
+    def no_pool(tasks):
+        raise AssertionError("a local model generates on the driver, not on rollout workers")
+
+    summary = run_benchmark(
+        config, str(tmp_path / "run"), verifier=verifier, rollout=no_pool, progress=False
+    )
     samples = records(tmp_path / "run" / "samples.jsonl")
     assert sorted(keys(samples)) == sorted(
         (task_id, j) for task_id in list(BUNDLED)[:2] for j in range(2)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import pickle
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +15,15 @@ import pytest
 
 from agents.policies.openai_api import OpenAIPolicy
 from agents.policies.stale_api import RULES, stale_rewrite
-from agents.policy import PolicyError, Query, SamplingParams, make_policy, query_for
+from agents.policy import (
+    POLICIES,
+    PolicyError,
+    Query,
+    SamplingParams,
+    make_policy,
+    policy_builder,
+    query_for,
+)
 from qsandbox_env import load_tasks
 from qsandbox_env.extract import extract_code
 
@@ -431,3 +440,25 @@ def test_hf_rejects_an_unknown_dtype():
 def test_hf_missing_model_directory_is_a_policy_error(tmp_path):
     with pytest.raises(PolicyError, match=r"^hf agent: cannot load "):
         make_policy(f"hf:{tmp_path / 'absent'}")
+
+
+def test_a_policy_builder_travels_by_pickle_to_a_process_whose_registry_lacks_its_prefix(
+    monkeypatch,
+):
+    monkeypatch.setitem(POLICIES, "mine:", "agents.policies.openai_api:make")
+    wire = pickle.dumps(policy_builder("mine:tiny@http://127.0.0.1:9/v1", timeout=5))
+    monkeypatch.delitem(POLICIES, "mine:")  # as in a Ray worker that never registered it
+    with pytest.raises(ValueError, match="unknown agent 'mine:tiny@"):
+        make_policy("mine:tiny@http://127.0.0.1:9/v1")
+    policy = pickle.loads(wire)()
+    assert isinstance(policy, OpenAIPolicy)
+    assert (policy.model, policy.timeout) == ("tiny", 5.0)
+
+
+def test_api_and_rule_based_agents_are_replicable_and_a_local_model_is_not():
+    from agents.policies.hf import HFPolicy
+
+    replicable = {spec: make_policy(spec).replicable for spec in ("oracle", "stale-api")}
+    replicable["openai"] = make_policy("openai:m@http://127.0.0.1:9/v1").replicable
+    assert replicable == {"oracle": True, "stale-api": True, "openai": True}
+    assert HFPolicy.replicable is False  # a model is loaded once, on the driver

@@ -29,7 +29,7 @@ from agents.rollout import (
     task_from_wire,
     task_to_wire,
 )
-from qsandbox_env import Outcome, Task, TaskSet, load_tasks
+from qsandbox_env import Outcome, Task, TaskSet, Verifier, load_tasks
 from qsandbox_env.cli import main as cli_main
 from qsandbox_env.env import QiskitCodeEnv
 from tests.conftest import ROOT, humaneval_path, program_task
@@ -337,8 +337,108 @@ def test_qsandbox_bench_with_ray_verifies_on_ray_actors(ray_session, tmp_path):
 def test_qsandbox_bench_with_ray_reports_a_cluster_too_small(ray_session, tmp_path, capsys):
     argv = ["bench", "--agent", "oracle", "--tasks", "bundled", "--out", str(tmp_path / "run")]
     code = cli_main([*argv, "--ray", "--workers", "3", "--no-progress"])
-    expected = "--ray: RayVerifier: 3 actors of (CPU 1) each cannot be placed"
+    expected = "--ray: RolloutPool: 3 actors of (CPU 1) each cannot be placed"
     assert (code, expected in capsys.readouterr().err) == (2, True)
+
+
+class PidStampedOracle(Policy):
+    """The canonical solution with a comment naming the process that wrote it.
+
+    ``exit_on``: the process ends at once when asked about that task (a worker lost mid-batch,
+    every time).
+    """
+
+    name = "pid-oracle"
+    replicable = True
+
+    def __init__(self, exit_on: str = "") -> None:
+        self.exit_on = exit_on
+
+    def generate(
+        self, queries: Sequence[Query], n: int = 1, params: SamplingParams | None = None
+    ) -> list[list[str]]:
+        if any(query.task.task_id == self.exit_on for query in queries):
+            os._exit(3)
+        stamp = f"\n# written by pid {os.getpid()}\n"
+        return [[query.task.canonical_solution + stamp] * n for query in queries]
+
+
+def make_pid_oracle(**options: str) -> PidStampedOracle:
+    return PidStampedOracle(**options)
+
+
+@pytest.fixture
+def pid_oracle(monkeypatch):
+    """The ``pid-oracle`` agent, registered in this process only (as a user's plugin would be)."""
+    from agents import policy
+
+    monkeypatch.setitem(policy.POLICIES, "pid-oracle", "tests.test_rollout:make_pid_oracle")
+
+
+def lines(path: pathlib.Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def writer_pids(samples: list[dict]) -> set[int]:
+    return {int(s["completion"].rsplit("pid ", 1)[1]) for s in samples}
+
+
+def test_qsandbox_bench_with_ray_generates_on_the_workers_and_resumes_with_them(
+    ray_session, pid_oracle, tmp_path
+):
+    out = tmp_path / "run"
+    argv = ["bench", "--agent", "pid-oracle", "--tasks", "bundled", "--limit", "3", "-n", "2"]
+    argv += ["--out", str(out), "--ray", "--workers", "1", "--no-progress"]
+    assert cli_main(argv) == 0
+    samples, results = lines(out / "samples.jsonl"), lines(out / "results.jsonl")
+    assert len(samples) == len(results) == 6
+    assert all(r["passed"] for r in results)
+    assert os.getpid() not in writer_pids(samples)  # the registered agent ran on a worker
+
+    # A run killed part-way: two samples without a verdict, two samples never written.
+    keep = samples[:4]
+    (out / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in keep))
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in results[:2]))
+    (out / "summary.json").unlink()
+    assert cli_main(argv) == 0
+    samples, results = lines(out / "samples.jsonl"), lines(out / "results.jsonl")
+    assert samples[:4] == keep  # nothing generated twice
+    keys = [(s["task_id"], s["sample"]) for s in samples]
+    assert sorted(keys) == sorted({(r["task_id"], r["sample"]) for r in results})
+    assert len(set(keys)) == len(results) == 6  # each verdict once
+    assert os.getpid() not in writer_pids(samples[4:])
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["samples"], summary["passed_samples"]) == (6, 6)
+
+
+def test_qsandbox_bench_with_ray_keeps_what_completed_when_a_batch_keeps_losing_its_worker(
+    ray_session, pid_oracle, tmp_path, capsys
+):
+    tasks = list(load_tasks("bundled"))[:5]  # two batches of 4 and 1 task
+    out = tmp_path / "run"
+    argv = ["bench", "--agent", "pid-oracle", "--tasks", "bundled", "--limit", "5"]
+    argv += ["--agent-option", f"exit_on={tasks[4]}"]
+    argv += ["--out", str(out), "--ray", "--workers", "1", "--no-progress"]
+    assert cli_main(argv) == 2
+    error = capsys.readouterr().err
+    assert "1 task(s) could not be rolled out" in error
+    assert "the samples that completed are saved: rerun the same command" in error
+    saved = [(s["task_id"], s["sample"]) for s in lines(out / "samples.jsonl")]
+    assert sorted(saved) == sorted((t, 0) for t in tasks[:4])
+    assert len(lines(out / "results.jsonl")) == 4
+
+
+def test_rollout_pool_verifies_given_completions_like_the_local_verifier(ray_session, bundled):
+    ids = list(bundled)[:3]
+    pairs = [(bundled[t], bundled[t].canonical_solution) for t in ids]
+    pairs += [(bundled[ids[0]], WRONG), (bundled[ids[1]], "def broken(:\n")]
+    with RolloutPool(ScriptedPolicy(), bundled, workers=1, parallelism=2) as pool:
+        remote = pool.verify_many(pairs)
+    with Verifier(parallelism=2) as local:
+        expected = local.verify_many(pairs)
+    assert [v.outcome for v in remote] == [v.outcome for v in expected]
+    assert [v.outcome for v in remote][:3] == [Outcome.PASSED] * 3
+    assert [v.task_id for v in remote] == [t.task_id for t, _ in pairs]
 
 
 def grpo_argv(tmp_path: pathlib.Path, workers: int) -> list[str]:
@@ -372,7 +472,7 @@ def test_qsandbox_train_grpo_with_ray_trains_on_ray_verdicts(ray_session, tmp_pa
 @pytest.mark.torch
 def test_qsandbox_train_grpo_with_ray_reports_a_cluster_too_small(ray_session, tmp_path, capsys):
     code = cli_main(grpo_argv(tmp_path, workers=3))
-    expected = "--ray: RayVerifier: 3 actors of (CPU 1) each cannot be placed"
+    expected = "--ray: RolloutPool: 3 actors of (CPU 1) each cannot be placed"
     assert (code, expected in capsys.readouterr().err) == (2, True)
 
 

@@ -21,7 +21,13 @@ import sys
 from typing import Any
 
 from agents.bench import report
-from agents.bench.runner import SUMMARY_FILE, BenchConfig, BenchError, build_verifier
+from agents.bench.runner import (
+    SUMMARY_FILE,
+    BenchConfig,
+    BenchError,
+    build_rollout,
+    build_verifier,
+)
 from agents.policy import PolicyError, SamplingParams
 from qsandbox_env.cli import CLIError, Command, register
 
@@ -118,7 +124,10 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         const=True,
         default=None,
         metavar="ADDRESS",
-        help="verify on a Ray cluster (a new local one, or ADDRESS)",
+        help=(
+            "run on a Ray cluster (a new local one, or ADDRESS): verification, and generation "
+            "too for agents each worker can build (openai:, oracle, stale-api)"
+        ),
     )
     parser.add_argument("--chunk", type=_positive_int, default=32, help="queries per generate call")
     parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
@@ -140,6 +149,7 @@ def main_bench(args: argparse.Namespace) -> int:
             config,
             args.out,
             verifier=lambda: build_verifier(args.workers, config.timeout, config.target, ray),
+            rollout=build_rollout(config, args.workers, ray) if ray else None,
             workers=args.workers,
             lanes=1 if ray else None,
             batch=64 if ray else 1,

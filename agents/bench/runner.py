@@ -13,6 +13,13 @@ Resuming reads both logs, drops a torn last line (a kill mid-write), verifies sa
 verdict and generates only the samples that are missing: nothing is generated or verified twice.
 Generation (main thread) and verification (``lanes`` threads calling ``verify_many``) overlap.
 
+With a ``rollout`` pool (``qsandbox bench --ray`` with a replicable agent: an API client, the
+oracle, stale-api) generation moves to the pool's workers too: each builds the agent from its spec,
+generates a batch and verifies it in its own sandbox, and the driver writes each sample line and
+then its verdict line as batches come back. The same pool verifies the samples a resumed run left
+without a verdict. A batch lost with its worker is made again on another one; a sample is on disk
+only once its batch has returned.
+
 This module never executes generated code: verdicts come from the Verifier (or any object with
 its ``verify_many``/``close`` interface, such as ``agents.rollout.RayVerifier``). It never
 rewrites or deletes a line of a log except a torn, unterminated last one.
@@ -40,6 +47,7 @@ __all__ = [
     "BenchConfig",
     "BenchError",
     "JsonlLog",
+    "build_rollout",
     "build_verifier",
     "resolve_tasks",
     "run_benchmark",
@@ -59,6 +67,19 @@ class VerifierLike(Protocol):
     def verify_many(self, pairs: Sequence[tuple[Task, str]]) -> list[Any]: ...
 
     def close(self) -> None: ...
+
+
+class RolloutLike(VerifierLike, Protocol):
+    """What the runner needs of a rollout pool (``agents.rollout.RolloutPool`` has it)."""
+
+    def rollout(
+        self,
+        task_ids: Sequence[str],
+        n: int,
+        params: SamplingParams | None,
+        *,
+        on_batch: Callable[[list[Any]], None],
+    ) -> list[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -197,6 +218,35 @@ def build_verifier(
     return Verifier(parallelism=workers, **options)
 
 
+def build_rollout(
+    config: BenchConfig, workers: int | None = None, ray: str | bool = True
+) -> Callable[[TaskSet], Any]:
+    """A function that starts an ``agents.rollout.RolloutPool`` for ``config``'s agent on Ray
+    (``ray`` as for `build_verifier`), with ``workers`` workers of one sandbox each; what
+    `run_benchmark` takes as ``rollout``.
+    """
+
+    def build(tasks: TaskSet) -> Any:
+        from agents.rollout import RolloutPool  # ray is imported only when asked for
+
+        options: dict[str, Any] = {"timeout": config.timeout}
+        if config.target is not None:
+            options["target"] = config.target
+        try:
+            return RolloutPool(
+                config.agent,
+                tasks,
+                address=ray if isinstance(ray, str) else None,
+                workers=workers,
+                policy_options=dict(config.agent_options),
+                **options,
+            )
+        except (ImportError, ValueError, RuntimeError) as error:
+            raise BenchError(f"--ray: {error}") from None
+
+    return build
+
+
 # -- append-only logs -------------------------------------------------------------------------
 
 
@@ -272,6 +322,7 @@ def run_benchmark(
     tasks: TaskSet | None = None,
     policy: Policy | Callable[[], Policy] | None = None,
     verifier: VerifierLike | Callable[[], VerifierLike] | None = None,
+    rollout: Callable[[TaskSet], RolloutLike] | None = None,
     workers: int | None = None,
     lanes: int | None = None,
     batch: int = 1,
@@ -288,6 +339,10 @@ def run_benchmark(
             built only if some sample is still missing.
         verifier: A Verifier-like object or a function building one (default: a local
             `Verifier`); built only if some sample has no verdict. One built here is closed here.
+        rollout: A function building a rollout pool for the tasks. When given, ``policy`` is
+            None and the agent is replicable (`Policy.replicable`), the pool generates and
+            verifies every missing sample (and verifies the ones without a verdict) instead of
+            the local policy and ``verifier``; otherwise it is not used. Closed here.
         workers: Verifier parallelism for the default verifier.
         lanes: Threads calling ``verify_many`` at once (default: ``workers`` or the CPU count).
         batch: Samples per ``verify_many`` call.
@@ -313,6 +368,10 @@ def run_benchmark(
     # The policy before anything is written or started: a bad spec or a missing extra fails
     # here, leaving no run directory behind to conflict with the corrected command.
     generator = _resolve_policy(policy, config) if missing else None
+    remote = None
+    if rollout is not None and policy is None and generator is not None and generator.replicable:
+        generator.close()  # built to check the spec here; the pool's workers build their own
+        generator, remote = None, rollout
     if not resuming:
         os.makedirs(out, exist_ok=True)
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -320,11 +379,14 @@ def run_benchmark(
     started = time.monotonic()
     try:
         work = _Work(config, tasks, state, samples_log, results_log, missing, progress)
-        work.run(generator, verifier, workers, lanes, batch, chunk)
+        if remote is not None:
+            work.run_remote(remote)
+        else:
+            work.run(generator, verifier, workers, lanes, batch, chunk)
     finally:
         samples_log.close()
         results_log.close()
-        if generator is not None and generator is not policy:
+        if generator is not None and generator is not policy and not remote:
             generator.close()  # built here: its threads, sessions or weights end with the run
     seconds = time.monotonic() - started
     return write_outputs(config, out, tasks, list(state.results.values()), seconds)
@@ -411,21 +473,13 @@ class _Work:
         unverified = [key for key in state.samples if key not in state.results]
         if not self.missing and not unverified:
             return
-        passed = sum(r.get("outcome") == "passed" for r in state.results.values())
-        total = self.config.n * len(self.tasks)
-        bar = Progress(
-            total,
-            done=len(state.results),
-            passed=passed,
-            made=len(state.samples),
-            enabled=self.progress,
-        )
+        bar = self._progress()
         owned = not hasattr(verifier, "verify_many")  # built here, so closed here
         active = None
         try:
             active = _resolve_verifier(verifier, self.config, workers)
             width = lanes or workers or os.cpu_count() or 1
-            pool = _VerifyPool(active, self.tasks, state, self.results_log, bar, width, batch)
+            pool = _VerifyPool(active, self, bar, width, batch)
             pool.submit(unverified)
             try:
                 if generator is not None:
@@ -442,13 +496,76 @@ class _Work:
             if owned and active is not None:
                 active.close()
 
+    def _progress(self) -> Progress:
+        state = self.state
+        passed = sum(r.get("outcome") == "passed" for r in state.results.values())
+        return Progress(
+            self.config.n * len(self.tasks),
+            done=len(state.results),
+            passed=passed,
+            made=len(state.samples),
+            enabled=self.progress,
+        )
+
+    def run_remote(self, build: Callable[[TaskSet], RolloutLike]) -> None:
+        """Verify what lacks a verdict, then generate and verify the missing samples, on a pool."""
+        from agents.rollout import RolloutError
+
+        state = self.state
+        unverified = [key for key in state.samples if key not in state.results]
+        bar = self._progress()
+        pool = None
+        try:
+            pool = build(self.tasks)
+            if unverified:
+                verdicts = pool.verify_many(self.pairs(unverified))
+                for key, verdict in zip(unverified, verdicts, strict=True):
+                    self.record_result(key, verdict, bar)
+            for count, task_ids in self._groups_by_count().items():
+
+                def save(trajectories: list[Any]) -> None:
+                    for trajectory in trajectories:
+                        index = self.missing[trajectory.task_id][trajectory.sample]
+                        key = (trajectory.task_id, index)
+                        self._record_sample(key, trajectory.completion)
+                        bar.generated(1)
+                        self.record_result(key, trajectory, bar)
+
+                pool.rollout(task_ids, count, self.config.params, on_batch=save)
+        except RolloutError as error:  # what completed is saved already
+            raise BenchError(
+                f"{error}; the samples that completed are saved: rerun the same command to make "
+                "the rest"
+            ) from None
+        finally:
+            bar.close()
+            if pool is not None:
+                pool.close()
+
+    def _record_sample(self, key: tuple[str, int], completion: str) -> None:
+        task_id, index = key
+        self.samples_log.append({"task_id": task_id, "sample": index, "completion": completion})
+        self.state.samples[key] = completion
+
+    def pairs(self, keys: Sequence[tuple[str, int]]) -> list[tuple[Task, str]]:
+        return [(self.tasks[task_id], self.state.samples[(task_id, j)]) for task_id, j in keys]
+
+    def record_result(self, key: tuple[str, int], verdict: Any, bar: Progress) -> None:
+        record = _result_record(*key, verdict)
+        self.results_log.append(record)
+        self.state.results[key] = record
+        bar.verified(record["passed"])
+
+    def _groups_by_count(self) -> dict[int, list[str]]:
+        """Tasks missing the same number of samples share generate calls (n is per call)."""
+        by_count: dict[int, list[str]] = collections.defaultdict(list)
+        for task_id, indexes in self.missing.items():
+            by_count[len(indexes)].append(task_id)
+        return by_count
+
     def _generate(self, policy: Policy, chunk: int, pool: _VerifyPool, bar: Progress) -> None:
         config, missing = self.config, self.missing
-        # Tasks missing the same number of samples share generate calls (n is per call).
-        by_count: dict[int, list[str]] = collections.defaultdict(list)
-        for task_id, indexes in missing.items():
-            by_count[len(indexes)].append(task_id)
-        for count, task_ids in by_count.items():
+        for count, task_ids in self._groups_by_count().items():
             for group in _chunks(task_ids, chunk):
                 queries = [query_for(self.tasks[task_id]) for task_id in group]
                 answers = policy.generate(queries, count, config.params)
@@ -456,9 +573,7 @@ class _Work:
                 written = []
                 for task_id, completions in zip(group, answers, strict=True):
                     for index, completion in zip(missing[task_id], completions, strict=True):
-                        record = {"task_id": task_id, "sample": index, "completion": completion}
-                        self.samples_log.append(record)
-                        self.state.samples[(task_id, index)] = completion
+                        self._record_sample((task_id, index), completion)
                         written.append((task_id, index))
                 bar.generated(len(written))
                 pool.submit(written)
@@ -518,23 +633,8 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
 class _VerifyPool:
     """``lanes`` threads that take samples off a queue, verify them in batches and log verdicts."""
 
-    def __init__(
-        self,
-        verifier: Any,
-        tasks: TaskSet,
-        state: _State,
-        log: JsonlLog,
-        bar: Progress,
-        lanes: int,
-        batch: int,
-    ) -> None:
-        self._verifier, self._tasks, self._state, self._log, self._bar = (
-            verifier,
-            tasks,
-            state,
-            log,
-            bar,
-        )
+    def __init__(self, verifier: Any, work: _Work, bar: Progress, lanes: int, batch: int) -> None:
+        self._verifier, self._work, self._bar = verifier, work, bar
         self._batch = max(1, batch)
         self._queue: queue.Queue[tuple[str, int] | None] = queue.Queue()
         self._halt = threading.Event()
@@ -576,17 +676,13 @@ class _VerifyPool:
             if not keys:
                 return
             try:
-                pairs = [(self._tasks[t], self._state.samples[(t, j)]) for t, j in keys]
-                verdicts = self._verifier.verify_many(pairs)
+                verdicts = self._verifier.verify_many(self._work.pairs(keys))
             except BaseException as error:  # noqa: BLE001 - handed to the main thread
                 self._errors.append(error)
                 self._halt.set()
                 return
-            for (task_id, index), verdict in zip(keys, verdicts, strict=True):
-                record = _result_record(task_id, index, verdict)
-                self._log.append(record)
-                self._state.results[(task_id, index)] = record
-                self._bar.verified(record["passed"])
+            for key, verdict in zip(keys, verdicts, strict=True):
+                self._work.record_result(key, verdict, self._bar)
 
     def _take(self) -> list[tuple[str, int]]:
         first = self._queue.get()
@@ -606,7 +702,14 @@ class _VerifyPool:
 
 
 def _result_record(task_id: str, index: int, verdict: Any) -> dict[str, Any]:
-    data = verdict.to_dict() if hasattr(verdict, "to_dict") else dict(verdict)
+    """The results line for a `Verdict`, a verdict dict, or a rollout trajectory."""
+    if hasattr(verdict, "to_dict"):
+        data = verdict.to_dict()
+    elif isinstance(verdict, Mapping):
+        data = dict(verdict)
+    else:
+        data = {name: getattr(verdict, name) for name in ("outcome", "detail", "error_type")}
+        data["seconds"] = verdict.seconds
     detail = str(data.get("detail", ""))
     record = {
         "task_id": task_id,

@@ -69,6 +69,8 @@ class OpenAIPolicy(Policy):
         backoff: First backoff in seconds (doubled per retry, with jitter, at most 60 s).
     """
 
+    replicable = True  # a client: each Ray worker builds its own
+
     def __init__(
         self,
         model: str,

@@ -26,6 +26,7 @@ class OraclePolicy(Policy):
     """
 
     name = "oracle"
+    replicable = True
 
     def generate(
         self, queries: Sequence[Query], n: int = 1, params: SamplingParams | None = None

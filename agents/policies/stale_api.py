@@ -287,6 +287,7 @@ class StaleApiPolicy(Policy):
     """
 
     name = "stale-api"
+    replicable = True
 
     def generate(
         self, queries: Sequence[Query], n: int = 1, params: SamplingParams | None = None
