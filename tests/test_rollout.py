@@ -428,6 +428,25 @@ def test_qsandbox_bench_with_ray_keeps_what_completed_when_a_batch_keeps_losing_
     assert len(lines(out / "results.jsonl")) == 4
 
 
+def test_qsandbox_bench_with_ray_and_an_openai_agent_asks_the_server_from_the_workers(
+    ray_session, tmp_path
+):
+    from tests.test_policies import ChatServer, canonical_answer
+
+    server = ChatServer(canonical_answer)
+    out = tmp_path / "run"
+    argv = ["bench", "--agent", f"openai:tiny-coder@{server.base_url}", "--tasks", "bundled"]
+    argv += ["--limit", "2", "-n", "2", "--out", str(out), "--ray", "--workers", "1"]
+    try:
+        assert cli_main([*argv, "--no-progress"]) == 0
+    finally:
+        server.close()
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["samples"], summary["passed_samples"]) == (4, 4)
+    assert len(server.requests) == 2  # one request per task for both samples (n=2)
+    assert {r["n"] for r in server.requests} == {2}
+
+
 def test_rollout_pool_verifies_given_completions_like_the_local_verifier(ray_session, bundled):
     ids = list(bundled)[:3]
     pairs = [(bundled[t], bundled[t].canonical_solution) for t in ids]
@@ -472,7 +491,7 @@ def test_qsandbox_train_grpo_with_ray_trains_on_ray_verdicts(ray_session, tmp_pa
 @pytest.mark.torch
 def test_qsandbox_train_grpo_with_ray_reports_a_cluster_too_small(ray_session, tmp_path, capsys):
     code = cli_main(grpo_argv(tmp_path, workers=3))
-    expected = "--ray: RolloutPool: 3 actors of (CPU 1) each cannot be placed"
+    expected = "--ray: RayVerifier: 3 actors of (CPU 1) each cannot be placed"
     assert (code, expected in capsys.readouterr().err) == (2, True)
 
 
