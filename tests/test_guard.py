@@ -22,6 +22,28 @@ def test_fast_paths_are_active_on_cpython(snapshot):
     assert snapshot.raw_modules  # sys.modules entries can be read without touching modules
 
 
+def test_gathered_tags_and_raw_reads_agree_with_the_word_by_word_reads(snapshot, monkeypatch):
+    assert snapshot.words is not None and not snapshot.words.flags.writeable
+    expected = {id(k): id(v) for k, v in sys.modules.items()}
+    assert guard._raw_items(snapshot.memory, sys.modules, snapshot.words) == expected
+    assert guard._raw_items(snapshot.memory, sys.modules) == expected
+    monkeypatch.setattr(qiskit_quantum_info.Statevector, "equiv", lambda *a, **k: True)
+    gathered = snapshot._moved()
+    monkeypatch.setattr(snapshot, "words", None)  # the fallback: one read per tag
+    assert gathered == snapshot._moved()
+    assert len(gathered) >= 1
+
+
+def test_differing_words_finds_each_changed_word_across_blocks():
+    import array
+
+    before = array.array("Q", range(1000))
+    now = array.array("Q", before)
+    now[3], now[300], now[999] = 7, 7, 7
+    assert guard._differing_words(now.tobytes(), before.tobytes()) == {3, 300, 999}
+    assert guard._differing_words(before.tobytes(), before.tobytes()) == set()
+
+
 def test_an_untouched_library_shows_no_changes(snapshot):
     assert snapshot.changes() == []
 

@@ -139,6 +139,27 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
     finish_code, run_code = ours[0].__code__, ours[1].__code__
     protected = [*ours, finish_code, run_code]
     pass_line = b"P " + token.hex().encode() + b"\n"
+    # Every event a branch of the hook acts on. Programs raise thousands of others (deepcopy
+    # alone raises ``builtins.id`` per object), which must cost one set look-up, not a dozen
+    # comparisons: the hook runs on the program's critical path.
+    watched = frozenset(
+        {
+            finish_event,
+            signal_event,
+            builtin_event,
+            flag_event,
+            "open",
+            "os.symlink",
+            "object.__setattr__",
+            "object.__delattr__",
+            "sys._getframe",
+            "object.__getattr__",
+            "function.__new__",
+            "compile",
+            "code.__new__",
+        }
+    )
+    watched_prefixes = (*refused, *suspect)
 
     def is_ours(obj) -> bool:
         # Plain loops, not any(): a builtin looked up now could be the program's replacement.
@@ -288,6 +309,8 @@ def _install_hook(token: bytes, report_fd: int, ours: tuple, snapshot: guard.Sna
     def hook(event, args):
         if busy[0] or type_(event) is not str_:
             return
+        if event not in watched and not event.startswith(watched_prefixes):
+            return  # an exact str: hashing and comparing it runs no program code
         busy[0] = True
         try:
             if event == finish_event:

@@ -53,6 +53,7 @@ class Zygote:
         self.as_root = os.geteuid() == 0  # before any user namespace makes us "root" inside it
         self.preload_errors: dict[str, str] = {}
         self.threads = 1
+        self.huge_pages = 0  # bytes of the heap moved to 2 MiB pages (see warmup.huge_pages)
         self.home = WORK_ROOT
 
     # -- start-up -------------------------------------------------------------------------
@@ -88,6 +89,7 @@ class Zygote:
         from qsandbox_env.sandbox import harness  # children start warm
 
         self._install_runtime(harness)
+        self._warm_up()
 
         self.snapshot = guard.Snapshot()
         self._seal_runtime(self.snapshot)
@@ -95,6 +97,8 @@ class Zygote:
         # copy-on-write faults from collections) nor mistake it for something a program created.
         gc.collect()
         gc.freeze()
+        if self.config.get("preload"):
+            self.huge_pages = warmup.huge_pages()  # a large heap forks faster from 2 MiB pages
         self.threads = _thread_count()
 
     def _isolate(self) -> None:
@@ -124,9 +128,14 @@ class Zygote:
                 importlib.import_module(name)
             except Exception as exc:  # noqa: BLE001 - a missing optional module is not fatal
                 self.preload_errors[name] = f"{type(exc).__name__}: {exc}"
-        if self.config.get("preload"):
-            warmup.run(self.preload_errors)
         warnings.resetwarnings()
+
+    def _warm_up(self) -> None:
+        """Fill the caches every child would fill again; after the last import (see warmup)."""
+        if self.config.get("preload"):
+            warnings.simplefilter("ignore")
+            warmup.run(self.preload_errors)
+            warnings.resetwarnings()
 
     def _install_runtime(self, harness: object) -> None:
         """Serve the target's devices from ``QiskitRuntimeService()``, before the snapshot.
@@ -182,6 +191,7 @@ class Zygote:
                 "isolation": {"active": self.iso.active, "missing": self.iso.missing},
                 "preload_errors": self.preload_errors,
                 "threads": self.threads,
+                "huge_pages": self.huge_pages,
             },
         )
         while True:
