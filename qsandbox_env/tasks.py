@@ -32,7 +32,7 @@ import os
 import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
@@ -106,6 +106,15 @@ class Task:
     def __hash__(self) -> int:
         # task_id identifies a task; hashing the metadata view would fail (it is unhashable).
         return hash(self.task_id)
+
+    def __reduce__(self) -> tuple[type, tuple]:
+        # The read-only metadata view does not pickle; a plain copy does, and __post_init__
+        # puts it behind a new view. Tasks then travel to worker processes as they are.
+        values = tuple(
+            dict(self.metadata) if f.name == "metadata" else getattr(self, f.name)
+            for f in fields(self)
+        )
+        return (Task, values)
 
     def _check_names(self) -> None:
         if not self.task_id:

@@ -539,3 +539,20 @@ def test_from_tasks_rejects_an_item_that_is_not_a_task() -> None:
 def test_a_task_set_repr_shows_source_and_count() -> None:
     tasks = TaskSet.from_tasks([make_task()], source="demo.json")
     assert repr(tasks) == "TaskSet(source='demo.json', tasks=1)"
+
+
+def test_a_task_and_a_task_set_pickle_and_come_back_equal_and_read_only():
+    import copy
+    import pickle
+
+    test = "def check(c):\n    pass\n"
+    task = Task("m/0", "def f():\n", test, "f", metadata={"k": [1]}, timeout=5)
+    back = pickle.loads(pickle.dumps(task))
+    assert back == task and back.timeout == 5.0
+    assert dict(back.metadata) == {"k": [1]}
+    with pytest.raises(TypeError):
+        back.metadata["k"] = 2  # type: ignore[index]
+    assert copy.deepcopy(task) == task
+    tasks = load_tasks("bundled")
+    again = pickle.loads(pickle.dumps(tasks))
+    assert list(again) == list(tasks) and again[next(iter(tasks))] == tasks[next(iter(tasks))]

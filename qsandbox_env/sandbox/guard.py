@@ -602,6 +602,7 @@ _QUALNAME = type.__dict__["__qualname__"]
 _CLASSMETHOD_FUNC = classmethod.__dict__["__func__"]
 _STATICMETHOD_FUNC = staticmethod.__dict__["__func__"]
 _PROPERTY_FGET = property.__dict__["fget"]
+_FUNCTION_CODE = types.FunctionType.__dict__["__code__"]
 
 
 def _library_class(cls: type) -> bool:
@@ -625,7 +626,7 @@ def _library_written(value: object) -> bool:
         value = _PROPERTY_FGET.__get__(value)
     if not _is_instance(value, types.FunctionType):
         return False
-    filename = value.__code__.co_filename
+    filename = _FUNCTION_CODE.__get__(value).co_filename
     return _type(filename) is str and not is_program_file(filename)  # a str subclass could lie
 
 
