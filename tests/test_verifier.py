@@ -328,3 +328,14 @@ def test_pools_in_one_process_run_programs_under_different_uids():
     first, second = slot_uids(4), slot_uids(4)
     assert len(set(first)) == 4 and not set(first) & set(second)
     assert all(0 < uid < 2**32 - 1 for uid in first + second)
+
+
+def test_each_program_draws_its_own_numpy_random_numbers():
+    # A fork copies the zygote's numpy generator: without a reseed every child of one zygote
+    # draws the same "random" numbers, so unseeded random tests repeat themselves exactly.
+    task = Task("rng/0", "def f():\n", "def check(candidate):\n    candidate()\n", "f")
+    code = "    import numpy as np\n    print(np.random.rand(), np.random.randint(1 << 30))\n"
+    with Verifier(parallelism=1) as v:
+        verdicts = v.verify_many([(task, code)] * 4)
+    assert [x.outcome for x in verdicts] == [Outcome.PASSED] * 4
+    assert len({x.output for x in verdicts}) == 4

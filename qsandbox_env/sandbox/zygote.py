@@ -320,6 +320,7 @@ def _child(
         tempfile.tempdir = workdir  # the zygote's choice was cached while preloading
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        _reseed()
         from qsandbox_env.sandbox import harness
 
         assert zygote.snapshot is not None  # taken at start-up, before any request
@@ -334,6 +335,19 @@ def _child(
         code = 71
     finally:
         os._exit(code)
+
+
+def _reseed() -> None:
+    """Give the child random streams of its own: a fork copies the zygote's.
+
+    Python reseeds ``random`` in a forked child itself; numpy's global generator (what
+    ``np.random.rand`` and SciPy's distributions draw from when given no seed) it does not, so
+    every child would draw the same "random" numbers: a test's random input would be the same
+    on every run, and a policy could learn the answer to that one input.
+    """
+    legacy = sys.modules.get("numpy.random")
+    if legacy is not None:
+        legacy.seed([int.from_bytes(os.urandom(4), "little") for _ in range(4)])
 
 
 def _move_fd(fd: int, target: int) -> int:
