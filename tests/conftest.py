@@ -26,6 +26,29 @@ def humaneval_path() -> pathlib.Path:
     return path
 
 
+# Canonical solutions whose tests assert on unseeded shot noise: each fails now and then whatever
+# runs it (a 3-sigma miss on 1,024 shots). Tests that compare whole runs settle these by running
+# them again; they are data-set properties, not verdicts that differ.
+SHOT_NOISE = {
+    "qiskitHumanEval/28": "four bars of 1,024 shots must each round to 0.5 (about 1 run in 300)",
+    "qiskitHumanEval/51": "a teleported |+> must read 0 with a share rounding to 0.5 (1 in 700)",
+}
+
+
+def settle_shot_noise(verifier, pairs, verdicts, tries: int = 3, **options) -> list:
+    """``verdicts`` of ``pairs`` with each failed `SHOT_NOISE` task run again, up to ``tries``
+    times, until it passes."""
+    settled = list(verdicts)
+    if len(settled) != len(pairs):
+        raise ValueError(f"{len(pairs)} pairs but {len(settled)} verdicts")
+    for index, (task, completion) in enumerate(pairs):
+        for _ in range(tries):
+            if settled[index].passed or task.task_id not in SHOT_NOISE:
+                break
+            settled[index] = verifier.verify(task, completion, **options)
+    return settled
+
+
 def program_task(
     test_body: str, entry_point: str = "solve", task_id: str = "t/0", timeout: float | None = None
 ) -> Task:
