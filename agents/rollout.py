@@ -52,10 +52,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from agents.policy import Policy, Query, SamplingParams, make_policy, policy_builder
+from qsandbox_env.broker import Budget
 from qsandbox_env.env import QiskitCodeEnv
 from qsandbox_env.targets import Target, parse_target
 from qsandbox_env.tasks import Task, TaskSet, load_tasks
@@ -137,6 +138,13 @@ class VerifierActor:
 
     def verify(self, item: dict[str, Any]) -> dict[str, Any]:
         return _verify_items(self.verifier, [item], item["timeout"])[0]
+
+    def budget(self, _: object = None) -> dict[str, Any] | None:
+        """This actor's share of the QPU budget and what it has spent (``ibm:`` targets)."""
+        broker = self.verifier.broker
+        if broker is None:
+            return None
+        return {"budget": asdict(broker.budget), "usage": asdict(broker.usage)}
 
     def close(self) -> None:
         self.verifier.close()
@@ -641,10 +649,12 @@ class _PoolShape:
         retry: bool,
     ) -> ActorPool:
         room = _check_capacity(ray, self.actors or 1, {"CPU": self.num_cpus}, label)
+        count = self.actors or room
+        args, kwargs = _share_budget(args, count), _share_budget(kwargs, count)
         host = ray.remote(ActorHost).options(num_cpus=self.num_cpus, max_concurrency=concurrency)
         return ActorPool(
             lambda: host.remote(actor_class, args, kwargs),
-            self.actors or room,
+            count,
             concurrency=concurrency,
             max_in_flight=self.max_in_flight,
             max_retries=self.max_retries,
@@ -652,6 +662,19 @@ class _PoolShape:
             retry_timeouts=retry,
             label=label,
         )
+
+
+def _share_budget(value: Any, actors: int) -> Any:
+    """``value`` (a pool's actor arguments) with any QPU ``budget`` among the Verifier options
+    split evenly over the actors, so that the pool as a whole keeps to it."""
+    if isinstance(value, dict):
+        budget = value.get("budget")
+        if isinstance(budget, Budget):
+            return {**value, "budget": budget.share(actors)}
+        return value
+    if isinstance(value, tuple):
+        return tuple(_share_budget(item, actors) for item in value)
+    return value
 
 
 def _verifier_options(options: dict[str, Any], label: str) -> dict[str, Any]:
@@ -695,8 +718,10 @@ class RayVerifier:
         **verifier_kwargs: Options of each actor's `Verifier` (``parallelism`` defaults to 1:
             one sandbox per actor; ``timeout``, ``memory``, ``preload``, ``target``, ...). For
             ``ibm:`` targets each actor has its own broker, built from its node's account, and
-            its own ``budget``: the pool may spend up to ``actors`` times that budget. A
-            ``broker`` object is refused (it would carry credentials to the actors).
+            an even share of ``budget`` (`Budget.share`), so that the pool keeps to it; an
+            actor that replaces a dead one starts with a fresh share, so a pool that loses
+            actors may spend one more share per replacement. A ``broker`` object is refused (it
+            would carry credentials to the actors).
 
     Raises:
         ImportError: Ray is not installed (the message has the ``pip install`` command).

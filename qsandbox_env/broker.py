@@ -87,6 +87,21 @@ class Budget:
                 f"Budget.seconds: expected a non-negative number or None, got {self.seconds!r}"
             )
 
+    def share(self, parts: int) -> Budget:
+        """This budget split evenly over ``parts`` spenders, each limit rounded down.
+
+        Example:
+            >>> Budget(jobs=5, shots=1001, seconds=9).share(2)
+            Budget(jobs=2, shots=500, seconds=4.5)
+        """
+        if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
+            raise ValueError(f"parts: expected a positive int, got {parts!r}")
+        return Budget(
+            None if self.jobs is None else self.jobs // parts,
+            None if self.shots is None else self.shots // parts,
+            None if self.seconds is None else self.seconds / parts,
+        )
+
 
 @dataclass(frozen=True)
 class Usage:

@@ -304,3 +304,10 @@ def test_budget_rejects_a_negative_limit():
     with pytest.raises(ValueError, match=r"^Budget.jobs: expected a non-negative int or None, "
                        r"got -1$"):  # fmt: skip
         Budget(jobs=-1)
+
+
+def test_a_budget_shared_over_spenders_rounds_down_and_keeps_no_limit_unlimited():
+    assert Budget(jobs=7, shots=10, seconds=3.0).share(3) == Budget(jobs=2, shots=3, seconds=1.0)
+    assert Budget().share(4) == Budget()
+    with pytest.raises(ValueError, match="parts: expected a positive int, got 0"):
+        Budget(jobs=1).share(0)

@@ -29,7 +29,7 @@ from agents.rollout import (
     task_from_wire,
     task_to_wire,
 )
-from qsandbox_env import Outcome, Task, TaskSet, Verifier, load_tasks
+from qsandbox_env import Budget, Outcome, Task, TaskSet, Verifier, load_tasks
 from qsandbox_env.cli import main as cli_main
 from qsandbox_env.env import QiskitCodeEnv
 from tests.conftest import ROOT, humaneval_path, program_task, settle_shot_noise
@@ -245,6 +245,14 @@ def test_an_unknown_verifier_option_is_refused_before_ray_is_touched():
 def test_a_broker_object_is_refused_because_it_would_carry_credentials_to_actors():
     with pytest.raises(TypeError, match=r"^RayVerifier: broker= cannot be sent to Ray actors"):
         RayVerifier(broker=object())
+
+
+def test_the_actors_share_the_qpu_budget_so_the_pool_keeps_to_it(ray_session):
+    budget = Budget(jobs=5, shots=1001, seconds=9.0)
+    with RayVerifier(actors=2, target="ibm:fake_manila", budget=budget, preload=()) as remote:
+        shares = ray.get([actor.call.remote("budget", None) for actor in remote.actors])
+    assert [share["budget"] for share in shares] == [{"jobs": 2, "shots": 500, "seconds": 4.5}] * 2
+    assert {share["usage"]["jobs"] for share in shares} == {0}
 
 
 def test_a_bad_verifier_option_value_raises_its_own_error_from_the_actor(ray_session):
