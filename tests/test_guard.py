@@ -44,6 +44,37 @@ def test_differing_words_finds_each_changed_word_across_blocks():
     assert guard._differing_words(before.tobytes(), before.tobytes()) == set()
 
 
+@pytest.mark.parametrize("gathered", [True, False], ids=["gathered", "described"])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda data: data["errors"][1]["probabilities"].__setitem__(0, 1.0),
+        lambda data: data["errors"][0]["rows"][1].__setitem__(1, 0.5),
+        lambda data: data["errors"][0].__setitem__("type", "none"),
+        lambda data: data["errors"].append({}),
+        lambda data: data["errors"][1]["probabilities"].pop(),
+        lambda data: data.clear(),
+    ],
+    ids=["float-in-list", "nested-row", "dict-value", "append", "pop", "clear"],
+)
+def test_sealed_contents_see_an_edit_at_any_depth(edit, gathered):
+    data = {
+        "errors": [
+            {"type": "roerror", "rows": [[0.9, 0.1], [0.2, 0.8]]},
+            {"type": "qerror", "probabilities": [0.99, 0.01], "names": ["id", "x"]},
+        ]
+    }
+    snapshot = guard.Snapshot.__new__(guard.Snapshot)  # only what seal_contents needs
+    snapshot.memory = guard._dict_versions()
+    snapshot.words = guard._word_view(snapshot.memory) if gathered else None
+    snapshot.contents = ()
+    snapshot.seal_contents("data", data)
+    ((_, contents),) = snapshot.contents
+    assert not contents.changed()
+    edit(data)
+    assert contents.changed()
+
+
 def test_an_untouched_library_shows_no_changes(snapshot):
     assert snapshot.changes() == []
 

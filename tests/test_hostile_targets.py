@@ -247,6 +247,26 @@ def test_resetting_the_served_devices_noise_model(manila):
     assert "offline runtime: the shared noise models (fake_manila)" in verdict.detail
 
 
+# Inside the form the simulator reads on every job: each error's first outcome (no error on this
+# device's model) made certain, each readout error made perfect. No object is replaced.
+IN_PLACE_NOISE_EDIT = (
+    "from qiskit_ibm_runtime import QiskitRuntimeService\n"
+    "model = QiskitRuntimeService().least_busy().options.noise_model\n"
+    "for error in model.to_dict(serializable=True)['errors']:\n"
+    "    p = error['probabilities']\n"
+    "    if error['type'] == 'roerror':\n"
+    "        for i, row in enumerate(p):\n"
+    "            row[:] = [1.0 if j == i else 0.0 for j in range(len(row))]\n"
+    "    else:\n"
+    "        p[:] = [1.0] + [0.0] * (len(p) - 1)\n"
+)
+
+
+def test_editing_the_shared_noise_model_in_place_is_tampering(manila):
+    verdict = assert_fooled_naive_not_us(manila, NOISE_TASK, IN_PLACE_NOISE_EDIT + IDEAL_CLAIM)
+    assert "the shared noise model's contents (FakeManilaV2): changed" in verdict.detail
+
+
 def test_emptying_the_shared_noise_model_of_the_device_class(manila):
     # The test builds its own FakeManilaV2(): it shares the zygote's noise model, unlike a
     # fresh interpreter where each instance builds its own.

@@ -448,6 +448,21 @@ def seals() -> list[tuple[str, Callable[[], tuple]]]:
     ]
 
 
+def content_seals() -> list[tuple[str, object]]:
+    """Shared data to watch to any depth (``guard.Snapshot.seal_contents``): each shared noise
+    model in the form the simulator reads on every job. A program that edited it in place (an
+    error's probabilities set to 1 for "no error", say) would make the test's own noisy runs
+    ideal, and the top-level description in `seals` does not see inside it."""
+    found: list[tuple[str, object]] = []
+    for cls, model in _SHARED_NOISE.items():
+        cached = vars(model).get("_qsandbox_dict")
+        if type(cached) is dict:
+            found.append(
+                (f"offline runtime: the shared noise model's contents ({cls.__name__})", cached)
+            )
+    return found
+
+
 def _hooks_state() -> tuple:
     return tuple(_ORIGINAL_VALIDATE), tuple(_ORIGINAL_NOISE), tuple(_SHARED_NOISE.items())
 

@@ -180,6 +180,9 @@ class Zygote:
             seals += qpu_proxy.seals()
         for label, probe in seals:
             snapshot.seal(label, probe)
+        if offline is not None and self.config.get("preload") and offline._FLEET:
+            for label, root in offline.content_seals():
+                snapshot.seal_contents(label, root)
 
     # -- serving --------------------------------------------------------------------------
     def serve(self) -> None:
