@@ -26,11 +26,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from qsandbox_env import __version__
 from qsandbox_env.tasks import Task, TaskSet, load_tasks
 from qsandbox_env.verifier import SandboxError, Verdict, Verifier
+
+if TYPE_CHECKING:
+    from qsandbox_env.broker import Budget
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -140,6 +143,26 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -179,6 +202,49 @@ def _add_verifier_options(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="run programs in an execution profile (see `qsandbox profile create`)",
     )
+    add_budget_options(parser)
+
+
+def add_budget_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--qpu-jobs``, ``--qpu-shots``, ``--qpu-seconds``: the run's QPU budget (ibm: targets)."""
+    for flag, kind, what in (
+        ("--qpu-jobs", _non_negative_int, "jobs"),
+        ("--qpu-shots", _non_negative_int, "shots"),
+        ("--qpu-seconds", _non_negative_float, "QPU seconds"),
+    ):
+        parser.add_argument(
+            flag,
+            type=kind,
+            default=None,
+            metavar="N",
+            help=f"ibm: targets: the most {what} the whole run may spend (default: no limit)",
+        )
+
+
+def qpu_budget(args: argparse.Namespace, target: str | None) -> Budget | None:
+    """The ``--qpu-*`` budget for ``target``, or None when no limit was given.
+
+    Raises:
+        CLIError: A limit for a target that spends no QPU time.
+    """
+    limits = {name: getattr(args, f"qpu_{name}", None) for name in ("jobs", "shots", "seconds")}
+    is_qpu = bool(target) and str(target).startswith("ibm:")
+    if all(value is None for value in limits.values()):
+        if is_qpu:
+            print(
+                f"qsandbox: --target {target} has no QPU budget: programs may submit any number "
+                "of jobs; cap them with --qpu-jobs, --qpu-shots or --qpu-seconds",
+                file=sys.stderr,
+            )
+        return None
+    if not is_qpu:
+        raise CLIError(
+            f"--qpu-jobs/--qpu-shots/--qpu-seconds limit QPU spending, and --target "
+            f"{target or 'aer'} spends none; use them with an ibm:<backend> target"
+        )
+    from qsandbox_env.broker import Budget
+
+    return Budget(**limits)
 
 
 def _target(text: str) -> str:
@@ -205,6 +271,9 @@ def _verifier(args: argparse.Namespace, workers: int) -> Verifier:
     options: dict[str, Any] = {"timeout": args.timeout, "profile": args.profile}
     if args.target is not None:
         options["target"] = args.target
+    budget = qpu_budget(args, args.target)
+    if budget is not None:
+        options["budget"] = budget
     return Verifier(parallelism=workers, **options)
 
 

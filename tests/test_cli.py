@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from qsandbox_env import __version__, cli
+from qsandbox_env import Budget, __version__, cli
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -300,3 +300,48 @@ def test_python_dash_m_version() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"qsandbox {__version__}"
+
+
+# -- the QPU budget -------------------------------------------------------------------------------
+def test_a_qpu_budget_without_an_ibm_target_is_refused_before_a_sandbox_starts(
+    data, capsys, no_sandbox
+) -> None:
+    assert run_cli("verify", "--tasks", data["good"], "--samples", data["samples"],
+                   "--qpu-jobs", "3") == 2  # fmt: skip
+    assert (
+        "qsandbox: error: --qpu-jobs/--qpu-shots/--qpu-seconds limit QPU spending, and --target "
+        "aer spends none; use them with an ibm:<backend> target"
+    ) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [(["--qpu-jobs", "-1"], "expected a whole number >= 0"),
+     (["--qpu-seconds", "inf"], "expected a number >= 0")],
+)  # fmt: skip
+def test_a_negative_or_endless_qpu_limit_is_a_usage_error(data, capsys, option, message) -> None:
+    assert run_cli("check-tasks", data["good"], *option) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_the_qpu_budget_options_reach_the_verifiers_broker(data, capsys) -> None:
+    argv = ["check-tasks", str(data["good"]), "--target", "ibm:fake_manila"]
+    args = cli.build_parser().parse_args([*argv, "--qpu-jobs", "3", "--qpu-seconds", "90"])
+    with cli._verifier(args, 1) as verifier:
+        assert verifier.broker is not None
+        assert verifier.broker.budget == Budget(jobs=3, seconds=90.0)
+    assert "no QPU budget" not in capsys.readouterr().err
+    unlimited = cli.build_parser().parse_args(argv)
+    assert cli.qpu_budget(unlimited, unlimited.target) is None
+    assert (
+        "qsandbox: --target ibm:fake_manila has no QPU budget: programs may submit any number of "
+        "jobs; cap them with --qpu-jobs, --qpu-shots or --qpu-seconds"
+    ) in capsys.readouterr().err
+
+
+def test_bench_refuses_a_qpu_budget_for_a_simulator_target(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    argv = ["bench", "--agent", "oracle", "--tasks", "bundled", "--out", out, "--qpu-shots", "10"]
+    assert run_cli(*argv) == 2
+    assert "--target aer spends none" in capsys.readouterr().err
+    assert not out.exists()

@@ -29,7 +29,7 @@ from agents.bench.runner import (
     build_verifier,
 )
 from agents.policy import PolicyError, SamplingParams
-from qsandbox_env.cli import CLIError, Command, register
+from qsandbox_env.cli import CLIError, Command, add_budget_options, qpu_budget, register
 
 __all__ = ["main_bench"]
 
@@ -118,6 +118,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=60.0, help="seconds per program (default: 60)"
     )
     verify.add_argument("--target", help="Verifier target, e.g. aer or fake:<device>")
+    add_budget_options(verify)
     verify.add_argument(
         "--ray",
         nargs="?",
@@ -144,12 +145,15 @@ def main_bench(args: argparse.Namespace) -> int:
 
     config = _config(args)
     ray = args.ray
+    budget = qpu_budget(args, config.target)
     try:
         summary = run_benchmark(
             config,
             args.out,
-            verifier=lambda: build_verifier(args.workers, config.timeout, config.target, ray),
-            rollout=build_rollout(config, args.workers, ray) if ray else None,
+            verifier=lambda: build_verifier(
+                args.workers, config.timeout, config.target, ray, budget
+            ),
+            rollout=build_rollout(config, args.workers, ray, budget) if ray else None,
             workers=args.workers,
             lanes=1 if ray else None,
             batch=64 if ray else 1,

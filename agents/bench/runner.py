@@ -196,14 +196,18 @@ def build_verifier(
     timeout: float = 60.0,
     target: str | None = None,
     ray: str | bool | None = None,
+    budget: Any = None,
 ) -> Any:
     """The Verifier for a run: a local `Verifier`, or ``agents.rollout.RayVerifier`` when ``ray``
     is set (``True``: the session's cluster or a new local one; a string: that address), with
-    ``workers`` actors of one sandbox each. ``target`` is passed only when given.
+    ``workers`` actors of one sandbox each. ``target`` and the QPU ``budget`` (a
+    ``qsandbox_env.Budget``, shared out among Ray actors) are passed only when given.
     """
     options: dict[str, Any] = {"timeout": timeout}
     if target is not None:
         options["target"] = target
+    if budget is not None:
+        options["budget"] = budget
     if ray:
         from agents.rollout import RayVerifier  # ray is imported only when asked for
 
@@ -215,15 +219,18 @@ def build_verifier(
             raise BenchError(f"--ray: {error}") from None
     from qsandbox_env.verifier import Verifier
 
-    return Verifier(parallelism=workers, **options)
+    try:
+        return Verifier(parallelism=workers, **options)
+    except (TypeError, ValueError) as error:  # a target that cannot take a budget, say
+        raise BenchError(str(error)) from None
 
 
 def build_rollout(
-    config: BenchConfig, workers: int | None = None, ray: str | bool = True
+    config: BenchConfig, workers: int | None = None, ray: str | bool = True, budget: Any = None
 ) -> Callable[[TaskSet], Any]:
     """A function that starts an ``agents.rollout.RolloutPool`` for ``config``'s agent on Ray
-    (``ray`` as for `build_verifier`), with ``workers`` workers of one sandbox each; what
-    `run_benchmark` takes as ``rollout``.
+    (``ray`` and ``budget`` as for `build_verifier`), with ``workers`` workers of one sandbox
+    each; what `run_benchmark` takes as ``rollout``.
     """
 
     def build(tasks: TaskSet) -> Any:
@@ -232,6 +239,8 @@ def build_rollout(
         options: dict[str, Any] = {"timeout": config.timeout}
         if config.target is not None:
             options["target"] = config.target
+        if budget is not None:
+            options["budget"] = budget
         try:
             return RolloutPool(
                 config.agent,
