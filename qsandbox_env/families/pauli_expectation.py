@@ -187,14 +187,33 @@ def _solution_lines(num_qubits: int, ops: list[tuple], terms: list) -> list[str]
 
 
 def _test(num_qubits: int, ops: list[tuple], terms: list, thetas: list[list[float]]) -> str:
+    # The task asks for the V2 StatevectorEstimator: the test counts its runs while the candidate
+    # computes, so the same number worked out with Statevector (shorter, and common in old code)
+    # does not pass. This catches that shortcut; a program set on forging the count could still
+    # reach it through the wrapper's closure.
     return check_function(
-        ["from qiskit.quantum_info import Statevector"],
+        [
+            "from qiskit.primitives import StatevectorEstimator",
+            "from qiskit.quantum_info import Statevector",
+        ],
         {"NUM_QUBITS": num_qubits, "OPS": ops, "TERMS": terms, "THETAS": thetas},
         """
         observable = SparsePauliOp.from_list(TERMS)
+        estimator_run = StatevectorEstimator.__dict__["run"]
         for theta in THETAS:
-            # The candidate runs before the test computes anything it could read from this frame.
-            value = candidate(list(theta))
+            runs = []
+
+            def counted_run(self, *args, **kwargs):
+                runs.append(1)
+                return estimator_run(self, *args, **kwargs)
+
+            StatevectorEstimator.run = counted_run
+            try:
+                # The candidate runs before the test computes anything it could read here.
+                value = candidate(list(theta))
+            finally:
+                StatevectorEstimator.run = estimator_run
+            assert runs, "the value was not computed with the V2 StatevectorEstimator"
             reference = QuantumCircuit(NUM_QUBITS)
             for name, *args in OPS:
                 if name in ("rx", "ry", "rz"):

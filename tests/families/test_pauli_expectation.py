@@ -77,3 +77,20 @@ def expected_value_read_from_the_test(task: Task) -> str:
 def test_reading_the_reference_value_from_the_test_fails(verifier):
     tasks = helpers.twenty_tasks(FAMILY)[:6]
     helpers.assert_mutants_fail(verifier, tasks, expected_value_read_from_the_test, 6)
+
+
+def computed_with_statevector(task: Task) -> str:
+    """The right number, worked out with Statevector instead of the Estimator the task asks for."""
+    return task.canonical_solution.replace(
+        "result = StatevectorEstimator().run([(qc, observable)]).result()\n"
+        "    return float(result[0].data.evs)",
+        "from qiskit.quantum_info import Statevector\n"
+        "    return float(Statevector(qc).expectation_value(observable).real)",
+    )
+
+
+def test_the_right_value_without_the_estimator_fails(verifier):
+    tasks = helpers.twenty_tasks(FAMILY)[:6]
+    helpers.assert_mutants_fail(verifier, tasks, computed_with_statevector, 6)
+    verdict = verifier.verify(tasks[0], computed_with_statevector(tasks[0]))
+    assert "the value was not computed with the V2 StatevectorEstimator" in verdict.detail
