@@ -842,8 +842,15 @@ class RayVerifier:
     def _item_limit(self, item: dict[str, Any]) -> float:
         if self._shape.item_timeout is not None:
             return self._shape.item_timeout
-        program = item["timeout"] or item["task"]["timeout"] or self.timeout
-        return 2 * program + HANG_GRACE
+        return _stuck_after([item], item["timeout"], self.timeout)
+
+
+def _stuck_after(items: Sequence[dict[str, Any]], timeout: float | None, default: float) -> float:
+    """Seconds after which an actor checking ``items`` together counts as stuck: twice the
+    longest program limit among them (the call's, else the task's, else the pool's) plus
+    `HANG_GRACE`."""
+    longest = max(timeout or item["task"]["timeout"] or default for item in items)
+    return 2 * longest + HANG_GRACE
 
 
 def _verdict_of(item: dict[str, Any], result: Any) -> Verdict:
@@ -1277,7 +1284,7 @@ class RolloutPool:
         size = self._per_worker
         groups = [items[i : i + size] for i in range(0, len(items), size)]
         requests = [{"items": group, "timeout": timeout} for group in groups]
-        limits = [2 * self._program_limit(group, timeout) + HANG_GRACE for group in groups]
+        limits = [_stuck_after(group, timeout, self.timeout) for group in groups]
         with self._lock:
             results = self._open_pool().run(requests, "verify", limits)
         verdicts: list[Verdict] = []
@@ -1304,9 +1311,6 @@ class RolloutPool:
         if self._pool is None:
             raise ValueError("this RolloutPool is closed; create a new one")
         return self._pool
-
-    def _program_limit(self, items: list[dict[str, Any]], timeout: float | None) -> float:
-        return max(timeout or item["task"]["timeout"] or self.timeout for item in items)
 
 
 def _fields_of(params: SamplingParams) -> dict[str, Any]:

@@ -203,11 +203,7 @@ def build_verifier(
     ``workers`` actors of one sandbox each. ``target`` and the QPU ``budget`` (a
     ``qsandbox_env.Budget``, shared out among Ray actors) are passed only when given.
     """
-    options: dict[str, Any] = {"timeout": timeout}
-    if target is not None:
-        options["target"] = target
-    if budget is not None:
-        options["budget"] = budget
+    options = _verifier_options(timeout, target, budget)
     if ray:
         from agents.rollout import RayVerifier  # ray is imported only when asked for
 
@@ -236,11 +232,7 @@ def build_rollout(
     def build(tasks: TaskSet) -> Any:
         from agents.rollout import RolloutPool  # ray is imported only when asked for
 
-        options: dict[str, Any] = {"timeout": config.timeout}
-        if config.target is not None:
-            options["target"] = config.target
-        if budget is not None:
-            options["budget"] = budget
+        options = _verifier_options(config.timeout, config.target, budget)
         try:
             return RolloutPool(
                 config.agent,
@@ -254,6 +246,16 @@ def build_rollout(
             raise BenchError(f"--ray: {error}") from None
 
     return build
+
+
+def _verifier_options(timeout: float, target: str | None, budget: Any) -> dict[str, Any]:
+    """Verifier keyword options for a run: ``target`` and ``budget`` only when given."""
+    options: dict[str, Any] = {"timeout": timeout}
+    if target is not None:
+        options["target"] = target
+    if budget is not None:
+        options["budget"] = budget
+    return options
 
 
 # -- append-only logs -------------------------------------------------------------------------

@@ -147,7 +147,9 @@ class Snapshot:
             numpy = sys.modules["numpy"]
             self.slot_index = numpy.array(self.slots, dtype=numpy.intp) - 1  # see _word_view
             self.tag_bytes = self.words[self.slot_index].tobytes()
-        self.tags = self._read_tags()
+            self.tags = array.array("Q", self.tag_bytes)  # the same tags, not read again
+        else:
+            self.tags = self._read_tags()
         key_ids = {key: id(key) for key in sys.modules}
         self.module_keys = array.array("Q", (key_ids[name] for name, _ in self.modules))
         self.module_values = array.array("Q", (id(mod) for _, mod in self.modules))

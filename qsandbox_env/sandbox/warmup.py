@@ -102,7 +102,8 @@ def run(errors: dict[str, str]) -> None:
             errors[f"warm-up {name}"] = f"{type(exc).__name__}: {exc}"
 
 
-def _threads() -> int | None:
+def thread_count() -> int | None:
+    """Threads of this process, or None where /proc cannot tell."""
     try:
         return len(os.listdir("/proc/self/task"))
     except OSError:
@@ -114,15 +115,15 @@ def _starts_no_thread(step: Callable[[], None]) -> bool:
 
     Where threads cannot be counted, False: the step is not run in the zygote.
     """
-    if _threads() is None:
+    if thread_count() is None:
         return False
     pid = os.fork()
     if pid == 0:  # the probe: never returns (and has only this thread of the zygote's)
         code = 3
         try:
-            before = _threads()
+            before = thread_count()
             step()
-            code = 0 if _threads() == before else 1
+            code = 0 if thread_count() == before else 1
         except ImportError:
             code = 0  # run() skips it the same way in the zygote
         except BaseException:  # noqa: BLE001 - reported as a failed probe

@@ -99,7 +99,7 @@ class Zygote:
         gc.freeze()
         if self.config.get("preload"):
             self.huge_pages = warmup.huge_pages()  # a large heap forks faster from 2 MiB pages
-        self.threads = _thread_count()
+        self.threads = warmup.thread_count() or 1
 
     def _isolate(self) -> None:
         pending_pid = isolation.enter_namespaces(self.iso)
@@ -553,17 +553,6 @@ def _from_status(status: int | None) -> tuple[str, str]:
         return "killed", f"the program was killed by {name} before the test finished"
     code = os.WEXITSTATUS(status) if status >= 0 else -1
     return "exited", f"the program ended the process (exit status {code}) before the test finished"
-
-
-def _thread_count() -> int:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Threads:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 1
 
 
 def _wait_and_exit(pid: int) -> None:
