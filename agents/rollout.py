@@ -18,9 +18,10 @@ Fault tolerance, in one scheduler shared by both pools:
 - **Back-pressure:** at most ``max_in_flight`` items are sent to one actor and not yet returned;
   the rest wait on the driver.
 - **Dead actors:** an actor that dies (``ray.kill``, out of memory, its node lost) is replaced by a
-  new one, and the items it held are sent again. An item whose actor dies while running it more
-  than ``max_retries`` times gets a ``sandbox`` verdict (`RayVerifier`) or fails the call
-  (`RolloutPool`).
+  new one, and the items it held are sent again. An item that was running is sent again alone,
+  to an actor holding nothing else, so that an item that kills actors neither takes others with
+  it nor shares the blame. An item whose actor dies while running it more than ``max_retries``
+  times gets a ``sandbox`` verdict (`RayVerifier`) or fails the call (`RolloutPool`).
 - **Item timeout:** an item running on an actor for longer than ``item_timeout`` seconds (from when
   the actor started it, not when it was queued) means the actor is stuck: it is killed and replaced.
   `RayVerifier` gives that item a ``timeout`` verdict and does not run it again (it would likely
@@ -344,14 +345,35 @@ class ActorPool:
     def _dispatch(self, batch: _Batch) -> None:
         now = time.monotonic()
         for slot in self.slots:
-            while (
-                slot.ready_ref is None and batch.waiting and len(slot.inflight) < self.max_in_flight
-            ):
-                index = batch.waiting.popleft()
+            while slot.ready_ref is None and len(slot.inflight) < self.max_in_flight:
+                index = self._next_for(slot, batch)
+                if index is None:
+                    break
                 ref = slot.actor.call.remote(batch.method, batch.payloads[index])
                 running = now if len(slot.inflight) < self.concurrency else None
                 batch.jobs[ref] = _Job(index, slot, running)
                 slot.inflight.append(ref)
+
+    @staticmethod
+    def _next_for(slot: _Slot, batch: _Batch) -> int | None:
+        """The waiting item to send to ``slot`` next, taken off the queue; None for none.
+
+        An item that was running when its actor died (or stuck) is a suspect: it is sent only to
+        an actor holding nothing and nothing joins it there. So an item that kills its actor
+        takes no other item down with it, and the charges for the deaths land on it alone (an
+        item whose reply was lost as its actor died behind it is charged once, then completes).
+        """
+        if not batch.waiting:
+            return None
+        if not slot.inflight:
+            return batch.waiting.popleft()
+        if any(batch.charges[job.index] for job in map(batch.jobs.get, slot.inflight) if job):
+            return None  # a suspect holds this actor alone
+        for position, index in enumerate(batch.waiting):
+            if not batch.charges[index]:
+                del batch.waiting[position]
+                return index
+        return None
 
     def _wait_once(self, batch: _Batch) -> None:
         starting = {slot.ready_ref: slot for slot in self.slots if slot.ready_ref is not None}

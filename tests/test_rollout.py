@@ -190,6 +190,51 @@ def test_a_killed_actors_items_run_on_its_replacement_and_each_result_comes_once
     assert stats["completed"] == 16
 
 
+class SharedActor:
+    """An actor that works on two items at once; the item ``"kill"`` ends its process."""
+
+    def ready(self) -> dict:
+        return {"pid": os.getpid()}
+
+    def call(self, method: str, payload: str) -> str:
+        if payload == "kill":
+            time.sleep(0.3)
+            os._exit(3)
+        time.sleep(2.0)
+        return f"{payload} done by pid {os.getpid()}"
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_item_that_kills_its_actor_fails_alone_and_the_item_beside_it_completes(ray_session):
+    from agents.rollout import ActorPool
+
+    host = ray.remote(SharedActor).options(num_cpus=1, max_concurrency=2)
+    pool = ActorPool(
+        host.remote,
+        1,
+        concurrency=2,
+        max_in_flight=2,
+        max_retries=2,
+        start_timeout=60,
+        retry_timeouts=False,
+        label="test",
+    )
+    try:
+        # Both run at once on the one actor, so the first death cuts both short.
+        innocent, killer = pool.run(["innocent", "kill"], "call", [60.0, 60.0])
+        stats = dict(pool.stats)
+    finally:
+        pool.close()
+    assert innocent.startswith("innocent done by pid ")
+    assert killer.kind == "died"
+    assert killer.detail.startswith("its Ray actor was lost 3 times while running it")
+    # One death under both, then two with the killer alone on a fresh actor.
+    assert stats["actors_replaced"] == 3
+    assert stats["completed"] == 1
+
+
 def test_an_item_past_item_timeout_gets_a_timeout_verdict_and_the_batch_completes(ray_session):
     slow = program_task("    import time\n    time.sleep(120)", task_id="slow/0")
     quick = [sleepy_task(i, 0.0) for i in range(4)]
