@@ -57,13 +57,14 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from agents.policy import Policy, Query, SamplingParams, make_policy, policy_builder
-from qsandbox_env.broker import Budget
+from qsandbox_env.broker import Budget, BudgetLedger
 from qsandbox_env.env import QiskitCodeEnv
 from qsandbox_env.targets import Target, parse_target
 from qsandbox_env.tasks import Task, TaskSet, load_tasks
 from qsandbox_env.verifier import Outcome, Verdict, Verifier
 
 __all__ = [
+    "RayBudgetLedger",
     "RayVerifier",
     "RolloutError",
     "RolloutPool",
@@ -131,7 +132,7 @@ def _describe_actor(isolation: dict) -> dict[str, Any]:
 class VerifierActor:
     """What runs inside one `RayVerifier` actor: a local `Verifier` and nothing else."""
 
-    def __init__(self, verifier_kwargs: dict[str, Any]) -> None:
+    def __init__(self, **verifier_kwargs: Any) -> None:
         self.verifier = Verifier(**verifier_kwargs)
 
     def ready(self) -> dict[str, Any]:
@@ -141,11 +142,16 @@ class VerifierActor:
         return _verify_items(self.verifier, [item], item["timeout"])[0]
 
     def budget(self, _: object = None) -> dict[str, Any] | None:
-        """This actor's share of the QPU budget and what it has spent (``ibm:`` targets)."""
+        """The QPU budget, what this actor's broker has spent (``usage``) and what the whole
+        pool has (``spent``: the shared ledger's count), for ``ibm:`` targets."""
         broker = self.verifier.broker
         if broker is None:
             return None
-        return {"budget": asdict(broker.budget), "usage": asdict(broker.usage)}
+        return {
+            "budget": asdict(broker.budget),
+            "usage": asdict(broker.usage),
+            "spent": broker.ledger.spent(),
+        }
 
     def close(self) -> None:
         self.verifier.close()
@@ -277,8 +283,10 @@ class ActorPool:
         start_timeout: float,
         retry_timeouts: bool,
         label: str,
+        companions: Sequence[Any] = (),
     ) -> None:
         self._ray = _import_ray()
+        self._companions = list(companions)  # actors the pool's actors use (a budget ledger)
         self._spawn, self.label = spawn, label
         self.concurrency, self.max_in_flight = concurrency, max_in_flight
         self.max_retries, self.start_timeout = max_retries, start_timeout
@@ -343,16 +351,22 @@ class ActorPool:
         return batch.results
 
     def _dispatch(self, batch: _Batch) -> None:
-        now = time.monotonic()
-        for slot in self.slots:
-            while slot.ready_ref is None and len(slot.inflight) < self.max_in_flight:
+        """Send waiting items to actors with room, one per actor per round, so that a few items
+        spread over the actors instead of queueing on the first."""
+        now, sent = time.monotonic(), True
+        while sent and batch.waiting:
+            sent = False
+            for slot in self.slots:
+                if slot.ready_ref is not None or len(slot.inflight) >= self.max_in_flight:
+                    continue
                 index = self._next_for(slot, batch)
                 if index is None:
-                    break
+                    continue
                 ref = slot.actor.call.remote(batch.method, batch.payloads[index])
                 running = now if len(slot.inflight) < self.concurrency else None
                 batch.jobs[ref] = _Job(index, slot, running)
                 slot.inflight.append(ref)
+                sent = True
 
     @staticmethod
     def _next_for(slot: _Slot, batch: _Batch) -> int | None:
@@ -499,9 +513,9 @@ class ActorPool:
                 pass
         if closing:
             self._ray.wait(closing, num_returns=len(closing), timeout=10.0)
-        for slot in self.slots:
-            self._kill(slot.actor)
-        self.slots = []
+        for actor in [slot.actor for slot in self.slots] + self._companions:
+            self._kill(actor)
+        self.slots, self._companions = [], []
 
 
 def _gave_up(charges: int, reason: str) -> str:
@@ -672,31 +686,52 @@ class _PoolShape:
     ) -> ActorPool:
         room = _check_capacity(ray, self.actors or 1, {"CPU": self.num_cpus}, label)
         count = self.actors or room
-        args, kwargs = _share_budget(args, count), _share_budget(kwargs, count)
-        host = ray.remote(ActorHost).options(num_cpus=self.num_cpus, max_concurrency=concurrency)
-        return ActorPool(
-            lambda: host.remote(actor_class, args, kwargs),
-            count,
-            concurrency=concurrency,
-            max_in_flight=self.max_in_flight,
-            max_retries=self.max_retries,
-            start_timeout=self.start_timeout,
-            retry_timeouts=retry,
-            label=label,
-        )
-
-
-def _share_budget(value: Any, actors: int) -> Any:
-    """``value`` (a pool's actor arguments) with any QPU ``budget`` among the Verifier options
-    split evenly over the actors, so that the pool as a whole keeps to it."""
-    if isinstance(value, dict):
-        budget = value.get("budget")
+        companions = []
+        budget = kwargs.get("budget")
         if isinstance(budget, Budget):
-            return {**value, "budget": budget.share(actors)}
-        return value
-    if isinstance(value, tuple):
-        return tuple(_share_budget(item, actors) for item in value)
-    return value
+            ledger = ray.remote(BudgetLedger).options(num_cpus=0).remote(budget)
+            companions.append(ledger)
+            kwargs = {**kwargs, "budget": RayBudgetLedger(ledger, budget)}
+        host = ray.remote(ActorHost).options(num_cpus=self.num_cpus, max_concurrency=concurrency)
+        try:
+            return ActorPool(
+                lambda: host.remote(actor_class, args, kwargs),
+                count,
+                concurrency=concurrency,
+                max_in_flight=self.max_in_flight,
+                max_retries=self.max_retries,
+                start_timeout=self.start_timeout,
+                retry_timeouts=retry,
+                label=label,
+                companions=companions,
+            )
+        except BaseException:
+            for actor in companions:
+                ray.kill(actor)
+            raise
+
+
+class RayBudgetLedger(BudgetLedger):
+    """The `BudgetLedger` of a pool, kept in one Ray actor, as every pool actor's broker sees it.
+
+    All the pool's brokers hold and settle in that one ledger, so the pool keeps to its budget
+    as a whole: an actor may spend what the others leave, and one that replaces a dead actor
+    inherits nothing (a job the dead actor held stays counted, since it may have run).
+    """
+
+    def __init__(self, actor: Any, budget: Budget) -> None:  # no local state: it is the actor's
+        self.budget, self._actor = budget, actor
+
+    def hold(self, jobs: int, shots: int) -> str | None:
+        return _import_ray().get(self._actor.hold.remote(jobs, shots))
+
+    def settle(
+        self, held_jobs: int, held_shots: int, jobs: int, shots: int, seconds: float
+    ) -> None:
+        _import_ray().get(self._actor.settle.remote(held_jobs, held_shots, jobs, shots, seconds))
+
+    def spent(self) -> dict[str, Any]:
+        return _import_ray().get(self._actor.spent.remote())
 
 
 def _verifier_options(options: dict[str, Any], label: str) -> dict[str, Any]:
@@ -739,11 +774,10 @@ class RayVerifier:
         start_timeout: Seconds to wait for actors to start before raising ``RuntimeError``.
         **verifier_kwargs: Options of each actor's `Verifier` (``parallelism`` defaults to 1:
             one sandbox per actor; ``timeout``, ``memory``, ``preload``, ``target``, ...). For
-            ``ibm:`` targets each actor has its own broker, built from its node's account, and
-            an even share of ``budget`` (`Budget.share`), so that the pool keeps to it; an
-            actor that replaces a dead one starts with a fresh share, so a pool that loses
-            actors may spend one more share per replacement. A ``broker`` object is refused (it
-            would carry credentials to the actors).
+            ``ibm:`` targets each actor has its own broker, built from its node's account; all
+            of them spend from one ``budget``, kept in a ledger actor (`RayBudgetLedger`), so
+            the pool keeps to it as a whole and a replaced actor adds nothing to it. A
+            ``broker`` object is refused (it would carry credentials to the actors).
 
     Raises:
         ImportError: Ray is not installed (the message has the ``pip install`` command).
@@ -786,8 +820,8 @@ class RayVerifier:
             self._shape,
             address,
             VerifierActor,
-            (options,),
-            {},
+            (),
+            options,
             concurrency=per_actor,
             label="RayVerifier",
             retry=False,

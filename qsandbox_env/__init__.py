@@ -28,11 +28,13 @@ _EXPORTS = {
     "QiskitCodeEnv": "qsandbox_env.env",
     "Broker": "qsandbox_env.broker",
     "Budget": "qsandbox_env.broker",
+    "BudgetLedger": "qsandbox_env.broker",
 }
 
 __all__ = [
     "Broker",
     "Budget",
+    "BudgetLedger",
     "Outcome",
     "Program",
     "QiskitCodeEnv",
@@ -49,7 +51,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from qsandbox_env.broker import Broker, Budget
+    from qsandbox_env.broker import Broker, Budget, BudgetLedger
     from qsandbox_env.env import QiskitCodeEnv
     from qsandbox_env.extract import extract_code
     from qsandbox_env.program import Program, assemble

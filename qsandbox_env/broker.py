@@ -38,7 +38,7 @@ from typing import Any
 
 from qsandbox_env.sandbox import qpu_codec
 
-__all__ = ["Broker", "BrokerSession", "Budget", "Usage"]
+__all__ = ["Broker", "BrokerSession", "Budget", "BudgetLedger", "Usage"]
 
 PRIMITIVES = ("sampler", "estimator")
 # Shots per PUB where a device does not say (IBM devices report max_shots = 100,000).
@@ -115,6 +115,81 @@ class Usage:
     refused: int = 0  #: requests refused because the budget was exhausted
 
 
+class BudgetLedger:
+    """One `Budget` and what has been spent from it, shared by every broker that spends it.
+
+    A broker holds a request's job and shots here before queueing it and settles them when the
+    job returns, so that brokers spending from one ledger (several Verifiers in one process, or
+    the actors of a Ray pool through a proxy) keep to the budget together, and none waits on a
+    share another leaves unused. A hold that is never settled (its broker's process died with
+    the job out) stays counted: the job may have run. Thread-safe.
+
+    Example:
+        >>> ledger = BudgetLedger(Budget(jobs=1))
+        >>> ledger.hold(1, 100) is None, ledger.hold(1, 100) is None  # the one job is held
+        (True, False)
+        >>> ledger.settle(1, 100, 1, 100, 2.5)  # the job ran
+        >>> ledger.spent()["jobs"], ledger.spent()["held_jobs"]
+        (1, 0)
+    """
+
+    def __init__(self, budget: Budget | None = None) -> None:
+        if budget is not None and not isinstance(budget, Budget):
+            raise TypeError(f"budget: expected a qsandbox_env.Budget, got {type(budget).__name__}")
+        self.budget = budget or Budget()
+        self._lock = threading.Lock()
+        self._jobs = self._shots = self._held_jobs = self._held_shots = 0
+        self._seconds = 0.0
+
+    def hold(self, jobs: int, shots: int) -> str | None:
+        """Hold ``jobs`` jobs (0 or 1) and ``shots`` shots; why not, or None when held."""
+        budget = self.budget
+        with self._lock:
+            if budget.jobs is not None and self._jobs + self._held_jobs + jobs > budget.jobs:
+                running = f" and {self._held_jobs} running" if self._held_jobs else ""
+                return (
+                    f"QPU budget exhausted: {self._jobs} of {budget.jobs} jobs used{running}; "
+                    "nothing was submitted for this request"
+                )
+            left = None if budget.shots is None else budget.shots - self._shots - self._held_shots
+            if left is not None and shots > left:
+                return (
+                    f"QPU budget exhausted: this request needs {shots} shots and {left} of "
+                    f"{budget.shots} remain; nothing was submitted for this request"
+                )
+            if budget.seconds is not None and self._seconds >= budget.seconds:
+                return (
+                    f"QPU budget exhausted: {self._seconds:.1f} of {budget.seconds:g} QPU seconds "
+                    "used; nothing was submitted for this request"
+                )
+            self._held_jobs += jobs
+            self._held_shots += shots
+            return None
+
+    def settle(
+        self, held_jobs: int, held_shots: int, jobs: int, shots: int, seconds: float
+    ) -> None:
+        """Release a hold and record what its job spent (nothing when it was not submitted)."""
+        with self._lock:
+            self._held_jobs -= held_jobs
+            self._held_shots -= held_shots
+            self._jobs += jobs
+            self._shots += shots
+            self._seconds += seconds
+
+    def spent(self) -> dict[str, Any]:
+        """``jobs``, ``shots`` and ``seconds`` spent, and the ``held_jobs``/``held_shots`` of
+        requests queued or running."""
+        with self._lock:
+            return {
+                "jobs": self._jobs,
+                "shots": self._shots,
+                "seconds": self._seconds,
+                "held_jobs": self._held_jobs,
+                "held_shots": self._held_shots,
+            }
+
+
 class BudgetExhausted(Exception):
     """Internal: a request the budget cannot cover (the program sees a runtime error)."""
 
@@ -148,8 +223,10 @@ class Broker:
     Args:
         service: the service to submit to. Default: ``QiskitRuntimeService()`` created on first
             use, which reads ``QISKIT_IBM_TOKEN``/``QISKIT_IBM_CHANNEL``/``QISKIT_IBM_INSTANCE``
-            or the saved account. ``QiskitRuntimeLocalService()`` serves fake devices offline.
-        budget: limits on jobs, shots and QPU seconds (default: none).
+            or the saved account; devices named ``fake_*`` are then served offline by
+            ``QiskitRuntimeLocalService()`` (the runtime's local mode), with no account.
+        budget: limits on jobs, shots and QPU seconds (default: none), or a `BudgetLedger`
+            that this broker shares with others (they keep to its budget together).
         batch_window: longest time a request waits for others to join its batch, in seconds.
         cache: reuse results of identical PUBs instead of submitting them again.
         cache_size: PUB results kept; the least recently used go first.
@@ -166,14 +243,17 @@ class Broker:
         self,
         service: Any = None,
         *,
-        budget: Budget | None = None,
+        budget: Budget | BudgetLedger | None = None,
         batch_window: float = 0.5,
         cache: bool = True,
         cache_size: int = 4096,
         job_timeout: float | None = None,
     ) -> None:
-        if budget is not None and not isinstance(budget, Budget):
-            raise TypeError(f"budget: expected a qsandbox_env.Budget, got {type(budget).__name__}")
+        if budget is not None and not isinstance(budget, (Budget, BudgetLedger)):
+            raise TypeError(
+                "budget: expected a qsandbox_env.Budget or BudgetLedger, got "
+                f"{type(budget).__name__}"
+            )
         if (
             isinstance(batch_window, bool)
             or not isinstance(batch_window, (int, float))
@@ -181,7 +261,9 @@ class Broker:
         ):
             raise ValueError(f"batch_window: expected seconds >= 0, got {batch_window!r}")
         self._service = service
-        self.budget = budget or Budget()
+        self._offline: Any = None  # the local service for fake devices when none was given
+        self.ledger = budget if isinstance(budget, BudgetLedger) else BudgetLedger(budget)
+        self.budget = self.ledger.budget
         self.batch_window = float(batch_window)
         self.cache_enabled = bool(cache)
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 1:
@@ -193,7 +275,6 @@ class Broker:
         self._batches: dict[tuple, _Batch] = {}
         self._waiting = 0  # requests queued in a batch not yet taken
         self._active = 0  # programs running with a session open
-        self._reserved_shots = 0
         self._running_jobs = 0  # batches taken from the queue and not finished yet
         self._cache: OrderedDict[str, dict] = OrderedDict()
         self._backends: dict[str, Any] = {}
@@ -292,10 +373,22 @@ class Broker:
         if not device:
             raise qpu_codec.CodecError("no device named")
         if device not in self._backends:
-            service = self.service
+            service = self._local_service() if _fake_device(device) else self.service
             backend = service.least_busy() if device == LEAST_BUSY else service.backend(device)
             self._backends[device] = backend
         return self._backends[device]
+
+    def _local_service(self) -> Any:
+        """The service for a fake device: the one given, else the runtime's local mode (no IBM
+        account has a device named ``fake_*``), so ``ibm:fake_<device>`` rehearses the whole QPU
+        path offline: broker, budget, batching and cache."""
+        if self._service is not None:
+            return self._service
+        if self._offline is None:
+            from qiskit_ibm_runtime.fake_provider.local_service import QiskitRuntimeLocalService
+
+            self._offline = QiskitRuntimeLocalService()
+        return self._offline
 
     def _primitive(self, message: dict, session: BrokerSession | None) -> dict:
         primitive = "sampler" if message["op"] == "run" else message.get("primitive")
@@ -416,25 +509,9 @@ class Broker:
 
     def _reserve(self, shots: int, new_job: bool) -> None:
         """Hold budget for a queued request, or refuse it (called with the lock held)."""
-        used, budget = self._usage, self.budget
-        pending_jobs = len(self._batches) + self._running_jobs + (1 if new_job else 0)
-        if budget.jobs is not None and used.jobs + pending_jobs > budget.jobs:
-            raise BudgetExhausted(
-                f"QPU budget exhausted: {used.jobs} of {budget.jobs} jobs used; nothing was "
-                "submitted for this request"
-            )
-        if budget.shots is not None and used.shots + self._reserved_shots + shots > budget.shots:
-            raise BudgetExhausted(
-                f"QPU budget exhausted: this request needs {shots} shots and "
-                f"{budget.shots - used.shots - self._reserved_shots} of {budget.shots} remain; "
-                "nothing was submitted for this request"
-            )
-        if budget.seconds is not None and used.seconds >= budget.seconds:
-            raise BudgetExhausted(
-                f"QPU budget exhausted: {used.seconds:.1f} of {budget.seconds:g} QPU seconds "
-                "used; nothing was submitted for this request"
-            )
-        self._reserved_shots += shots
+        refusal = self.ledger.hold(1 if new_job else 0, shots)
+        if refusal is not None:
+            raise BudgetExhausted(refusal)
 
     def _execute(self, batch: _Batch) -> None:
         """Submit one batch as one job and hand each request its share of the results.
@@ -468,15 +545,21 @@ class Broker:
         except Exception as exc:  # noqa: BLE001 - goes back to every program in the batch
             error = f"{type(exc).__name__}: {exc}"
         job_id = _job_id(job)
+        # Submitted, it counts, whether or not results came back.
+        seconds = 0.0 if job is None else _job_seconds(job, time.monotonic() - started)
+        spent = (1, shots, seconds) if job is not None else (0, 0, 0.0)
+        try:
+            self.ledger.settle(1, reserved, *spent)
+        except Exception:  # noqa: BLE001 - a lost shared ledger must not strand the batch
+            pass
         with self._cond:
-            self._reserved_shots -= reserved
             self._running_jobs -= 1
-            if job is not None:  # submitted: it counts, whether or not results came back
+            if job is not None:
                 self._usage = replace(
                     self._usage,
                     jobs=self._usage.jobs + 1,
                     shots=self._usage.shots + shots,
-                    seconds=self._usage.seconds + _job_seconds(job, time.monotonic() - started),
+                    seconds=self._usage.seconds + seconds,
                     cache_hits=self._usage.cache_hits + _batched_pubs(batch) - len(pubs),
                 )
         for request in batch.requests:
@@ -541,6 +624,10 @@ def _service_time(session: BrokerSession | None) -> Iterator[None]:
     finally:
         if session is not None:
             session.service_seconds += time.monotonic() - started
+
+
+def _fake_device(device: str) -> bool:
+    return device.startswith("fake_")
 
 
 def _device(message: dict, session: BrokerSession | None) -> str:

@@ -27,7 +27,7 @@ from qsandbox_env.targets import Target, parse_target
 from qsandbox_env.tasks import Task
 
 if TYPE_CHECKING:
-    from qsandbox_env.broker import Broker, Budget
+    from qsandbox_env.broker import Broker, Budget, BudgetLedger
 
 __all__ = ["DEFAULT_PRELOAD", "Outcome", "SandboxError", "Verdict", "Verifier"]
 
@@ -158,7 +158,8 @@ class Verifier:
             ``budget``). Programs get a credential-free proxy; the broker holds the account.
             ``Broker(QiskitRuntimeLocalService())`` serves fake devices offline.
         budget: the :class:`~qsandbox_env.broker.Budget` of the default broker (jobs, shots,
-            QPU seconds); a program refused for budget gets the ``budget`` outcome.
+            QPU seconds), or a :class:`~qsandbox_env.broker.BudgetLedger` it shares with other
+            Verifiers; a program refused for budget gets the ``budget`` outcome.
         profile: run programs in the interpreter of an execution profile made with
             ``qsandbox profile create NAME ...`` (instead of ``python=``).
 
@@ -185,7 +186,7 @@ class Verifier:
         isolate: bool = True,
         target: str | Target = "aer",
         broker: Broker | None = None,
-        budget: Budget | None = None,
+        budget: Budget | BudgetLedger | None = None,
         profile: str | None = None,
     ) -> None:
         self.parallelism = _positive_int(
@@ -360,14 +361,18 @@ class Verifier:
             )
 
 
-def _make_broker(target: Target, broker: Broker | None, budget: Budget | None) -> Broker | None:
+def _make_broker(
+    target: Target, broker: Broker | None, budget: Budget | BudgetLedger | None
+) -> Broker | None:
     """The broker an ``ibm:`` target submits through; other targets take none."""
-    from qsandbox_env.broker import Broker, Budget
+    from qsandbox_env.broker import Broker, Budget, BudgetLedger
 
     if broker is not None and not isinstance(broker, Broker):
         raise TypeError(f"broker: expected a qsandbox_env.Broker, got {type(broker).__name__}")
-    if budget is not None and not isinstance(budget, Budget):
-        raise TypeError(f"budget: expected a qsandbox_env.Budget, got {type(budget).__name__}")
+    if budget is not None and not isinstance(budget, (Budget, BudgetLedger)):
+        raise TypeError(
+            f"budget: expected a qsandbox_env.Budget or BudgetLedger, got {type(budget).__name__}"
+        )
     if target.kind != "ibm":
         if broker is not None or budget is not None:
             raise ValueError(

@@ -15,7 +15,7 @@ import secrets
 import pytest
 from qiskit_ibm_runtime.fake_provider.local_service import QiskitRuntimeLocalService
 
-from qsandbox_env import Broker, Budget, Outcome, Verifier
+from qsandbox_env import Broker, Budget, BudgetLedger, Outcome, Verifier
 from tests.conftest import program_task
 
 DEVICE = "fake_manila"  # 5 qubits: its noisy simulation takes well under a second
@@ -204,6 +204,48 @@ def test_exhausted_budget_gives_the_budget_outcome_and_says_so():
     )
     assert "QPUBudgetExhausted" in second.detail
     assert broker.usage.jobs == 1 and broker.usage.refused == 1
+
+
+def test_the_default_broker_serves_a_fake_device_offline_without_an_account(monkeypatch, tmp_path):
+    for key in ("QISKIT_IBM_TOKEN", "QISKIT_IBM_CHANNEL", "QISKIT_IBM_INSTANCE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no saved account either
+    with Verifier(1, target=f"ibm:{DEVICE}", budget=Budget(jobs=1), preload=PRELOAD) as verifier:
+        verdict = verifier.verify(program_task(SAMPLER_TEST), sampler_program(0.9))
+        usage = verifier.broker.usage
+    assert verdict.outcome is Outcome.PASSED, verdict.detail
+    assert (usage.jobs, usage.shots) == (1, 400)
+
+
+def test_verifiers_given_one_budget_ledger_keep_to_its_budget_together():
+    ledger = BudgetLedger(Budget(jobs=1))
+    brokers = [Broker(QiskitRuntimeLocalService(), budget=ledger) for _ in range(2)]
+    verdicts = []
+    for broker, angle in zip(brokers, (1.0, 1.1), strict=True):
+        with Verifier(1, target=f"ibm:{DEVICE}", broker=broker, preload=PRELOAD) as verifier:
+            verdicts.append(verifier.verify(program_task(SAMPLER_TEST), sampler_program(angle)))
+    assert [v.outcome for v in verdicts] == [Outcome.PASSED, Outcome.BUDGET]
+    assert verdicts[1].detail.startswith("QPU budget exhausted: 1 of 1 jobs used; nothing was")
+    assert (brokers[0].usage.jobs, brokers[1].usage.jobs, brokers[1].usage.refused) == (1, 0, 1)
+    spent = ledger.spent()
+    assert [spent[k] for k in ("jobs", "shots", "held_jobs", "held_shots")] == [1, 400, 0, 0]
+    assert spent["seconds"] > 0
+
+
+def test_a_shot_hold_is_all_or_nothing_and_settling_returns_what_the_job_did_not_use():
+    ledger = BudgetLedger(Budget(jobs=2, shots=1000))
+    assert ledger.hold(1, 800) is None
+    refusal = ledger.hold(1, 300)  # the job would fit, the shots would not
+    assert refusal == (
+        "QPU budget exhausted: this request needs 300 shots and 200 of 1000 remain; nothing was "
+        "submitted for this request"
+    )
+    assert ledger.spent()["held_jobs"] == 1  # the refused request held nothing
+    ledger.settle(1, 800, 1, 500, 1.0)  # identical PUBs were sent once: 500 shots ran
+    assert ledger.hold(1, 500) is None
+    assert ledger.hold(0, 1) is not None
+    with pytest.raises(TypeError, match=r"budget: expected a qsandbox_env\.Budget, got dict"):
+        BudgetLedger({"jobs": 1})
 
 
 # Looks for the token everywhere a program could: the environment, files under $HOME and the

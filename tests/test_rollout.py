@@ -292,12 +292,29 @@ def test_a_broker_object_is_refused_because_it_would_carry_credentials_to_actors
         RayVerifier(broker=object())
 
 
-def test_the_actors_share_the_qpu_budget_so_the_pool_keeps_to_it(ray_session):
-    budget = Budget(jobs=5, shots=1001, seconds=9.0)
-    with RayVerifier(actors=2, target="ibm:fake_manila", budget=budget, preload=()) as remote:
-        shares = ray.get([actor.call.remote("budget", None) for actor in remote.actors])
-    assert [share["budget"] for share in shares] == [{"jobs": 2, "shots": 500, "seconds": 4.5}] * 2
-    assert {share["usage"]["jobs"] for share in shares} == {0}
+def test_the_actors_spend_one_qpu_budget_and_a_replaced_actor_adds_nothing_to_it(ray_session):
+    from tests.test_broker import PRELOAD, SAMPLER_TEST, sampler_program
+
+    task = program_task(SAMPLER_TEST)
+    # ibm:fake_* devices run in the runtime's local mode on each actor: no account needed.
+    with RayVerifier(
+        actors=2, target="ibm:fake_manila", budget=Budget(jobs=1), preload=PRELOAD
+    ) as remote:
+        first = remote.verify_many([(task, sampler_program(a)) for a in (1.0, 1.1)])
+        before = ray.get([actor.call.remote("budget", None) for actor in remote.actors])
+        for actor in remote.actors:
+            ray.kill(actor)
+        later = remote.verify_many([(task, sampler_program(a)) for a in (1.2, 1.3)])
+        stats = remote.stats
+        reports = ray.get([actor.call.remote("budget", None) for actor in remote.actors])
+    # Split evenly, one job over two actors would be none each; shared, one program gets it.
+    assert sorted(v.outcome.value for v in first) == ["budget", "passed"]
+    assert [r["usage"]["requests"] for r in before] == [1, 1]  # one program on each actor
+    assert [v.outcome for v in later] == [Outcome.BUDGET] * 2
+    assert all(v.detail.startswith("QPU budget exhausted: 1 of 1 jobs used") for v in later)
+    assert stats["actors_replaced"] == 2
+    assert [r["budget"]["jobs"] for r in reports] == [1, 1]
+    assert [r["spent"]["jobs"] for r in reports] == [1, 1]  # the pool's count, on either actor
 
 
 def test_a_bad_verifier_option_value_raises_its_own_error_from_the_actor(ray_session):

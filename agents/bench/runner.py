@@ -201,7 +201,7 @@ def build_verifier(
     """The Verifier for a run: a local `Verifier`, or ``agents.rollout.RayVerifier`` when ``ray``
     is set (``True``: the session's cluster or a new local one; a string: that address), with
     ``workers`` actors of one sandbox each. ``target`` and the QPU ``budget`` (a
-    ``qsandbox_env.Budget``, shared out among Ray actors) are passed only when given.
+    ``qsandbox_env.Budget``, which Ray actors spend from together) are passed only when given.
     """
     options = _verifier_options(timeout, target, budget)
     if ray:
