@@ -693,22 +693,17 @@ class _PoolShape:
             companions.append(ledger)
             kwargs = {**kwargs, "budget": RayBudgetLedger(ledger, budget)}
         host = ray.remote(ActorHost).options(num_cpus=self.num_cpus, max_concurrency=concurrency)
-        try:
-            return ActorPool(
-                lambda: host.remote(actor_class, args, kwargs),
-                count,
-                concurrency=concurrency,
-                max_in_flight=self.max_in_flight,
-                max_retries=self.max_retries,
-                start_timeout=self.start_timeout,
-                retry_timeouts=retry,
-                label=label,
-                companions=companions,
-            )
-        except BaseException:
-            for actor in companions:
-                ray.kill(actor)
-            raise
+        return ActorPool(  # a pool that fails to start ends its companions too
+            lambda: host.remote(actor_class, args, kwargs),
+            count,
+            concurrency=concurrency,
+            max_in_flight=self.max_in_flight,
+            max_retries=self.max_retries,
+            start_timeout=self.start_timeout,
+            retry_timeouts=retry,
+            label=label,
+            companions=companions,
+        )
 
 
 class RayBudgetLedger(BudgetLedger):
