@@ -307,6 +307,9 @@ def test_the_actors_spend_one_qpu_budget_and_a_replaced_actor_adds_nothing_to_it
         later = remote.verify_many([(task, sampler_program(a)) for a in (1.2, 1.3)])
         stats = remote.stats
         reports = ray.get([actor.call.remote("budget", None) for actor in remote.actors])
+        (ledger,) = remote._open_pool()._companions
+    with pytest.raises(ray.exceptions.RayActorError):  # closing the pool ended its ledger
+        ray.get(ledger.spent.remote(), timeout=60)
     # Split evenly, one job over two actors would be none each; shared, one program gets it.
     assert sorted(v.outcome.value for v in first) == ["budget", "passed"]
     assert [r["usage"]["requests"] for r in before] == [1, 1]  # one program on each actor
