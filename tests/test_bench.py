@@ -129,9 +129,13 @@ def test_a_killed_run_resumes_without_regenerating_or_reverifying(verifier, tmp_
     server = ChatServer(by_task_answer, delay=0.5)
     out = tmp_path / "resumed"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Each run sends its own key, so that a request of the killed run that reaches the server
+    # after the kill is not taken for one of the rerun's.
+    first_env = {**env, "OPENAI_API_KEY": "key-of-the-killed-run"}
+    rerun_env = {**env, "OPENAI_API_KEY": "key-of-the-rerun"}
     try:
         first = subprocess.Popen(
-            bench_command(server, out), cwd=ROOT, env=env,
+            bench_command(server, out), cwd=ROOT, env=first_env,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         wait_for_lines(out / "samples.jsonl", 4, first)
@@ -141,16 +145,23 @@ def test_a_killed_run_resumes_without_regenerating_or_reverifying(verifier, tmp_
         results_before = complete_part(out / "results.jsonl")
         with open(out / "samples.jsonl", "ab") as file:
             file.write(b'{"task_id": "qsandbox/gh')  # a torn write, as a kill mid-line leaves
-        requests_before = len(server.requests)
         done_before = set(keys([json.loads(x) for x in samples_before.splitlines()]))
         assert 4 <= len(done_before) < 2 * RESUME_TASKS, "the kill did not land mid-run"
 
         second = subprocess.run(
-            bench_command(server, out), cwd=ROOT, env=env, capture_output=True, text=True
+            bench_command(server, out), cwd=ROOT, env=rerun_env, capture_output=True, text=True
         )
         assert second.returncode == 0, second.stderr
         assert "pass@1" in second.stdout
-        resumed_requests = server.requests[requests_before:]
+        with server.lock:
+            sent = list(zip(server.requests, server.headers, strict=True))
+        resumed_requests = [
+            body
+            for body, headers in sent
+            if {k.lower(): v for k, v in headers.items()}.get("authorization")
+            == "Bearer key-of-the-rerun"
+        ]
+        assert resumed_requests, "the rerun's requests were not told apart by their key"
 
         straight = tmp_path / "straight"
         agent = f"openai:tiny-coder@{server.base_url}"
