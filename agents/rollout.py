@@ -847,7 +847,8 @@ class RayVerifier:
         """Verify many (task, completion) pairs over the actors; verdicts in input order."""
         if timeout is not None:
             timeout = _positive_number(timeout, "timeout")
-        items = [self._item(task, completion, timeout) for task, completion in pairs]
+        self._open_pool()
+        items = [_wire_item(task, completion, timeout) for task, completion in pairs]
         limits = [self._item_limit(item) for item in items]
         with self._lock:
             results = self._open_pool().run(items, "verify", limits)
@@ -884,16 +885,17 @@ class RayVerifier:
             raise ValueError("this RayVerifier is closed; create a new one")
         return self._pool
 
-    def _item(self, task: Task, completion: str, timeout: float | None) -> dict[str, Any]:
-        self._open_pool()
-        if not isinstance(completion, str):
-            raise TypeError(f"completion: expected str, got {type(completion).__name__}")
-        return {"task": task_to_wire(task), "completion": completion, "timeout": timeout}
-
     def _item_limit(self, item: dict[str, Any]) -> float:
         if self._shape.item_timeout is not None:
             return self._shape.item_timeout
         return _stuck_after([item], item["timeout"], self.timeout)
+
+
+def _wire_item(task: Task, completion: str, timeout: float | None) -> dict[str, Any]:
+    """One (task, completion) pair as the plain data a pool's actors check."""
+    if not isinstance(completion, str):
+        raise TypeError(f"completion: expected str, got {type(completion).__name__}")
+    return {"task": task_to_wire(task), "completion": completion, "timeout": timeout}
 
 
 def _stuck_after(items: Sequence[dict[str, Any]], timeout: float | None, default: float) -> float:
@@ -1326,12 +1328,8 @@ class RolloutPool:
         """
         if timeout is not None:
             timeout = _positive_number(timeout, "timeout")
-        items = []
-        for task, completion in pairs:
-            if not isinstance(completion, str):
-                raise TypeError(f"completion: expected str, got {type(completion).__name__}")
-            items.append({"task": task_to_wire(task), "completion": completion})
         self._open_pool()
+        items = [_wire_item(task, completion, timeout) for task, completion in pairs]
         size = self._per_worker
         groups = [items[i : i + size] for i in range(0, len(items), size)]
         requests = [{"items": group, "timeout": timeout} for group in groups]

@@ -397,7 +397,7 @@ def run_benchmark(
     finally:
         samples_log.close()
         results_log.close()
-        if generator is not None and generator is not policy and not remote:
+        if generator is not None and generator is not policy:
             generator.close()  # built here: its threads, sessions or weights end with the run
     seconds = time.monotonic() - started
     return write_outputs(config, out, tasks, list(state.results.values()), seconds)
