@@ -35,6 +35,7 @@ MNT_DETACH = 0x2
 AT_FDCWD = -100
 AT_RECURSIVE = 0x8000
 MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
 SYS_MOUNT_SETATTR = 442  # the same number on every architecture (added after syscall unification)
 
 PR_SET_PDEATHSIG = 1
@@ -114,8 +115,8 @@ class _MountAttr(ctypes.Structure):
 
 
 def make_read_only(path: str) -> None:
-    """Make the mount tree at ``path`` read-only, recursively (Linux ≥ 5.12)."""
-    attr = _MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
+    """Make the mount tree at ``path`` read-only and set-uid-free, recursively (Linux ≥ 5.12)."""
+    attr = _MountAttr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, 0, 0, 0)
     result = _libc.syscall(
         ctypes.c_long(SYS_MOUNT_SETATTR),
         ctypes.c_int(AT_FDCWD),
@@ -143,6 +144,11 @@ def prctl(option: int, arg: int) -> None:
 def die_with_parent() -> None:
     """Ask the kernel to SIGKILL this process when its parent dies."""
     prctl(PR_SET_PDEATHSIG, 9)
+
+
+def no_new_privileges() -> None:
+    """No exec may gain privileges (set-uid binaries, file capabilities) from now on."""
+    prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 
 def not_dumpable() -> None:

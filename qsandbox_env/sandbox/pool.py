@@ -13,6 +13,7 @@ import json
 import os
 import queue
 import select
+import socket
 import subprocess
 import sys
 import threading
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qsandbox_env.sandbox import protocol
-from qsandbox_env.sandbox.zygote import THREAD_ENV
+from qsandbox_env.sandbox.zygote import THREAD_ENV, from_status
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Environment variables a zygote may inherit; everything else (tokens, keys, proxies) stays out.
@@ -66,9 +67,11 @@ class ZygoteConfig:
     tmp_size: str
     target: tuple[str, str] = ("aer", "")  # (kind, device) of a qsandbox_env.targets.Target
 
-    def as_json(self, uid: int) -> str:
+    def as_json(self, uid: int, role: str = "candidate", pair_fd: int = -1) -> str:
         return json.dumps(
             {
+                "role": role,
+                "pair_fd": pair_fd,
                 "nproc_base": 0 if os.geteuid() == 0 else _own_process_count() + 256,
                 "preload": list(self.preload),
                 "isolate": self.isolate,
@@ -106,22 +109,23 @@ def zygote_env() -> dict[str, str]:
     return env
 
 
-class ZygoteHandle:
-    """One zygote process and the pipes to it."""
+class _Process:
+    """One zygote process (a candidate's or a judge's) and the pipes to it."""
 
-    def __init__(self, config: ZygoteConfig, uid: int) -> None:
+    def __init__(self, config: ZygoteConfig, uid: int, role: str) -> None:
         self.config = config
         self.uid = uid
+        self.role = role
         self.proc: subprocess.Popen | None = None
         self.info: dict = {}
 
-    def start(self) -> dict:
+    def launch(self, pair_fd: int) -> None:
         self.proc = subprocess.Popen(
             [
                 self.config.python,
                 "-m",
                 "qsandbox_env.sandbox.zygote",
-                self.config.as_json(self.uid),
+                self.config.as_json(self.uid, self.role, pair_fd),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -129,9 +133,12 @@ class ZygoteHandle:
             env=zygote_env(),
             cwd="/",
             close_fds=True,
+            pass_fds=(pair_fd,),
             start_new_session=True,
         )
-        message = self._receive(STARTUP_TIMEOUT)
+
+    def wait_ready(self) -> dict:
+        message = self.receive(STARTUP_TIMEOUT)
         if not message or not message.get("ready"):
             self.kill()
             raise SandboxError(
@@ -141,7 +148,18 @@ class ZygoteHandle:
         self.info = message
         return message
 
-    def _receive(self, timeout: float) -> dict | None:
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def send(self, message: dict) -> bool:
+        assert self.proc is not None and self.proc.stdin is not None
+        try:
+            protocol.write_message(self.proc.stdin.fileno(), message)
+            return True
+        except OSError:
+            return False
+
+    def receive(self, timeout: float) -> dict | None:
         assert self.proc is not None and self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
         ready, _, _ = select.select([fd], [], [], timeout)
@@ -151,38 +169,6 @@ class ZygoteHandle:
             return protocol.read_message(fd)
         except (OSError, ValueError):
             return None
-
-    def run(
-        self, request: dict, timeout: float, broker: BrokerCallback | None = None
-    ) -> dict | None:
-        """Send one request; the verdict message, or None if the zygote died or hung.
-
-        Messages the program sends its QPU broker (``ibm:`` targets) arrive first; each is
-        answered through ``broker`` and the wait starts again.
-        """
-        if self.proc is None or self.proc.poll() is not None:
-            self.start()
-        assert self.proc is not None and self.proc.stdin is not None
-        try:
-            protocol.write_message(self.proc.stdin.fileno(), request)
-        except OSError:
-            self.kill()
-            return None
-        reply = self._receive(timeout + GRACE_SECONDS)
-        while reply is not None and "broker" in reply and reply.get("id") == request["id"]:
-            try:
-                protocol.write_message(
-                    self.proc.stdin.fileno(),
-                    {"id": request["id"], "broker_reply": _answer(broker, reply["broker"])},
-                )
-            except OSError:
-                self.kill()
-                return None
-            reply = self._receive(timeout + GRACE_SECONDS)
-        if reply is None or reply.get("id") != request["id"]:
-            self.kill()
-            return None
-        return reply
 
     def kill(self) -> None:
         if self.proc is None:
@@ -205,8 +191,143 @@ class ZygoteHandle:
         self.proc = None
 
 
+class ZygoteHandle:
+    """A pair of zygotes: one forks the candidates' children, the other the judges of their tests.
+
+    The two never share a process: the judge's zygote holds the tests, the candidate's zygote
+    never sees one. Per program, the candidate's zygote hands the judge's zygote one end of a
+    fresh socket pair (over a socket pair made here at start-up), and each forks its process.
+    """
+
+    def __init__(self, config: ZygoteConfig, uid: int) -> None:
+        self.config = config
+        self.uid = uid
+        self.candidate = _Process(config, uid, "candidate")
+        self.judge = _Process(config, judge_uid(uid), "judge")
+        self.info: dict = {}
+
+    @property
+    def proc(self) -> subprocess.Popen | None:
+        """The candidate's zygote process (what a program's child is forked from)."""
+        return self.candidate.proc
+
+    def start(self) -> dict:
+        self.kill()
+        ours, theirs = socket.socketpair()
+        try:
+            self.candidate.launch(ours.fileno())
+            self.judge.launch(theirs.fileno())
+        finally:
+            ours.close()
+            theirs.close()
+        try:
+            self.info = self.candidate.wait_ready()
+            self.judge.wait_ready()
+        except SandboxError:
+            self.kill()
+            raise
+        return self.info
+
+    def run(
+        self, request: dict, timeout: float, broker: BrokerCallback | None = None
+    ) -> dict | None:
+        """Run one program and judge it; the verdict message, or None if a zygote died or hung.
+
+        Messages the program sends its QPU broker (``ibm:`` targets) arrive first; each is
+        answered through ``broker`` and the wait starts again.
+        """
+        if not (self.candidate.alive() and self.judge.alive()):
+            self.start()
+        judging = {
+            "id": request["id"],
+            "timeout": request["timeout"],
+            "limits": request["limits"],
+            "judge": request["judge"],
+        }
+        running = {key: value for key, value in request.items() if key != "judge"}
+        if not (self.judge.send(judging) and self.candidate.send(running)):
+            self.kill()
+            return None
+        ran = self._candidate_reply(request["id"], timeout, broker)
+        judged = self.judge.receive(timeout + GRACE_SECONDS) if ran is not None else None
+        if ran is None or judged is None or judged.get("id") != request["id"]:
+            self.kill()
+            return None
+        return verdict_message(request["id"], ran, judged)
+
+    def _candidate_reply(
+        self, number: int, timeout: float, broker: BrokerCallback | None
+    ) -> dict | None:
+        reply = self.candidate.receive(timeout + GRACE_SECONDS)
+        while reply is not None and "broker" in reply and reply.get("id") == number:
+            answer = {"id": number, "broker_reply": _answer(broker, reply["broker"])}
+            if not self.candidate.send(answer):
+                return None
+            reply = self.candidate.receive(timeout + GRACE_SECONDS)
+        if reply is None or reply.get("id") != number:
+            return None
+        return reply
+
+    def kill(self) -> None:
+        self.candidate.kill()
+        self.judge.kill()
+
+
+# Outcomes the judge decides; "gone" means the candidate's process ended and its status tells.
+JUDGED = frozenset(
+    {"passed", "failed", "error", "syntax", "memory", "not_isa", "tampered"}
+)
+
+
+def verdict_message(number: int, ran: dict, judged: dict) -> dict:
+    """The verdict of one program from what each zygote reported."""
+    message = {
+        "id": number,
+        "error_type": "",
+        "detail": "",
+        "output": ran.get("output", ""),
+        "seconds": float(ran.get("seconds", 0.0)),
+    }
+    failure = ran.get("sandbox") or judged.get("sandbox")
+    if failure:
+        return {**message, "outcome": "sandbox", "detail": str(failure)}
+    verdict = judged.get("verdict")
+    if isinstance(verdict, dict) and verdict.get("outcome") in JUDGED:
+        return {
+            **message,
+            "outcome": verdict["outcome"],
+            "detail": str(verdict.get("detail", "")),
+            "error_type": str(verdict.get("error_type", "")),
+        }
+    if ran.get("timed_out"):
+        detail = f"the program ran past its {float(ran['timeout']):g} s wall-clock limit"
+        return {**message, "outcome": "timeout", "detail": detail}
+    if verdict is None and judged.get("timed_out"):
+        detail = (
+            f"the test of the program's answer ran past the {float(ran['timeout']):g} s "
+            "wall-clock limit"
+        )
+        return {**message, "outcome": "timeout", "detail": detail}
+    if verdict is None:
+        outcome, detail = from_status(judged.get("status"))
+        return {
+            **message,
+            "outcome": "killed" if outcome == "killed" else "error",
+            "detail": "the test's process ended while it examined the program's answer: "
+            + detail.replace("the program", "it"),
+        }
+    outcome, detail = from_status(ran.get("status"))
+    return {**message, "outcome": outcome, "detail": detail}
+
+
 _POOLS = itertools.count()
 UID_BASE = 1 << 24  # far above the uids of real accounts
+JUDGE_UID_OFFSET = 1 << 31  # a judge's uid: its candidate's plus this, so never the same
+
+
+def judge_uid(uid: int) -> int:
+    """The uid a judge runs as: never a candidate's, so no candidate may signal or trace it."""
+    return uid + JUDGE_UID_OFFSET
 
 
 def slot_uids(size: int) -> list[int]:

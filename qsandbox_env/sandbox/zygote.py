@@ -10,19 +10,23 @@ directory, uid, rlimits and environment. It never runs program code itself.
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import importlib
 import json
 import os
+import select
 import selectors
 import shutil
 import signal
 import sys
 import tempfile
+import socket
 import time
+import types
 import warnings
 
-from qsandbox_env.sandbox import guard, isolation, protocol, relay, warmup
+from qsandbox_env.sandbox import child, guard, isolation, judge, protocol, relay, warmup
 
 WORK_ROOT = "/tmp/qsandbox-work"
 BROKER_FD = 254  # where a child on an ibm: target finds its QPU broker channel
@@ -55,6 +59,9 @@ class Zygote:
         self.threads = 1
         self.huge_pages = 0  # bytes of the heap moved to 2 MiB pages (see warmup.huge_pages)
         self.home = WORK_ROOT
+        # "candidate": runs the model's programs; "judge": runs the tasks' tests against them.
+        self.role = config.get("role", "candidate")
+        self.pair: socket.socket | None = None  # to the other zygote of the pair (descriptors)
 
     # -- start-up -------------------------------------------------------------------------
     def start(self, in_fd: int, out_fd: int) -> None:
@@ -86,13 +93,12 @@ class Zygote:
         os.environ["HOME"] = self.home = os.path.join(WORK_ROOT, f"home-{os.getpid()}")
         os.environ["TMPDIR"] = WORK_ROOT
         self._preload()
-        from qsandbox_env.sandbox import harness  # children start warm
-
-        self._install_runtime(harness)
+        self._install_runtime(child)
         self._warm_up()
 
-        self.snapshot = guard.Snapshot()
-        self._seal_runtime(self.snapshot)
+        if self.role == "candidate":
+            self.snapshot = guard.Snapshot()
+            self._seal_runtime(self.snapshot)
         # Everything so far moves to gc's permanent generation: children neither scan it (no
         # copy-on-write faults from collections) nor mistake it for something a program created.
         gc.collect()
@@ -137,7 +143,7 @@ class Zygote:
             warmup.run(self.preload_errors)
             warnings.resetwarnings()
 
-    def _install_runtime(self, harness: object) -> None:
+    def _install_runtime(self, harness: types.ModuleType) -> None:
         """Serve the target's devices from ``QiskitRuntimeService()``, before the snapshot.
 
         On ``aer`` and ``fake:`` targets that is the offline runtime, whose devices (calibrations,
@@ -186,6 +192,7 @@ class Zygote:
 
     # -- serving --------------------------------------------------------------------------
     def serve(self) -> None:
+        self.pair = socket.socket(fileno=int(self.config["pair_fd"]))
         protocol.write_message(
             self.out_fd,
             {
@@ -197,6 +204,7 @@ class Zygote:
                 "huge_pages": self.huge_pages,
             },
         )
+        handle = self.handle if self.role == "candidate" else self.handle_judging
         while True:
             request = protocol.read_message(self.in_fd)
             if request is None:
@@ -204,29 +212,37 @@ class Zygote:
             workdir = os.path.join(WORK_ROOT, f"run-{os.getpid()}-{request['id']}")
             try:
                 try:
-                    reply = self.handle(request, workdir)
+                    reply = handle(request, workdir)
                 except Exception as exc:  # noqa: BLE001 - our own failure, reported, not fatal
                     reply = {
                         "id": request["id"],
-                        "outcome": "sandbox",
-                        "error_type": "",
-                        "detail": f"the sandbox failed: {type(exc).__name__}: {exc}",
-                        "output": "",
-                        "seconds": 0.0,
+                        "sandbox": f"the sandbox failed: {type(exc).__name__}: {exc}",
                     }
                 protocol.write_message(self.out_fd, reply)
             finally:
                 self._clean(workdir)  # after the reply: the caller need not wait for it
 
     def handle(self, request: dict, workdir: str) -> dict:
+        """Run the candidate's program in a fresh child; its status and output, not a verdict.
+
+        The child's end of a new socket pair goes to the child; the other end, and a descriptor
+        of the working directory (which the judge reads the program's files through), go to the
+        judge zygote, which forks the process that runs the test.
+        """
         for path in (workdir, self.home):
             shutil.rmtree(path, ignore_errors=True)
-            os.mkdir(path, 0o700)
+            os.mkdir(path, 0o755 if path == workdir else 0o700)
             if "unprivileged-uid" in self.iso.active:
                 os.chown(path, self.uid, self.uid)
-        token = os.urandom(16)
-        box = [token]  # the child takes the token out of here: no frame of it may keep one
-        report_r, report_w = os.pipe()
+        ours, theirs = socket.socketpair()
+        directory = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            assert self.pair is not None
+            note = json.dumps({"id": request["id"]}).encode()
+            socket.send_fds(self.pair, [note], [theirs.fileno(), directory])
+        finally:
+            theirs.close()
+            os.close(directory)
         out_r, out_w = os.pipe()
         broker = None
         if request.get("broker"):  # ibm: targets: the child's channel to the parent's QPU broker
@@ -234,23 +250,67 @@ class Zygote:
         started = time.monotonic()
         pid = os.fork()
         if pid == 0:  # the child: never returns
-            del token
-            os.close(report_r)
             os.close(out_r)
-            _child(request, box, report_w, out_w, workdir, self, broker.child_fd if broker else -1)
-        os.close(report_w)
+            _child(request, ours.detach(), out_w, workdir, self, broker.child_fd if broker else -1)
+        ours.close()
         os.close(out_w)
         try:
             if broker:
                 broker.close_child_end()
-            result = _collect(pid, report_r, out_r, request, started, token, broker)
+            result = _collect(pid, out_r, request, started, broker)
         finally:
-            os.close(report_r)
             os.close(out_r)
             if broker:
                 broker.close()
         result["seconds"] = time.monotonic() - started
-        return _verdict(result, token, request["id"])
+        result["id"] = request["id"]
+        result["timeout"] = request["timeout"]
+        return result
+
+    def handle_judging(self, request: dict, workdir: str) -> dict:
+        """Run the task's test against the candidate the other zygote started for this request."""
+        sock, directory = self._receive_channel(request)
+        if sock is None:
+            return {"id": request["id"], "sandbox": "the candidate's channel never arrived"}
+        report_r, report_w = os.pipe()
+        started = time.monotonic()
+        pid = os.fork()
+        if pid == 0:  # the judge: never returns
+            os.close(report_r)
+            _judge_child(request, sock.detach(), directory, report_w, self)
+        sock.close()
+        os.close(directory)
+        os.close(report_w)
+        try:
+            result = _collect_verdict(pid, report_r, request, started)
+        finally:
+            os.close(report_r)
+        result["id"] = request["id"]
+        return result
+
+    def _receive_channel(self, request: dict) -> tuple[socket.socket | None, int]:
+        """The judge's end of this request's socket pair and the working directory's descriptor.
+
+        Notes for earlier requests (whose judging never started) are dropped.
+        """
+        assert self.pair is not None
+        deadline = time.monotonic() + float(request["timeout"]) + 10.0
+        while True:
+            remaining = deadline - time.monotonic()
+            ready = select.select([self.pair], [], [], max(0.0, remaining))[0]
+            if not ready:
+                return None, -1
+            note, fds, _, _ = socket.recv_fds(self.pair, 1024, 2)
+            if not note:
+                return None, -1
+            try:
+                number = json.loads(note)["id"]
+            except (ValueError, KeyError, TypeError):
+                number = None
+            if number == request["id"] and len(fds) == 2:
+                return socket.socket(fileno=fds[0]), fds[1]
+            for fd in fds:
+                os.close(fd)
 
     def _clean(self, workdir: str) -> None:
         if self.pid_namespace:
@@ -281,63 +341,102 @@ def _remove(path: str) -> None:
 
 def _child(
     request: dict,
-    box: list[bytes],
-    report_fd: int,
+    sock_fd: int,
     out_fd: int,
     workdir: str,
     zygote: Zygote,
     broker_fd: int = -1,
 ) -> None:
-    """Set the child up and run the program. Never returns."""
+    """Set the candidate's child up and run its program. Never returns."""
     code = 70
     try:
         os.setsid()
-        if broker_fd >= 0:  # above every number the report descriptor may move to
-            broker_fd = _move_fd(broker_fd, BROKER_FD)
-        report_fd = _move_fd(report_fd, 3 + int.from_bytes(os.urandom(1), "big") % 200 + 50)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.dup2(out_fd, 1)
-        os.dup2(out_fd, 2)
-        os.closerange(3, report_fd)
-        os.closerange(report_fd + 1, BROKER_FD if broker_fd >= 0 else 1 << 16)
+        wanted = {3: sock_fd, 1: out_fd}
+        if broker_fd >= 0:
+            wanted[BROKER_FD] = broker_fd
+        _place(wanted)
+        os.closerange(4, BROKER_FD if broker_fd >= 0 else 1 << 16)
         if broker_fd >= 0:
             os.closerange(BROKER_FD + 1, 1 << 16)
+        sock_fd = 3
         os.chdir(workdir)
-        limits = request["limits"]
-        isolation.set_limits(
-            limits["memory"],
-            limits["processes"] + int(zygote.config.get("nproc_base", 0)),
-            int(request["timeout"]) + 2,
-            limits["file_size"],
-        )
-        if "unprivileged-uid" in zygote.iso.active:
-            isolation.become(zygote.uid)
-        elif zygote.pid_namespace and os.geteuid() == 0:
-            isolation.drop_capabilities()  # uid 0 of our own user namespace
-        isolation.die_with_parent()
-        isolation.not_dumpable()
-        os.environ.clear()
-        os.environ.update(_program_env(workdir, zygote.home))
+        _confine(request, zygote, zygote.uid, workdir)
         sys.path[:] = [p for p in sys.path if p not in ("", ".", workdir)]
         tempfile.tempdir = workdir  # the zygote's choice was cached while preloading
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
         _reseed()
-        from qsandbox_env.sandbox import harness
-
-        assert zygote.snapshot is not None  # taken at start-up, before any request
         if broker_fd >= 0:
             from qsandbox_env.sandbox import qpu_proxy  # installed at start-up (ibm: targets)
 
             qpu_proxy.attach(broker_fd, str(request["broker"].get("device", "")))
+            assert zygote.snapshot is not None
             zygote.snapshot.seal(*qpu_proxy.descriptor_seal())  # this child's copy only
-        harness.run(request["program"], box, report_fd, zygote.snapshot)
+        child.run(request["program"], socket.socket(fileno=sock_fd), zygote.snapshot)
         code = 0
     except BaseException:  # noqa: BLE001 - nothing may escape into the zygote's loop
         code = 71
     finally:
         os._exit(code)
+
+
+def _judge_child(request: dict, sock_fd: int, directory: int, report_fd: int, zygote: Zygote) -> None:
+    """Set the judge's process up and run the task's test. Never returns."""
+    code = 70
+    try:
+        os.setsid()
+        _place({3: sock_fd, 4: report_fd, 5: directory, 1: os.open(os.devnull, os.O_WRONLY)})
+        os.closerange(6, 1 << 16)
+        sock_fd, report_fd = 3, 4
+        os.fchdir(5)  # the candidate's working directory, read-only to this uid
+        os.close(5)
+        _confine(request, zygote, zygote.uid, WORK_ROOT)
+        judge.run(request["judge"], socket.socket(fileno=sock_fd), report_fd)
+        code = 0
+    except BaseException:  # noqa: BLE001
+        code = 71
+    finally:
+        os._exit(code)
+
+
+def _place(wanted: dict[int, int]) -> None:
+    """Put descriptors where they belong ``{target: fd}``; 1 also becomes 2, 0 reads nothing.
+
+    Every one is first lifted above the targets, so that placing one never clobbers another.
+    """
+    lifted = {}
+    for target, fd in wanted.items():
+        lifted[target] = fcntl.fcntl(fd, fcntl.F_DUPFD, 1 << 10)
+        os.close(fd)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    if devnull != 0:
+        os.close(devnull)
+    for target, fd in lifted.items():
+        os.dup2(fd, target)
+        if target == 1:
+            os.dup2(fd, 2)
+        os.close(fd)
+
+
+def _confine(request: dict, zygote: Zygote, uid: int, workdir: str) -> None:
+    """rlimits, an unprivileged uid (or no capabilities), no new privileges, a clean environment."""
+    limits = request["limits"]
+    isolation.set_limits(
+        limits["memory"],
+        limits["processes"] + int(zygote.config.get("nproc_base", 0)),
+        int(request["timeout"]) + 2,
+        limits["file_size"],
+    )
+    if "unprivileged-uid" in zygote.iso.active:
+        isolation.become(uid)
+    elif zygote.pid_namespace and os.geteuid() == 0:
+        isolation.drop_capabilities()  # uid 0 of our own user namespace
+    isolation.no_new_privileges()
+    isolation.die_with_parent()
+    isolation.not_dumpable()
+    os.environ.clear()
+    os.environ.update(_program_env(workdir, zygote.home))
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _reseed() -> None:
@@ -351,12 +450,6 @@ def _reseed() -> None:
     legacy = sys.modules.get("numpy.random")
     if legacy is not None:
         legacy.seed([int.from_bytes(os.urandom(4), "little") for _ in range(4)])
-
-
-def _move_fd(fd: int, target: int) -> int:
-    os.dup2(fd, target)
-    os.close(fd)
-    return target
 
 
 def _program_env(workdir: str, home: str) -> dict[str, str]:
@@ -375,30 +468,28 @@ def _program_env(workdir: str, home: str) -> dict[str, str]:
 
 def _collect(
     pid: int,
-    report_r: int,
     out_r: int,
     request: dict,
     started: float,
-    token: bytes,
     broker: relay.BrokerRelay | None = None,
 ) -> dict:
-    """Wait for the child with the wall-clock limit; gather its report and capped output.
+    """Wait for the candidate's child with the wall-clock limit; gather its capped output.
 
-    Time spent waiting on the QPU broker does not count toward the limit.
+    The child ends when the judge is done with it (or closes the channel). Time spent waiting on
+    the QPU broker does not count toward the limit.
     """
     deadline = started + float(request["timeout"])
     limit = int(request["limits"]["output"])
-    report, output, dropped = bytearray(), bytearray(), 0
+    output, dropped = bytearray(), 0
     pidfd = os.pidfd_open(pid)
     sel = selectors.DefaultSelector()
-    sel.register(report_r, selectors.EVENT_READ, "report")
     sel.register(out_r, selectors.EVENT_READ, "output")
     sel.register(pidfd, selectors.EVENT_READ, "exit")
     if broker is not None:
         broker.register(sel)
-    status, timed_out, reported = None, False, False
+    status, timed_out = None, False
     try:
-        while status is None and not reported:
+        while status is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 timed_out = True
@@ -415,12 +506,6 @@ def _collect(
                 chunk = os.read(key.fd, OUTPUT_CHUNK)
                 if not chunk:
                     sel.unregister(key.fd)
-                elif key.data == "report":
-                    if len(report) < 1 << 20:
-                        report += chunk
-                    # The harness writes its verdict line last: the child has nothing more to
-                    # say, and its exit (unmapping a large address space) need not be waited for.
-                    reported = _has_verdict(report, token)
                 else:
                     keep = max(0, limit - len(output))
                     output += chunk[:keep]
@@ -428,7 +513,6 @@ def _collect(
         _kill_group(pid)
         if timed_out:
             status = _reap(pid)
-        report += _drain(report_r, 1 << 20)
         extra = _drain(out_r, 1 << 24)
         keep = max(0, limit - len(output))
         output += extra[:keep]
@@ -439,18 +523,48 @@ def _collect(
     text = output.decode("utf-8", "replace")
     if dropped:
         text += f"\n… [{dropped} more bytes of output dropped]"
-    return {
-        "report": bytes(report),
-        "status": status,
-        "timed_out": timed_out,
-        "output": text,
-        "timeout": request["timeout"],
-    }
+    return {"status": status, "timed_out": timed_out, "output": text}
 
 
-def _has_verdict(report: bytearray, token: bytes) -> bool:
-    """Whether a complete, well-formed verdict line has arrived (a forged pass is not one)."""
-    return bool(_parse_report(bytes(report).rpartition(b"\n")[0], token)[0])
+def _collect_verdict(pid: int, report_r: int, request: dict, started: float) -> dict:
+    """Wait for the judge's verdict line (or its end) within the program's wall-clock limit."""
+    deadline = started + float(request["timeout"])
+    report = bytearray()
+    pidfd = os.pidfd_open(pid)
+    sel = selectors.DefaultSelector()
+    sel.register(report_r, selectors.EVENT_READ, "report")
+    sel.register(pidfd, selectors.EVENT_READ, "exit")
+    status, timed_out = None, False
+    try:
+        while status is None and b"\n" not in report:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                break
+            for key, _ in sel.select(remaining):
+                if key.data == "exit":
+                    status = _reap(pid)
+                    break
+                chunk = os.read(report_r, OUTPUT_CHUNK)
+                if not chunk:
+                    sel.unregister(report_r)
+                elif len(report) < 1 << 20:
+                    report += chunk
+        _kill_group(pid)
+        if status is None:
+            status = _reap(pid)
+        report += _drain(report_r, 1 << 20)
+    finally:
+        sel.close()
+        os.close(pidfd)
+    verdict = None
+    line = bytes(report).partition(b"\n")[0]
+    if line:
+        try:
+            verdict = json.loads(line)
+        except ValueError:
+            verdict = None
+    return {"verdict": verdict, "status": status, "timed_out": timed_out}
 
 
 def _drain(fd: int, cap: int) -> bytes:
@@ -497,52 +611,7 @@ def _reap_all() -> None:
             return
 
 
-# Outcomes a child may report in an ordinary line; a pass needs the token line instead.
-REPORTABLE = frozenset({"failed", "error", "syntax", "memory", "not_isa"})
-
-
-def _parse_report(report: bytes, token: bytes) -> tuple[str, str, str]:
-    """(outcome, detail, error_type) from the child's report lines; ("", "", "") if none valid.
-
-    The token's pass line wins; otherwise a tampering line; otherwise the last well-formed
-    outcome line. Lines the program forged can only make its own verdict worse.
-    """
-    pass_line = b"P " + token.hex().encode()
-    found = ("", "", "")
-    for line in report.split(b"\n"):
-        if line == pass_line:
-            return "passed", "", ""
-        if line.startswith(b"T "):
-            found = ("tampered", line[2:].decode("utf-8", "replace"), "")
-        elif line.startswith(b"R ") and found[0] != "tampered":
-            try:
-                message = json.loads(line[2:])
-                if message["outcome"] in REPORTABLE:
-                    found = (message["outcome"], str(message["detail"]), str(message["error_type"]))
-            except (ValueError, KeyError, TypeError):
-                continue
-    return found
-
-
-def _verdict(result: dict, token: bytes, request_id: int) -> dict:
-    """Turn what the child left behind into a verdict message. Only the token line passes."""
-    outcome, detail, error_type = _parse_report(result["report"], token)
-    if result["timed_out"]:
-        outcome = "timeout"
-        detail = f"the program ran past its {result['timeout']:g} s wall-clock limit"
-    elif not outcome:
-        outcome, detail = _from_status(result["status"])
-    return {
-        "id": request_id,
-        "outcome": outcome,
-        "detail": detail,
-        "error_type": error_type,
-        "output": result["output"],
-        "seconds": result["seconds"],
-    }
-
-
-def _from_status(status: int | None) -> tuple[str, str]:
+def from_status(status: int | None) -> tuple[str, str]:
     if status is None:  # reported early, then its report turned out unreadable
         return "exited", "the program ended the process before the test finished"
     if status >= 0 and os.WIFSIGNALED(status):
