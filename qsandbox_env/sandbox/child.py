@@ -110,6 +110,7 @@ def run(program: dict, sock: socket.socket, snapshot: guard.Snapshot | None) -> 
 
 
 def _refuse(sock: socket.socket, outcome: str, exc: BaseException) -> None:
+    flush_output()
     wire.send(
         sock,
         {
@@ -143,7 +144,9 @@ class _Server:
             header, payload = wire.receive(self.sock)
             op = header.get("op")
             if op == "finish":
-                wire.send(self.sock, {"flags": self._findings()})
+                findings = self._findings()
+                flush_output()
+                wire.send(self.sock, {"flags": findings})
                 return
             try:
                 reply = self._answer(op, header, payload)
@@ -207,6 +210,20 @@ class _Server:
             except BaseException:  # noqa: BLE001 - a broken snapshot is a finding itself
                 findings.append("the program broke the sandbox's record of the libraries")
         return findings
+
+
+# The interpreter's own output streams (programs may rebind sys.stdout; these stay ours).
+_STREAMS = (sys.__stdout__, sys.__stderr__)
+
+
+def flush_output() -> None:
+    """Push buffered program output into the pipe before the child ends."""
+    for stream in (sys.stdout, sys.stderr, *_STREAMS):
+        try:
+            if stream is not None:
+                stream.flush()
+        except BaseException:  # noqa: BLE001 - a closed or broken stream loses only output
+            pass
 
 
 def describe(exc: BaseException, limit: int = 4000) -> str:

@@ -56,6 +56,7 @@ LAYERS = (
     "read-only-filesystem",
     "private-tmp",
     "hidden-home",
+    "hidden-sources",
     "unprivileged-uid",
     "rlimits",
     "scrubbed-environment",
@@ -246,6 +247,56 @@ def build_filesystem(iso: Isolation, tmp_size: str, proc: bool, work_root: str) 
         iso.lack("hidden-home", f"could not cover home directories ({exc.strerror})")
     mount(None, "/tmp", None, MS_REMOUNT | MS_RDONLY | flags)
     os.rmdir(stage)
+
+
+# Top-level directories of the system itself: programs run on what is in them.
+SYSTEM_DIRS = frozenset(
+    {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "run", "sbin", "sys", "usr"}
+)
+# Already covered by build_filesystem (private /tmp, hidden homes) or holding nothing to read.
+_COVERED = frozenset({"tmp", "root", "home", "lost+found"})
+
+
+def hide_sources(iso: Isolation, package_root: str) -> None:
+    """After preloading: cover everything but the interpreter, its libraries and the system.
+
+    What a program could learn answers from goes out of sight: this project's own files (its
+    bundled tasks with their solutions, its task generators, a checkout's tests), data-set files
+    and checkouts anywhere outside the system's directories, mounted volumes. The processes
+    started from here already hold every module of the project they use; the interpreter and the
+    site-packages of the scientific stack are bound back, read-only.
+    """
+    stage = "/dev/shm/.qsandbox-stage"
+    os.makedirs(stage, exist_ok=True)
+    root = os.path.realpath(package_root)
+    library = _is_library_dir(root)
+    keep = [p for p in _keep_paths() if library or p != root]
+    try:
+        if library:  # an installed package: cover its own directories only
+            for name in ("qsandbox_env", "agents"):
+                if os.path.isdir(os.path.join(root, name)):
+                    _cover(os.path.join(root, name), [], stage, "size=1m,mode=0755")
+        elif root != "/":
+            _cover(root, keep, stage, "size=1m,mode=0755")
+        for name in sorted(os.listdir("/")):
+            path = "/" + name
+            if name in SYSTEM_DIRS or name in _COVERED or not os.path.isdir(path):
+                continue
+            if os.path.islink(path) or path == root:
+                continue
+            _cover(path, keep, stage, "size=1m,mode=0755")
+        iso.add("hidden-sources")
+    except OSError as exc:
+        iso.lack("hidden-sources", f"could not cover the project and data directories ({exc})")
+    finally:
+        try:
+            os.rmdir(stage)
+        except OSError:
+            pass
+
+
+def _is_library_dir(path: str) -> bool:
+    return os.path.basename(path) in ("site-packages", "dist-packages")
 
 
 def _cover(target: str, keep: list[str], stage: str, options: str) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import linecache
 import os
 import socket
 import sys
@@ -28,6 +29,7 @@ from qsandbox_env.sandbox import child, codec, wire
 
 PROMPT_FILENAME = "/task-prompt.py"
 TEST_FILENAME = "/task-test.py"
+_TASK_FILES = (PROMPT_FILENAME, TEST_FILENAME)
 # Built-in exceptions a candidate's failure is raised as here (its class name, nothing more, is
 # read from the child's report); others become CandidateError.
 _BUILTIN_EXCEPTIONS = {
@@ -272,6 +274,8 @@ def judge(job: dict, channel: Channel) -> dict:
     """Run ``check`` against the proxy; the verdict as ``{"outcome", "detail", "error_type"}``."""
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
     entry_point = job["entry_point"]
+    for filename, text in ((PROMPT_FILENAME, job["prelude"]), (TEST_FILENAME, job["test"])):
+        linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
     try:
         exec(compile(job["prelude"], PROMPT_FILENAME, "exec", dont_inherit=True), namespace)
         exec(compile(job["test"], TEST_FILENAME, "exec", dont_inherit=True), namespace)
@@ -320,8 +324,12 @@ def _classify(exc: BaseException, channel: Channel) -> str:
 
 
 def _describe(exc: BaseException, limit: int = 4000) -> str:
+    """The task's part of a traceback (from the test's first frame on), trimmed."""
     try:
-        text = "".join(traceback.format_exception(exc))
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename not in _TASK_FILES:
+            tb = tb.tb_next
+        text = "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
     except BaseException:  # noqa: BLE001
         text = f"{type(exc).__name__} (could not be formatted)"
     return text if len(text) <= limit else "…" + text[-limit:]

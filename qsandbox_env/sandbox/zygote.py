@@ -29,6 +29,8 @@ import warnings
 from qsandbox_env.sandbox import child, guard, isolation, judge, protocol, relay, warmup
 
 WORK_ROOT = "/tmp/qsandbox-work"
+# The directory that holds the qsandbox_env package (a checkout, or site-packages).
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BROKER_FD = 254  # where a child on an ibm: target finds its QPU broker channel
 OUTPUT_CHUNK = 1 << 16
 
@@ -95,6 +97,10 @@ class Zygote:
         self._preload()
         self._install_runtime(child)
         self._warm_up()
+        if "mount-namespace" in self.iso.active:
+            isolation.hide_sources(self.iso, PACKAGE_ROOT)
+        else:
+            self.iso.lack("hidden-sources", "no mount namespace")
 
         if self.role == "candidate":
             self.snapshot = guard.Snapshot()
@@ -370,11 +376,14 @@ def _child(
             qpu_proxy.attach(broker_fd, str(request["broker"].get("device", "")))
             assert zygote.snapshot is not None
             zygote.snapshot.seal(*qpu_proxy.descriptor_seal())  # this child's copy only
-        child.run(request["program"], socket.socket(fileno=sock_fd), zygote.snapshot)
+        channel = socket.socket(fileno=sock_fd)
+        child.run(request["program"], channel, zygote.snapshot)
+        channel.close()
         code = 0
     except BaseException:  # noqa: BLE001 - nothing may escape into the zygote's loop
         code = 71
     finally:
+        child.flush_output()
         os._exit(code)
 
 
@@ -389,7 +398,9 @@ def _judge_child(request: dict, sock_fd: int, directory: int, report_fd: int, zy
         os.fchdir(5)  # the candidate's working directory, read-only to this uid
         os.close(5)
         _confine(request, zygote, zygote.uid, WORK_ROOT)
-        judge.run(request["judge"], socket.socket(fileno=sock_fd), report_fd)
+        channel = socket.socket(fileno=sock_fd)
+        judge.run(request["judge"], channel, report_fd)
+        channel.close()
         code = 0
     except BaseException:  # noqa: BLE001
         code = 71
