@@ -187,10 +187,10 @@ def _solution_lines(num_qubits: int, ops: list[tuple], terms: list) -> list[str]
 
 
 def _test(num_qubits: int, ops: list[tuple], terms: list, thetas: list[list[float]]) -> str:
-    # The task asks for the V2 StatevectorEstimator: the test counts its runs while the candidate
-    # computes, so the same number worked out with Statevector (shorter, and common in old code)
-    # does not pass. This catches that shortcut; a program set on forging the count could still
-    # reach it through the wrapper's closure.
+    # The task asks for the V2 StatevectorEstimator: the test requires the candidate's code to
+    # run one, so the same number worked out with Statevector (shorter, and common in old code)
+    # does not pass. The candidate runs in another process; what its code refers to is read from
+    # its text.
     return check_function(
         [
             "from qiskit.primitives import StatevectorEstimator",
@@ -199,21 +199,12 @@ def _test(num_qubits: int, ops: list[tuple], terms: list, thetas: list[list[floa
         {"NUM_QUBITS": num_qubits, "OPS": ops, "TERMS": terms, "THETAS": thetas},
         """
         observable = SparsePauliOp.from_list(TERMS)
-        estimator_run = StatevectorEstimator.__dict__["run"]
+        used = referenced_names(candidate)
+        assert {"StatevectorEstimator", "run"} <= used, (
+            "the value was not computed with the V2 StatevectorEstimator"
+        )
         for theta in THETAS:
-            runs = []
-
-            def counted_run(self, *args, **kwargs):
-                runs.append(1)
-                return estimator_run(self, *args, **kwargs)
-
-            StatevectorEstimator.run = counted_run
-            try:
-                # The candidate runs before the test computes anything it could read here.
-                value = candidate(list(theta))
-            finally:
-                StatevectorEstimator.run = estimator_run
-            assert runs, "the value was not computed with the V2 StatevectorEstimator"
+            value = candidate(list(theta))
             reference = QuantumCircuit(NUM_QUBITS)
             for name, *args in OPS:
                 if name in ("rx", "ry", "rz"):
@@ -224,6 +215,7 @@ def _test(num_qubits: int, ops: list[tuple], terms: list, thetas: list[list[floa
             assert isinstance(value, float), f"expected a float, got {type(value).__name__}"
             assert abs(value - expected) < 1e-6, f"theta={theta}: got {value}, expected {expected}"
         """,
+        snippets=["referenced_names"],
     )
 
 

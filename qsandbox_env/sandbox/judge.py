@@ -16,6 +16,7 @@ which makes the verdict worse.
 
 from __future__ import annotations
 
+import ast
 import builtins
 import json
 import linecache
@@ -23,6 +24,7 @@ import os
 import socket
 import sys
 import traceback
+import types
 from typing import Any
 
 from qsandbox_env.sandbox import child, codec, wire
@@ -164,14 +166,21 @@ def _make_exception(names: list, message: str) -> BaseException:
 
 
 class RemoteFunction:
-    """Stands in for the candidate's entry point in the test."""
+    """Stands in for the candidate's entry point in the test.
 
-    __slots__ = ("_channel", "_name", "_number")
+    Calls cross to the child. ``__code__`` and ``__globals__`` are read from the program's text,
+    compiled here and never run, so that a test can look at what the code refers to (a test that
+    forbids building a state from a matrix, say) without the child answering for itself.
+    """
 
-    def __init__(self, channel: Channel, name: str) -> None:
+    __slots__ = ("_channel", "_name", "_number", "_source", "_static")
+
+    def __init__(self, channel: Channel, name: str, source: str = "") -> None:
         self._channel = channel
         self._number = 0
         self._name = name
+        self._source = source
+        self._static: types.FunctionType | None = None
 
     def __call__(self, *args: object, **kwargs: object) -> Any:
         return self._channel.call(0, args, kwargs)
@@ -179,6 +188,21 @@ class RemoteFunction:
     @property
     def __name__(self) -> str:
         return self._name
+
+    @property
+    def __code__(self) -> types.CodeType:
+        return self._read().__code__
+
+    @property
+    def __globals__(self) -> dict:
+        return self._read().__globals__
+
+    def _read(self) -> types.FunctionType:
+        if self._static is None:
+            self._static = static_function(self._source, self._name)
+        if self._static is None:
+            raise AttributeError(f"the program's text defines no function {self._name!r}")
+        return self._static
 
     def __repr__(self) -> str:
         return f"<candidate {self._name} in the sandbox>"
@@ -240,6 +264,40 @@ class Remote:
         return f"<{kind} in the sandbox>"
 
 
+def static_function(source: str, name: str) -> types.FunctionType | None:
+    """The program's last top-level ``def name``, as a function that is never called.
+
+    Its globals hold the program's other top-level functions (likewise never called) and, for
+    each name an import binds, an object whose ``__name__`` is the imported name, so an alias
+    (``import X as Y``) still says what it stands for. Nothing in the text runs.
+    """
+    try:
+        tree = ast.parse(source)
+        module = compile(tree, "/program.py", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    namespace: dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            for alias in node.names:
+                bound = alias.asname or alias.name.partition(".")[0]
+                namespace[bound] = _Named(alias.name.rpartition(".")[2])
+    for const in module.co_consts:
+        if type(const) is types.CodeType and not const.co_freevars and const.co_name != "<lambda>":
+            namespace[const.co_name] = types.FunctionType(const, namespace, const.co_name)
+    found = namespace.get(name)
+    return found if type(found) is types.FunctionType else None
+
+
+class _Named:
+    """What an imported name stands for, by name only."""
+
+    __slots__ = ("__name__",)
+
+    def __init__(self, name: str) -> None:
+        self.__name__ = name
+
+
 def _exact(value: object, kind: type) -> Any:
     if type(value) is not kind:
         raise TypeError(f"expected the candidate's object to give a {kind.__name__}")
@@ -283,7 +341,7 @@ def judge(job: dict, channel: Channel) -> dict:
         return _verdict(
             "error", f"the task's test could not be set up: {_describe(exc)}", exc, channel
         )
-    candidate = RemoteFunction(channel, entry_point)
+    candidate = RemoteFunction(channel, entry_point, job.get("candidate", ""))
     namespace[entry_point] = candidate
     check = namespace.get("check")
     if not callable(check):
