@@ -60,6 +60,8 @@ LAYERS = (
     "unprivileged-uid",
     "rlimits",
     "scrubbed-environment",
+    "no-new-privileges",
+    "ipc-namespace-per-program",
 )
 
 _libc = ctypes.CDLL(None, use_errno=True)

@@ -79,6 +79,9 @@ class Zygote:
             )
         self.iso.add("rlimits")
         self.iso.add("scrubbed-environment")
+        self.iso.add("no-new-privileges")
+        if isolate and "mount-namespace" in self.iso.active:
+            self.iso.add("ipc-namespace-per-program")
         for layer in isolation.LAYERS:
             if layer not in self.iso.active and layer not in self.iso.missing:
                 self.iso.lack(
@@ -430,6 +433,9 @@ def _place(wanted: dict[int, int]) -> None:
 
 def _confine(request: dict, zygote: Zygote, uid: int, workdir: str) -> None:
     """rlimits, an unprivileged uid (or no capabilities), no new privileges, a clean environment."""
+    if "ipc-namespace-per-program" in zygote.iso.active:
+        # SysV semaphores, queues and shared memory die with this program's processes.
+        isolation.unshare(isolation.CLONE_NEWIPC)
     limits = request["limits"]
     isolation.set_limits(
         limits["memory"],
