@@ -31,17 +31,9 @@
    as prose ("Here is the function:", "Sure!", "This circuit prepares …", Markdown list items) are
    removed wherever they stand; everything else, comments included, is kept. Text with no such
    line is returned unchanged: it is already code, or a completion that continues the prompt.
-6. **Code is fitted to a completion task's prompt** (``format == "completion"``, task given):
 
-   - an answer that defines ``def <entry_point>(`` at column 0 is the whole function, imports and
-     helpers included; it is kept whole, and the assembler appends it after the prompt, so the
-     test sees the model's definition;
-   - a function body written flush left (a ``return`` at column 0) is indented by four spaces;
-   - a body whose first line lost its indentation (the output was stripped) gets that line
-     indented like the lines after it.
-
-   A ``"program"`` task's code is used as it is, a lone function included: the test's own imports
-   run before ``check`` calls it.
+Fitting the code to the task's prompt (indentation, the joint, a whole function after the prompt)
+is the program assembler's job (:func:`qsandbox_env.program.join`), where the prompt is known.
 
 What this module must never do: raise for any ``str`` input (NUL bytes, lone surrogates and very
 large texts included), run or parse the code it extracts, or use a regular expression that can
@@ -83,11 +75,6 @@ _PROSE_LINE = re.compile(
     re.MULTILINE,
 )
 _ASSIGNMENT = re.compile(r" [-+*/%|&^]?= ")
-_BODY_RETURN = re.compile(r"^(?:return|yield)\b", re.MULTILINE)
-_NON_BLANK_LINE_START = re.compile(r"^(?=[ \t]*\S)", re.MULTILINE)
-_COLUMN_0_CODE = re.compile(r"^[^\s#]", re.MULTILINE)
-_LEADING_SPACE = re.compile(r"^[ \t]+(?=[^\s#])", re.MULTILINE)  # of non-blank, non-comment lines
-_INDENT = "    "
 
 
 class _Block(NamedTuple):
@@ -111,8 +98,7 @@ def extract_code(completion: Completion, task: Task | None = None) -> str:
     Args:
         completion: The model's output exactly as generated: a string, or a list of chat messages
             (the last ``"assistant"`` message is the answer).
-        task: The task being answered; with it, the block defining its entry point is preferred
-            and the code is fitted to the task's format (module docstring, rule 6).
+        task: The task being answered; with it, the block defining its entry point is preferred.
 
     Returns:
         The code to hand to the program assembler; possibly empty.
@@ -371,36 +357,7 @@ def _is_prose(line: str) -> bool:
     return _PROSE_LINE.match(line) is not None and _ASSIGNMENT.search(line) is None
 
 
-# -- rule 6: fit to the task's format -------------------------------------------------------------
-
-
-def _fit_to_format(code: str, task: Task | None) -> str:
-    if task is None or task.format != "completion" or defines_function(code, task.entry_point):
-        return code
-    first = _NON_BLANK.search(code)
-    if first is None or first.start() != code.rfind("\n", 0, first.start()) + 1:
-        return code  # empty, or already indented like a body
-    if _BODY_RETURN.search(code):
-        return _NON_BLANK_LINE_START.sub(_INDENT, code)
-    return _indent_stripped_first_line(code, first.start())
-
-
-def _indent_stripped_first_line(code: str, first: int) -> str:
-    line_end = code.find("\n", first)
-    if line_end == -1 or _COLUMN_0_CODE.search(code, line_end + 1):
-        return code  # one line, or more lines at column 0: module-level code, not a body
-    indents = [match.group() for match in _LEADING_SPACE.finditer(code, line_end + 1)]
-    if not indents:
-        return code
-    indent = min(indents, key=len)
-    # "for q in qubits:" whose block is all that follows was flush left, not stripped.
-    if code[first:line_end].rstrip().endswith(":") and max(map(len, indents)) == len(indent):
-        return code
-    return code[:first] + indent + code[first:]
-
-
 _STEPS: tuple[Callable[[str, Task | None], str], ...] = (
     _strip_reasoning,
     _select_code,
-    _fit_to_format,
 )

@@ -324,22 +324,12 @@ def test_a_bare_fence_after_an_indented_body_closes_the_prompts_block() -> None:
     assert extract_code(f"{body}```\n\nThe function returns a circuit.\n", BELL) == body
 
 
-# --- fitting code to a completion task ------------------------------------------------------------
+# --- fitting is the assembler's job -------------------------------------------------------------
 
 
-def test_a_flush_left_body_is_indented_for_a_completion_task() -> None:
+def test_a_flush_left_body_is_left_for_the_assembler_to_fit() -> None:
     body = "qc = QuantumCircuit(2)\n\nreturn qc\n"
-    assert extract_code(body, BELL) == "    qc = QuantumCircuit(2)\n\n    return qc\n"
-
-
-def test_a_stripped_first_line_gets_the_indentation_of_the_next_lines() -> None:
-    body = "qc = QuantumCircuit(2)\n    qc.h(0)\n    return qc\n"
-    assert extract_code(body, BELL) == "    " + body
-
-
-def test_a_flush_left_loop_without_return_is_left_alone() -> None:
-    code = "for q in range(2):\n    print(q)\n"
-    assert extract_code(code, BELL) == code
+    assert extract_code(body, BELL) == body
 
 
 def test_a_whole_function_is_kept_whole_for_a_completion_task() -> None:
