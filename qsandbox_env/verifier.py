@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from qsandbox_env.extract import extract_code
-from qsandbox_env.program import assemble
+from qsandbox_env.program import FIT_POLICIES, assemble
 from qsandbox_env.sandbox.pool import SandboxError, ZygoteConfig, ZygotePool
 from qsandbox_env.targets import Target, parse_target
 from qsandbox_env.tasks import Task
@@ -162,6 +162,10 @@ class Verifier:
             Verifiers; a program refused for budget gets the ``budget`` outcome.
         profile: run programs in the interpreter of an execution profile made with
             ``qsandbox profile create NAME ...`` (instead of ``python=``).
+        fit: how a completion becomes a program. ``"fitted"`` (the default): the code is taken
+            out of the model's text (`qsandbox_env.extract`) and fitted to a completion task's
+            prompt, whitespace only (`qsandbox_env.program.join`). ``"strict"``: the plain
+            HumanEval convention, prompt + completion + test, nothing taken out or fitted.
 
     Example:
         >>> from qsandbox_env import Task, Verifier
@@ -188,6 +192,7 @@ class Verifier:
         broker: Broker | None = None,
         budget: Budget | BudgetLedger | None = None,
         profile: str | None = None,
+        fit: str = "fitted",
     ) -> None:
         self.parallelism = _positive_int(
             os.cpu_count() or 1 if parallelism is None else parallelism, "parallelism"
@@ -199,6 +204,9 @@ class Verifier:
         if mode not in ("warm", "cold"):
             raise ValueError(f"mode: expected 'warm' or 'cold', got {mode!r}")
         self.mode = mode
+        if fit not in FIT_POLICIES:
+            raise ValueError(f"fit: expected one of {', '.join(FIT_POLICIES)}, got {fit!r}")
+        self.fit = fit
         if profile is not None:
             if python is not None:
                 raise ValueError("profile: give either profile= or python=, not both")
@@ -294,10 +302,10 @@ class Verifier:
             if timeout is not None
             else (task.timeout or self.timeout)
         )
-        code = extract_code(completion, task)
+        code = completion if self.fit == "strict" else extract_code(completion, task)
         return {
             **({"broker": {"device": self.target.device}} if self.broker is not None else {}),
-            "program": assemble(task, code).as_message(),
+            "program": assemble(task, code, fit=self.fit).as_message(),
             "timeout": limit,
             "code": code,
             "limits": {
