@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from qsandbox_env import __version__
+from qsandbox_env.extract import completion_text
+from qsandbox_env.program import FIT_POLICIES
 from qsandbox_env.tasks import Task, TaskSet, load_tasks
 from qsandbox_env.verifier import SandboxError, Verdict, Verifier
 
@@ -201,6 +203,16 @@ def _add_verifier_options(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="run programs in an execution profile (see `qsandbox profile create`)",
     )
+    parser.add_argument(
+        "--fit",
+        choices=FIT_POLICIES,
+        default="fitted",
+        help=(
+            "how completions become programs: fitted (default; code taken out of the reply and "
+            "fitted to the prompt, whitespace only) or strict (plain HumanEval: prompt + "
+            "completion + test)"
+        ),
+    )
     add_budget_options(parser)
 
 
@@ -267,7 +279,11 @@ def _profile(text: str) -> str:
 
 def _verifier(args: argparse.Namespace, workers: int) -> Verifier:
     """The Verifier the shared options ask for."""
-    options: dict[str, Any] = {"timeout": args.timeout, "profile": args.profile}
+    options: dict[str, Any] = {
+        "timeout": args.timeout,
+        "profile": args.profile,
+        "fit": getattr(args, "fit", "fitted"),
+    }
     if args.target is not None:
         options["target"] = args.target
     budget = qpu_budget(args, args.target)
@@ -320,16 +336,19 @@ def _result_dict(verdict: Verdict) -> dict[str, Any]:
 # -- verify -----------------------------------------------------------------------------------
 
 
+# Where evaluation harnesses put a sample's answer, in the order they are looked for: HumanEval's
+# `completion`, then the names other harnesses use. Each holds text or a list of chat messages.
+COMPLETION_FIELDS = ("completion", "solution", "generation", "response", "messages")
+
+
 @dataclass(frozen=True)
 class Sample:
-    """One line of a samples file: its fields (kept in the result line) and its task."""
+    """One line of a samples file: its fields (kept in the result line), its task, and the text
+    of its answer (a chat reply's last assistant message)."""
 
     fields: dict[str, Any]
     task: Task
-
-    @property
-    def completion(self) -> str:
-        return self.fields["completion"]
+    completion: str
 
 
 def _configure_verify(parser: argparse.ArgumentParser) -> None:
@@ -338,7 +357,11 @@ def _configure_verify(parser: argparse.ArgumentParser) -> None:
         "--samples",
         required=True,
         metavar="SAMPLES.jsonl",
-        help='JSON Lines of {"task_id": ..., "completion": ...}; other fields are copied over',
+        help=(
+            'JSON Lines of {"task_id": ..., "completion": ...}; the answer may also be in '
+            "solution, generation, response or messages, as text or chat messages; other "
+            "fields are copied over"
+        ),
     )
     parser.add_argument(
         "--out", metavar="RESULTS.jsonl", help="where result lines go (default: stdout)"
@@ -386,17 +409,39 @@ def _parse_sample(line: str, tasks: TaskSet, where: str) -> Sample:
         raise CLIError(f"{where}: invalid JSON at column {error.colno}: {error.msg}") from None
     if not isinstance(fields, dict):
         raise CLIError(f"{where}: expected a JSON object with task_id and completion")
-    for name in ("task_id", "completion"):
-        if name not in fields:
-            raise CLIError(f"{where}: field {name!r} is missing")
-        if not isinstance(fields[name], str):
-            kind = type(fields[name]).__name__
-            raise CLIError(f"{where}: field {name!r} must be a string, got {kind}")
+    if "task_id" not in fields:
+        raise CLIError(f"{where}: field 'task_id' is missing")
+    if not isinstance(fields["task_id"], str):
+        kind = type(fields["task_id"]).__name__
+        raise CLIError(f"{where}: field 'task_id' must be a string, got {kind}")
     try:
         task = tasks.get_task(fields["task_id"])
     except ValueError as error:
         raise CLIError(f"{where}: {error}") from None
-    return Sample(fields, task)
+    return Sample(fields, task, _completion_of(fields, where))
+
+
+def _completion_of(fields: dict[str, Any], where: str) -> str:
+    """The answer's text: the first of `COMPLETION_FIELDS` present, text or chat messages."""
+    name = next((name for name in COMPLETION_FIELDS if name in fields), None)
+    if name is None:
+        raise CLIError(
+            f"{where}: no answer found; expected a field among "
+            f"{', '.join(COMPLETION_FIELDS)} (text or a list of chat messages), got fields "
+            f"{', '.join(sorted(fields))}"
+        )
+    value = fields[name]
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        try:
+            return completion_text(value)
+        except (TypeError, ValueError) as error:
+            raise CLIError(f"{where}: field {name!r}: {error}") from None
+    raise CLIError(
+        f"{where}: field {name!r} must be a string or a list of chat messages, "
+        f"got {type(value).__name__}"
+    )
 
 
 def _write_results(

@@ -1,6 +1,6 @@
 """Tests for qsandbox_env.cli: the ``qsandbox`` command line, run in-process through ``main``.
 
-Starting a Verifier costs a few seconds (its zygote imports Qiskit), so only four tests here start
+Starting a Verifier costs a few seconds (its zygote imports Qiskit), so only five tests here start
 one; the others check input validation, which must fail before any sandbox starts.
 """
 
@@ -158,6 +158,53 @@ def test_check_tasks_passes_a_good_file(data, capsys) -> None:
     assert "did not pass" not in out
 
 
+# Answers laid out as other evaluation harnesses write them: each passes.
+OTHER_LAYOUTS = [
+    {"task_id": "demo/add", "solution": "def add(a, b):\n    return a + b\n"},
+    {"task_id": "demo/add", "generation": "```python\nreturn a + b\n```"},
+    {"task_id": "demo/mul", "response": "Sure:\n```python\n    return a * b\n```\nDone."},
+    {
+        "task_id": "demo/mul",
+        "messages": [
+            {"role": "user", "content": "def mul(a, b):"},
+            {"role": "assistant", "content": "```python\n\treturn a * b\n```"},
+        ],
+    },
+    {"task_id": "demo/add", "completion": [{"role": "assistant", "content": "return a + b"}]},
+]
+
+
+def test_verify_reads_the_answer_fields_and_chat_replies_of_other_harnesses(data, capsys) -> None:
+    samples = write_jsonl(data["root"] / "layouts.jsonl", OTHER_LAYOUTS)
+    out = data["root"] / "layouts-results.jsonl"
+    args = ("--tasks", data["good"], "--samples", samples, "--workers", "1", "--out", out)
+    assert run_cli("verify", *args) == 0
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [line["outcome"] for line in lines] == ["passed"] * len(OTHER_LAYOUTS)
+    assert [line["messages"] for line in lines if "messages" in line] == [
+        OTHER_LAYOUTS[3]["messages"]
+    ]
+
+
+def test_the_text_of_each_layout_is_what_gets_verified(data) -> None:
+    samples = cli.read_samples(
+        str(write_jsonl(data["root"] / "l.jsonl", OTHER_LAYOUTS)), _tasks(data)
+    )
+    assert [sample.completion for sample in samples] == [
+        "def add(a, b):\n    return a + b\n",
+        "```python\nreturn a + b\n```",
+        "Sure:\n```python\n    return a * b\n```\nDone.",
+        "```python\n\treturn a * b\n```",
+        "return a + b",
+    ]
+
+
+def _tasks(data):
+    from qsandbox_env import load_tasks
+
+    return load_tasks(str(data["good"]))
+
+
 # -- fails before any Verifier starts -------------------------------------------------------------
 
 
@@ -167,8 +214,19 @@ def test_check_tasks_passes_a_good_file(data, capsys) -> None:
         ("{not json", "invalid JSON"),
         ('["demo/add", "x"]', "expected a JSON object"),
         ('{"completion": "    return 1\\n"}', "'task_id' is missing"),
-        ('{"task_id": "demo/add"}', "'completion' is missing"),
-        ('{"task_id": "demo/add", "completion": 5}', "'completion' must be a string, got int"),
+        (
+            '{"task_id": "demo/add", "output": "x"}',
+            "no answer found; expected a field among completion, solution, generation, "
+            "response, messages (text or a list of chat messages), got fields output, task_id",
+        ),
+        (
+            '{"task_id": "demo/add", "completion": 5}',
+            "field 'completion' must be a string or a list of chat messages, got int",
+        ),
+        (
+            '{"task_id": "demo/add", "messages": [{"role": "user", "content": "?"}]}',
+            "field 'messages': completion: no message with role 'assistant'",
+        ),
     ],
 )
 def test_verify_rejects_a_malformed_samples_line(data, capsys, no_sandbox, line, problem) -> None:
