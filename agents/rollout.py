@@ -800,6 +800,7 @@ class RayVerifier:
         options = _verifier_options(verifier_kwargs, "RayVerifier")
         self.timeout: float = options["timeout"]
         self.target: Target = parse_target(options.get("target", "aer"))
+        self.fit: str = options.get("fit", "fitted")
         per_actor = options["parallelism"]
         self._shape = _PoolShape.checked(
             actors,

@@ -209,6 +209,45 @@ def test_a_run_directory_refuses_another_configuration(verifier, tmp_path):
     assert message.endswith("resume it with the same options, or pass a new --out directory")
 
 
+def test_the_fit_policy_is_recorded_and_a_resume_with_another_is_refused(verifier, tmp_path):
+    run_benchmark(BenchConfig("oracle", "bundled", limit=1), str(tmp_path), verifier=verifier,
+                  progress=False)  # fmt: skip
+    assert json.loads((tmp_path / "config.json").read_text())["fit"] == "fitted"
+    assert json.loads((tmp_path / "summary.json").read_text())["fit"] == "fitted"
+    assert "Answer fitting: `fitted` (code taken out of each reply" in (
+        tmp_path / "report.md"
+    ).read_text(encoding="utf-8")
+    with pytest.raises(BenchError, match=r"fit: 'fitted' in the saved run, 'strict' now"):
+        run_benchmark(BenchConfig("oracle", "bundled", limit=1, fit="strict"), str(tmp_path),
+                      verifier=verifier, progress=False)  # fmt: skip
+
+
+def test_a_verifier_fitting_otherwise_than_the_run_is_refused_before_anything_is_written(
+    verifier, tmp_path
+):
+    out = tmp_path / "run"
+    with pytest.raises(BenchError, match=r"fit='fitted' but the run's configuration says "):
+        run_benchmark(BenchConfig("oracle", "bundled", limit=1, fit="strict"), str(out),
+                      verifier=verifier, progress=False)  # fmt: skip
+    assert not out.exists()
+
+
+def test_an_unknown_fit_policy_is_refused():
+    with pytest.raises(ValueError, match=r"fit: expected one of fitted, strict, got 'loose'"):
+        BenchConfig("oracle", "bundled", fit="loose")
+    assert main(["bench", "--agent", "oracle", "--tasks", "bundled", "--fit", "loose"]) == 2
+
+
+def test_bench_fit_strict_scores_plain_humaneval_programs_and_says_so(tmp_path, capsys):
+    # The oracle's bodies start with their own line break: strict passes them as fitted does.
+    argv = ["bench", "--agent", "oracle", "--tasks", "bundled", "--limit", "2", "--workers", "1"]
+    assert main([*argv, "--fit", "strict", "--no-progress", "--out", str(tmp_path)]) == 0
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["fit"] == "strict"
+    assert json.loads((tmp_path / "summary.json").read_text())["pass_at_k"] == {"1": 1.0}
+    assert "Answer fitting: `strict` (plain HumanEval" in (tmp_path / "report.md").read_text()
+
+
 def test_a_finished_run_reruns_without_a_policy_or_a_verifier(verifier, tmp_path):
     config = BenchConfig("oracle", "bundled", limit=2, ks=(1,))
     first = run_benchmark(config, str(tmp_path), verifier=verifier, progress=False)

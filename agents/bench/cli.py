@@ -30,6 +30,7 @@ from agents.bench.runner import (
 )
 from agents.policy import PolicyError, SamplingParams
 from qsandbox_env.cli import CLIError, Command, add_budget_options, qpu_budget, register
+from qsandbox_env.program import FIT_POLICIES
 
 __all__ = ["main_bench"]
 
@@ -118,6 +119,16 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=60.0, help="seconds per program (default: 60)"
     )
     verify.add_argument("--target", help="Verifier target, e.g. aer or fake:<device>")
+    verify.add_argument(
+        "--fit",
+        choices=FIT_POLICIES,
+        default="fitted",
+        help=(
+            "how completions become programs: fitted (default; code taken out of the reply and "
+            "fitted to the prompt, whitespace only) or strict (plain HumanEval: prompt + "
+            "completion + test, to compare with numbers produced that way)"
+        ),
+    )
     add_budget_options(verify)
     verify.add_argument(
         "--ray",
@@ -151,7 +162,7 @@ def main_bench(args: argparse.Namespace) -> int:
             config,
             args.out,
             verifier=lambda: build_verifier(
-                args.workers, config.timeout, config.target, ray, budget
+                args.workers, config.timeout, config.target, ray, budget, config.fit
             ),
             rollout=build_rollout(config, args.workers, ray, budget) if ray else None,
             workers=args.workers,
@@ -191,6 +202,7 @@ def _config(args: argparse.Namespace) -> BenchConfig:
             timeout=args.timeout,
             target=args.target,
             agent_options=agent_options,
+            fit=args.fit,
         )
     except (ValueError, TypeError) as error:
         raise CLIError(str(error)) from None

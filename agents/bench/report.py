@@ -264,6 +264,8 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
         f"{summary['tasks']} tasks, n = {summary['n']} samples per task, "
         f"{summary['samples']} verdicts, {summary['passed_samples']} passed.",
         "",
+        f"Answer fitting: {_FIT_TEXT.get(summary.get('fit', 'fitted'), summary.get('fit'))}.",
+        "",
         "## pass@k",
         "",
         "| tasks | count | " + " | ".join(f"pass@{k}" for k in ks) + " |",
@@ -285,6 +287,12 @@ def render_markdown(summary: Mapping[str, Any]) -> str:
     lines += ["", "`deprecated-api`: an import or attribute error on a Qiskit name;"]
     lines += ["`assertion`: the test's assertion failed; `error`: any other exception.", ""]
     return "\n".join(lines)
+
+
+_FIT_TEXT = {
+    "fitted": "`fitted` (code taken out of each reply and fitted to the prompt, whitespace only)",
+    "strict": "`strict` (plain HumanEval: prompt + completion + test, nothing fitted)",
+}
 
 
 def _pass_row(label: str, count: int, values: Mapping[str, float], ks: Sequence[str]) -> str:

@@ -2,8 +2,9 @@
 
 A run lives in one directory:
 
-- ``config.json``: what the run is (agent, tasks, n, sampling, timeout, target, task ids). A rerun
-  into the same directory must match it, else `BenchError` says which fields differ.
+- ``config.json``: what the run is (agent, tasks, n, sampling, timeout, target, answer-fitting
+  policy, task ids). A rerun into the same directory must match it, else `BenchError` says which
+  fields differ.
 - ``samples.jsonl``: one line per generation (``task_id``, ``sample``, ``completion``), every one
   kept, appended and flushed line by line.
 - ``results.jsonl``: one line per verdict (``task_id``, ``sample``, ``outcome``, ``category``, ...).
@@ -41,6 +42,7 @@ from typing import Any, Protocol
 from agents.bench import report
 from agents.bench.progress import Progress
 from agents.policy import Policy, PolicyError, SamplingParams, make_policy, query_for
+from qsandbox_env.program import FIT_POLICIES
 from qsandbox_env.tasks import SOURCES, Task, TaskSet, load_tasks
 
 __all__ = [
@@ -97,6 +99,9 @@ class BenchConfig:
         limit: Only the first ``limit`` tasks (resume).
         timeout: Per-program wall-clock limit for the Verifier (resume).
         target: Verifier target (resume), passed only when set.
+        fit: How completions become programs (resume): ``"fitted"`` (the default: code taken
+            out of the model's text and fitted to the prompt) or ``"strict"`` (plain HumanEval:
+            prompt + completion + test); see `qsandbox_env.Verifier`.
         agent_options: Options for the policy (device, batching, concurrency); may change.
     """
 
@@ -111,8 +116,11 @@ class BenchConfig:
     timeout: float = 60.0
     target: str | None = None
     agent_options: Mapping[str, Any] = field(default_factory=dict)
+    fit: str = "fitted"
 
     def __post_init__(self) -> None:
+        if self.fit not in FIT_POLICIES:
+            raise ValueError(f"fit: expected one of {', '.join(FIT_POLICIES)}, got {self.fit!r}")
         for name in ("n", "limit"):
             value = getattr(self, name)
             if value is None and name == "limit":
@@ -144,6 +152,7 @@ class BenchConfig:
             "sampling": {**asdict(self.params), "stop": list(self.params.stop)},
             "timeout": self.timeout,
             "target": self.target,
+            "fit": self.fit,
             "task_count": len(task_ids),
             "task_ids_sha256": hashlib.sha256("\n".join(task_ids).encode()).hexdigest(),
         }
@@ -197,13 +206,15 @@ def build_verifier(
     target: str | None = None,
     ray: str | bool | None = None,
     budget: Any = None,
+    fit: str = "fitted",
 ) -> Any:
     """The Verifier for a run: a local `Verifier`, or ``agents.rollout.RayVerifier`` when ``ray``
     is set (``True``: the session's cluster or a new local one; a string: that address), with
     ``workers`` actors of one sandbox each. ``target`` and the QPU ``budget`` (a
-    ``qsandbox_env.Budget``, which Ray actors spend from together) are passed only when given.
+    ``qsandbox_env.Budget``, which Ray actors spend from together) are passed only when given;
+    ``fit`` is the Verifier's answer-fitting policy.
     """
-    options = _verifier_options(timeout, target, budget)
+    options = _verifier_options(timeout, target, budget, fit)
     if ray:
         from agents.rollout import RayVerifier  # ray is imported only when asked for
 
@@ -232,7 +243,7 @@ def build_rollout(
     def build(tasks: TaskSet) -> Any:
         from agents.rollout import RolloutPool  # ray is imported only when asked for
 
-        options = _verifier_options(config.timeout, config.target, budget)
+        options = _verifier_options(config.timeout, config.target, budget, config.fit)
         try:
             return RolloutPool(
                 config.agent,
@@ -248,9 +259,11 @@ def build_rollout(
     return build
 
 
-def _verifier_options(timeout: float, target: str | None, budget: Any) -> dict[str, Any]:
+def _verifier_options(
+    timeout: float, target: str | None, budget: Any, fit: str = "fitted"
+) -> dict[str, Any]:
     """Verifier keyword options for a run: ``target`` and ``budget`` only when given."""
-    options: dict[str, Any] = {"timeout": timeout}
+    options: dict[str, Any] = {"timeout": timeout, "fit": fit}
     if target is not None:
         options["target"] = target
     if budget is not None:
@@ -372,6 +385,8 @@ def run_benchmark(
     identity = config.identity(list(tasks))
     config_path = os.path.join(out, CONFIG_FILE)
     resuming = _check_config(identity, config_path)
+    if hasattr(verifier, "verify_many"):
+        _check_fit(verifier, config)  # before anything is written
     samples_log = JsonlLog(os.path.join(out, SAMPLES_FILE))
     results_log = JsonlLog(os.path.join(out, RESULTS_FILE))
     state = _load_state(samples_log, results_log, tasks, config.n)
@@ -592,10 +607,25 @@ class _Work:
 
 def _resolve_verifier(verifier: Any, config: BenchConfig, workers: int | None) -> Any:
     if verifier is None:
-        return build_verifier(workers, config.timeout, config.target)
-    if hasattr(verifier, "verify_many"):
-        return verifier
-    return verifier()
+        return build_verifier(workers, config.timeout, config.target, fit=config.fit)
+    built = verifier if hasattr(verifier, "verify_many") else verifier()
+    try:
+        _check_fit(built, config)
+    except BenchError:
+        if built is not verifier:
+            built.close()
+        raise
+    return built
+
+
+def _check_fit(verifier: Any, config: BenchConfig) -> None:
+    """A verifier given to the run must fit answers as the run's configuration says."""
+    fit = getattr(verifier, "fit", config.fit)
+    if fit != config.fit:
+        raise BenchError(
+            f"the verifier fits answers with fit={fit!r} but the run's configuration says "
+            f"fit={config.fit!r}; pass a Verifier(fit={config.fit!r})"
+        )
 
 
 def _missing_samples(tasks: TaskSet, state: _State, n: int) -> dict[str, list[int]]:
@@ -759,6 +789,7 @@ def write_outputs(
         "agent": config.agent,
         "task_source": config.tasks if not config.data else f"{config.tasks} ({config.data})",
         "target": config.target or "default",
+        "fit": config.fit,
         "sampling": {**asdict(config.params), "stop": list(config.params.stop)},
         "seconds_this_invocation": round(seconds, 2),
     }
