@@ -35,6 +35,7 @@ import contextlib
 import io
 import itertools
 import json
+import operator
 import signal
 import sys
 import time
@@ -45,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from qsandbox_env.program import strip_check_calls
-from qsandbox_env.sandbox.codec import decode, encode, write_back
+from qsandbox_env.sandbox.codec import decode, encode, handle_class, write_back
 
 DEFAULT_HUMANEVAL = (
     Path(__file__).resolve().parents[2] / "shared/datasets/qiskit_humaneval/"
@@ -71,6 +72,7 @@ class _Registry:
 
 
 REGISTRY = _Registry()
+CLAIM_CLASSES = True  # proxies present the class of `handle_class` (--no-claim turns it off)
 _MUTABLE = (list, dict, set, bytearray)
 
 
@@ -88,7 +90,7 @@ def cross(value: object, src: str, dst: str) -> object:
     """``value`` as the ``dst`` side sees it after crossing the codec from ``src``."""
 
     def to_handle(obj: object) -> int:
-        if type(obj) is Proxy:
+        if isinstance(type(obj), _ClaimMeta):
             return object.__getattribute__(obj, "_qs_hid")
         key = (src, id(obj))
         hid = REGISTRY.ids.get(key)
@@ -135,26 +137,83 @@ def call_across(fn: Any, args: tuple, kwargs: dict, src: str, dst: str) -> objec
     for original, sent in itertools.chain(
         zip(args, sent_args, strict=True), ((kwargs[k], sent_kwargs[k]) for k in kwargs)
     ):
-        if _is_mutable(original) and type(original) is not Proxy:
+        if _is_mutable(original) and not isinstance(type(original), _ClaimMeta):
             write_back(original, cross(sent, dst, src))
     return cross(result, dst, src)
 
 
+_OPERATIONS = {
+    "__call__": lambda o, *a, **k: o(*a, **k),
+    "__len__": len,
+    "__bool__": bool,
+    "__repr__": repr,
+    "__str__": str,
+    "__float__": float,
+    "__int__": int,
+    "__complex__": complex,
+    "__radd__": lambda o, x: x + o,
+    "__rmul__": lambda o, x: x * o,
+    "__enter__": lambda o: o.__enter__(),
+    "__exit__": lambda o, *a: o.__exit__(*a),
+}
+for _name in (
+    "__getitem__",
+    "__setitem__",
+    "__contains__",
+    "__eq__",
+    "__ne__",
+    "__lt__",
+    "__le__",
+    "__gt__",
+    "__ge__",
+    "__index__",
+    "__add__",
+    "__sub__",
+    "__mul__",
+    "__matmul__",
+    "__truediv__",
+    "__neg__",
+    "__abs__",
+):
+    _OPERATIONS[_name] = getattr(operator, _name)
+
+
 def _forward(name: str):
+    operation = _OPERATIONS[name]
+
     def method(self, *args, **kwargs):
         hid = object.__getattribute__(self, "_qs_hid")
         home, obj = REGISTRY.objects[hid]
         here = "judge" if home == "child" else "child"
-        return call_across(getattr(obj, name), args, kwargs, here, home)
+        return call_across(lambda *a, **k: operation(obj, *a, **k), args, kwargs, here, home)
 
     method.__name__ = name
     return method
 
 
-class Proxy:
-    """A stand-in for an object on the other side; every use calls back into it."""
+class _ClaimMeta(type):
+    """The metaclass of a proxy that stands for a class: ``type(proxy) == Figure`` holds too."""
+
+    def __eq__(cls, other: object) -> bool:
+        return cls is other or other is cls.__dict__.get("_qs_claim")
+
+    def __hash__(cls) -> int:
+        return type.__hash__(cls)
+
+
+class Proxy(metaclass=_ClaimMeta):
+    """A stand-in for an object on the other side; every use calls back into it.
+
+    A proxy that claims a class (`handle_class`) has the special methods of that class only (a
+    pass must not look iterable); any other proxy has all of `_OPERATIONS`.
+    """
 
     __slots__ = ("_qs_hid", "_qs_home", "_qs_names")
+
+    def __new__(cls, hid: int, names: tuple, home: str) -> Proxy:
+        claim = handle_class(names) if CLAIM_CLASSES and cls is Proxy else None
+        cls = _claiming_proxy(claim) if claim is not None else _GenericProxy
+        return object.__new__(cls)
 
     def __init__(self, hid: int, names: tuple, home: str) -> None:
         object.__setattr__(self, "_qs_hid", hid)
@@ -175,53 +234,48 @@ class Proxy:
         here = "judge" if home == "child" else "child"
         setattr(obj, name, cross(value, here, home))
 
-    def __iter__(self):
-        home, obj = REGISTRY.objects[object.__getattribute__(self, "_qs_hid")]
-        here = "judge" if home == "child" else "child"
-        return iter(cross(list(obj), home, here))
-
-    def __repr__(self) -> str:
-        return str(_forward("__repr__")(self))
-
-    def __str__(self) -> str:
-        return str(_forward("__str__")(self))
-
-    def __bool__(self) -> bool:
-        return bool(_forward("__bool__")(self)) if hasattr(self, "__bool__") else True
-
     def __hash__(self) -> int:
         return object.__getattribute__(self, "_qs_hid")
 
 
-for _name in (
-    "__call__",
-    "__len__",
-    "__getitem__",
-    "__setitem__",
-    "__contains__",
-    "__eq__",
-    "__ne__",
-    "__lt__",
-    "__le__",
-    "__gt__",
-    "__ge__",
-    "__float__",
-    "__int__",
-    "__index__",
-    "__complex__",
-    "__add__",
-    "__radd__",
-    "__sub__",
-    "__mul__",
-    "__rmul__",
-    "__matmul__",
-    "__truediv__",
-    "__neg__",
-    "__abs__",
-    "__enter__",
-    "__exit__",
-):
-    setattr(Proxy, _name, _forward(_name))
+def _proxy_iter(self):
+    home, obj = REGISTRY.objects[object.__getattribute__(self, "_qs_hid")]
+    here = "judge" if home == "child" else "child"
+    return iter(cross(list(obj), home, here))
+
+
+class _GenericProxy(Proxy):
+    __slots__ = ()
+    __iter__ = _proxy_iter
+
+
+for _name in _OPERATIONS:
+    setattr(_GenericProxy, _name, _forward(_name))
+
+_CLAIMING: dict[type, type] = {}
+
+
+def _claiming_proxy(cls: type) -> type:
+    """A Proxy subclass whose instances present ``cls`` to isinstance() and type() ==."""
+    proxy = _CLAIMING.get(cls)
+    if proxy is None:
+        proxy = _ClaimMeta(
+            cls.__name__,
+            (Proxy,),
+            {
+                "__slots__": (),
+                "_qs_claim": cls,
+                "__class__": property(lambda self: cls),
+                **{
+                    name: _forward(name)
+                    for name in _OPERATIONS
+                    if getattr(cls, name, None) is not getattr(object, name, None)
+                },
+                **({"__iter__": _proxy_iter} if hasattr(cls, "__iter__") else {}),
+            },
+        )
+        _CLAIMING[cls] = proxy
+    return proxy
 
 
 def boundary_candidate(fn: Any) -> Any:
@@ -408,7 +462,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated task ids to run")
     parser.add_argument("--json", default="", help="write the full results here")
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument(
+        "--no-claim", action="store_true", help="proxies do not present their handle's class"
+    )
     args = parser.parse_args(argv)
+    global CLAIM_CLASSES
+    CLAIM_CLASSES = not args.no_claim
     reports = []
     for name in args.sets.split(","):
         tasks = load_set(name.strip(), args)
