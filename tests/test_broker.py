@@ -292,7 +292,8 @@ def solve():
         print("no service:", type(exc).__name__)
     hits = [s for s in found if "qsandbox-secret-" in s]
     print("searched", len(found), "strings, found", len(hits), flush=True)
-    # The sandbox ends a program at gc.get_objects (verdict tampered); in-process it finds more.
+    # The sandbox reports gc.get_objects (verdict tampered) and the child holds no credential to
+    # find; in-process it finds the broker's.
     found.extend(o for o in gc.get_objects() if isinstance(o, str))
     return [s for s in found if "qsandbox-secret-" in s]
 """
@@ -309,7 +310,7 @@ def test_program_finds_no_credentials_that_a_naive_harness_exposes(qpu, account_
         assert any(SECRET in text for text in naive["solve"]())
     verdict = qpu.verify(program_task(SEARCH_TEST), SEARCH_PROGRAM)
     assert verdict.outcome is Outcome.TAMPERED, verdict.detail
-    assert verdict.detail == "the program used gc.get_objects, which the sandbox refuses"
+    assert verdict.detail.startswith("the program used gc.get_objects"), verdict.detail
     assert "strings, found 0" in verdict.output and SECRET not in verdict.output
 
 

@@ -257,7 +257,7 @@ def test_a_program_that_replaces_the_offline_account_is_tampering(verifier):
     )
     verdict = verifier.verify(program_task("    candidate()\n"), code)
     assert verdict.outcome is Outcome.TAMPERED
-    assert "the program changed the sandbox's own modules" in verdict.detail
+    assert verdict.detail.startswith("offline runtime: the served devices"), verdict.detail
 
 
 # -- the environment ---------------------------------------------------------------------------

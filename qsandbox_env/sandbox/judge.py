@@ -60,6 +60,7 @@ class Channel:
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.remote_outcomes: dict[int, str] = {}  # id(exception raised here) -> child's class
+        self.remote_names: dict[int, str] = {}  # id(exception raised here) -> its class there
 
     def ask(self, header: dict, payload: bytes = b"") -> Any:
         try:
@@ -118,6 +119,8 @@ class Channel:
         names = reply.get("types")
         message = str(reply.get("message", ""))[:4000]
         exc = _make_exception(names if type(names) is list else [], message)
+        if names and type(names) is list and type(names[0]) is str:
+            self.remote_names[id(exc)] = names[0].rpartition(".")[2][:200]
         outcome = reply.get("outcome")
         if outcome in ("memory", "not_isa"):
             self.remote_outcomes[id(exc)] = outcome
@@ -363,9 +366,8 @@ def _verdict(outcome: str, detail: str, exc: BaseException, channel: Channel) ->
     if flags and outcome in ("failed", "error"):
         # What the child saw it do is the more useful account of a failure it caused.
         return {"outcome": "tampered", "detail": " | ".join(flags), "error_type": ""}
-    name = type(exc).__name__
-    if type(exc) is CandidateError:
-        name = str(exc).partition(":")[0]
+    # An exception the candidate raised is named as it was in the child.
+    name = channel.remote_names.get(id(exc), type(exc).__name__)
     return {"outcome": outcome, "detail": detail, "error_type": name}
 
 

@@ -367,6 +367,7 @@ def _child(
         os.closerange(4, BROKER_FD if broker_fd >= 0 else 1 << 16)
         if broker_fd >= 0:
             os.closerange(BROKER_FD + 1, 1 << 16)
+            broker_fd = BROKER_FD
         sock_fd = 3
         os.chdir(workdir)
         _confine(request, zygote, zygote.uid, workdir)
