@@ -278,16 +278,40 @@ def _claiming_proxy(cls: type) -> type:
     return proxy
 
 
-def boundary_candidate(fn: Any) -> Any:
-    """What the test gets as ``candidate``: ``fn`` (in the child) called across the codec."""
-    REGISTRY.objects[0] = ("child", fn)
+class BoundaryCandidate:
+    """What the test gets as ``candidate``: ``fn`` (in the child) called across the codec.
 
-    def candidate(*args, **kwargs):
-        return call_across(fn, args, kwargs, "judge", "child")
+    As the judge's ``RemoteFunction`` does, ``__code__`` and ``__globals__`` come from the
+    candidate's program text compiled in the judge and never run (`static_function`).
+    """
 
-    candidate.__name__ = getattr(fn, "__name__", "candidate")
-    candidate.__doc__ = getattr(fn, "__doc__", None)
-    return candidate
+    def __init__(self, fn: Any, source: str) -> None:
+        REGISTRY.objects[0] = ("child", fn)
+        self._fn = fn
+        self._source = source
+        self.__name__ = getattr(fn, "__name__", "candidate")
+        self.__doc__ = getattr(fn, "__doc__", None)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> object:
+        return call_across(self._fn, args, kwargs, "judge", "child")
+
+    def _static(self) -> Any:
+        try:
+            from qsandbox_env.sandbox.judge import static_function
+        except ImportError:  # the judge is not there: read the function itself
+            return self._fn
+        static = static_function(self._source, self.__name__)
+        if static is None:
+            raise AttributeError(f"the program's text defines no function {self.__name__!r}")
+        return static
+
+    @property
+    def __code__(self) -> Any:
+        return self._static().__code__
+
+    @property
+    def __globals__(self) -> dict:
+        return self._static().__globals__
 
 
 # -- running tasks ------------------------------------------------------------------------------
@@ -341,7 +365,7 @@ def run_split(task: Any, through_codec: bool) -> None:
         except SyntaxError:
             _exec(_import_lines(task.prompt), judge, "<prompt imports>")
     _exec(strip_check_calls(task.test), judge, "<test>")
-    candidate = boundary_candidate(fn) if through_codec else fn
+    candidate = BoundaryCandidate(fn, _candidate_source(task)) if through_codec else fn
     judge[task.entry_point] = candidate
     judge["check"](candidate)
 
