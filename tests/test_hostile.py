@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import secrets
 import socket
 import subprocess
 import sys
@@ -96,7 +97,9 @@ def test_keyboard_interrupt_swallowed_by_an_excepthook(verifier):
         "import sys, os\nsys.excepthook = lambda *a: os._exit(0)\n"
         "def answer():\n    raise KeyboardInterrupt\n"
     )
-    assert_fooled_naive_not_us(verifier, VALUE_TASK, code, expected=Outcome.ERROR)
+    # The hook is the program's own, in its own process; replacing it is flagged.
+    verdict = assert_fooled_naive_not_us(verifier, VALUE_TASK, code, expected=Outcome.TAMPERED)
+    assert "sys.excepthook" in verdict.detail
 
 
 def test_killing_the_process_group(verifier):
@@ -118,143 +121,258 @@ def test_killing_the_parent_cannot_reach_the_verifier(verifier):
     assert verifier.verify(VALUE_TASK, "def answer():\n    return 42\n").passed
 
 
-# -- forging the report ----------------------------------------------------------------------
-def test_writing_fake_pass_reports_to_every_descriptor(verifier):
+# -- forging the verdict ---------------------------------------------------------------------
+# The verdict is written by the judge, another process, to a descriptor the child never holds.
+# What the child writes anywhere is its output or its answer, never a verdict.
+PASSED_VERDICT = "{'outcome': 'passed', 'detail': '', 'error_type': ''}"
+
+
+def test_writing_a_forged_verdict_to_every_other_descriptor_is_just_output(verifier):
+    # Every descriptor but the channel to the judge: none of them carries a verdict.
+    code = FORGE + (
+        "import json, stat\n"
+        "def answer():\n"
+        "    line = json.dumps(" + PASSED_VERDICT + ").encode() + b'\\n'\n"
+        "    for fd in range(0, 300):\n"
+        "        try:\n"
+        "            if stat.S_ISSOCK(os.fstat(fd).st_mode):\n"
+        "                continue\n"
+        "            os.write(fd, b'P ' + b'0' * 32 + b'\\n' + line)\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return 41\n"
+    )
+    verdict = verifier.verify(VALUE_TASK, code)
+    assert verdict.outcome is Outcome.FAILED, (verdict.outcome, verdict.detail)
+    assert '"outcome": "passed"' in verdict.output  # it went to the program's own output
+
+
+def test_writing_a_forged_verdict_into_the_channel_breaks_only_the_program(verifier):
+    # Into the judge's channel too: a frame the judge cannot read ends the candidate's turn.
     code = FORGE + (
         "import json\n"
         "forge(b'P ' + b'0' * 32 + b'\\n')\n"
-        "forge(b'R ' + json.dumps({'outcome': 'passed', 'detail': '', 'error_type': ''}).encode()\n"
-        "      + b'\\n')\n"
+        "forge(json.dumps(" + PASSED_VERDICT + ").encode() + b'\\n')\n"
         "def answer():\n    return 41\n"
     )
     verdict = verifier.verify(VALUE_TASK, code)
-    assert verdict.outcome is Outcome.FAILED
+    assert not verdict.passed
+    assert verdict.outcome in {Outcome.EXITED, Outcome.KILLED, Outcome.FAILED}, (
+        verdict.outcome,
+        verdict.detail,
+    )
 
 
-def test_calling_the_harness_pass_path_directly(verifier):
+def test_running_the_judges_own_report_code_in_the_child_reports_nowhere(verifier):
+    # The judge's module is importable in the child (the zygote loaded it), but the descriptor it
+    # reports to exists only in the judge's process.
     code = (
-        "import sys\n"
-        "from qsandbox_env.sandbox import harness\n"
+        "import os, stat\n"
+        "from qsandbox_env.sandbox import judge\n"
         "def answer():\n"
-        "    harness._report_pass()\n"
-        "    sys.audit('qsandbox.finish', 'line')\n"
-        "    sys.audit('qsandbox.finish', 'pass')\n"
-        "    return 41\n"
-    )
-    assert verifier.verify(VALUE_TASK, code).outcome is Outcome.FAILED
-
-
-def test_rigged_string_passed_to_the_harness_audit_event(verifier):
-    # Its __eq__ would run inside the audit hook and could read the pass line from the hook's
-    # frames, if the hook ever compared it.
-    code = FORGE + (
-        "class Evil(str):\n"
-        "    __hash__ = str.__hash__\n"
-        "    def __eq__(self, other):\n"
-        "        frame = sys._getframe(1)\n"
-        "        while frame is not None:\n"
-        "            for value in list(frame.f_locals.values()):\n"
-        "                if isinstance(value, bytes) and value.startswith(b'P '):\n"
-        "                    forge(value)\n"
-        "            frame = frame.f_back\n"
-        "        return str.__eq__(self, other)\n"
-        "def answer():\n"
-        "    for word in ('pass', 'line', 'arm', 'classes'):\n"
-        "        sys.audit('qsandbox.finish', Evil(word))\n"
-        "    compile('1', Evil('/program.py'), 'eval')\n"
-        "    return 41\n"
-    )
-    assert verifier.verify(VALUE_TASK, code).outcome is Outcome.FAILED
-
-
-def test_searching_every_frame_for_the_token(verifier):
-    code = FORGE + (
-        "def answer():\n"
-        "    frame = sys._getframe()\n"
-        "    while frame is not None:\n"
-        "        for value in list(frame.f_locals.values()):\n"
-        "            found = value if isinstance(value, list) else [value]\n"
-        "            for item in found:\n"
-        "                if isinstance(item, bytes) and len(item) == 16:\n"
-        "                    forge(b'P ' + item.hex().encode() + b'\\n')\n"
-        "        frame = frame.f_back\n"
-        "    return 41\n"
-    )
-    assert verifier.verify(VALUE_TASK, code).outcome is Outcome.FAILED
-
-
-def test_searching_the_heap_with_gc_for_the_pass_line(verifier):
-    code = FORGE + (
-        "import gc\n"
-        "def answer():\n"
-        "    for obj in gc.get_objects():\n"
-        "        if type(obj).__name__ == 'cell':\n"
-        "            try:\n"
-        "                value = obj.cell_contents\n"
-        "            except ValueError:\n"
-        "                continue\n"
-        "            if isinstance(value, bytes) and value.startswith(b'P '):\n"
-        "                forge(value)\n"
+        "    for fd in range(0, 300):\n"
+        "        try:\n"
+        "            if not stat.S_ISSOCK(os.fstat(fd).st_mode):\n"
+        "                judge._report(fd, " + PASSED_VERDICT + ")\n"
+        "        except OSError:\n"
+        "            pass\n"
         "    return 41\n"
     )
     verdict = verifier.verify(VALUE_TASK, code)
-    assert verdict.outcome is Outcome.TAMPERED
-    assert verdict.detail == "the program used gc.get_objects, which the sandbox refuses"
+    assert verdict.outcome is Outcome.FAILED, (verdict.outcome, verdict.detail)
 
 
-def test_reading_the_process_memory_is_refused(verifier):
-    code = "import os\nos.symlink('/proc/self/mem', 'memory-link')\ndef answer():\n    return 42\n"
-    assert verifier.verify(VALUE_TASK, code).outcome is Outcome.TAMPERED
-    for path in ("/proc/self/mem", "/proc/self/task/../mem", "/dev/fd/../mem"):
-        code = f"def answer():\n    open({path!r}, 'rb').close()\n    return 42\n"
-        verdict = assert_fooled_naive_not_us(verifier, VALUE_TASK, code, expected=Outcome.TAMPERED)
-        assert verdict.detail == "the program tried to read its own memory", verdict.detail
+def test_a_rigged_str_subclass_crosses_as_a_plain_str(verifier):
+    # Its __eq__ would read the caller's frames and answer True; only its value reaches the judge.
+    task = program_task("    assert candidate() == 'forty-two', 'wrong'\n", entry_point="answer")
+    code = (
+        "import sys\n"
+        "class Evil(str):\n"
+        "    __hash__ = str.__hash__\n"
+        "    def __eq__(self, other):\n"
+        "        return True\n"
+        "    def __ne__(self, other):\n"
+        "        return False\n"
+        "def answer():\n"
+        "    return Evil('forty-one')\n"
+    )
+    verdict = assert_fooled_naive_not_us(verifier, task, code, expected=Outcome.FAILED)
+    assert "wrong" in verdict.detail
+
+
+# -- the test's text and expected value are not in the child's memory -----------------------
+# The test holds a key the program cannot know; the program searches every place in its own
+# process where the test would be if it ran there, and answers what it found. In one process
+# (a naive harness, or the sandbox before the judge had its own process) each search finds it.
+_FIND = (
+    "import gc, linecache, os, re, sys\n"
+    "PATTERN = re.compile(rb'QSBX-KEY-([0-9a-f]{16})')\n"
+    "def _search(data):\n"
+    "    match = PATTERN.search(data)\n"
+    "    return match.group(0).decode() if match else None\n"
+    "def _strings(values):\n"
+    "    for value in values:\n"
+    "        if isinstance(value, str):\n"
+    "            found = _search(value.encode('utf-8', 'replace'))\n"
+    "            if found:\n"
+    "                return found\n"
+    "def _regions():\n"
+    "    with open('/proc/self/maps') as maps:\n"
+    "        lines = maps.read().splitlines()\n"
+    "    for line in lines:\n"
+    "        parts = line.split()\n"
+    "        path = parts[5] if len(parts) > 5 else ''\n"
+    "        if parts[1] == 'rw-p' and not path.startswith(('[v', '/dev')):\n"
+    "            start, end = (int(x, 16) for x in parts[0].split('-'))\n"
+    "            yield start, end\n"
+    "CHUNK = 1 << 24\n"
+)
+MEMORY_SEARCHES = {
+    "frames": (
+        "def scan():\n"
+        "    frame = sys._getframe()\n"
+        "    while frame is not None:\n"
+        "        code = frame.f_code\n"
+        "        found = _strings(code.co_consts) or _strings(frame.f_locals.values())\n"
+        "        found = found or _strings(frame.f_globals.values())\n"
+        "        if found:\n"
+        "            return found\n"
+        "        frame = frame.f_back\n"
+    ),
+    "functions of every module": (
+        "def scan():\n"
+        "    for entry in list(linecache.cache.values()):\n"
+        "        found = _strings(entry[2]) if len(entry) > 2 else None\n"
+        "        if found:\n"
+        "            return found\n"
+        "    for module in list(sys.modules.values()):\n"
+        "        for value in list(getattr(module, '__dict__', {}).values()):\n"
+        "            code = getattr(value, '__code__', None)\n"
+        "            found = _strings(getattr(code, 'co_consts', ()))\n"
+        "            if found:\n"
+        "                return found\n"
+    ),
+    "gc.get_objects": (
+        "def scan():\n"
+        "    for obj in gc.get_objects():\n"
+        "        code = getattr(obj, '__code__', None)\n"
+        "        if code is not None and hasattr(code, 'co_consts'):\n"
+        "            values = code.co_consts\n"
+        "        elif isinstance(obj, dict):\n"
+        "            values = list(obj.values())\n"
+        "        elif isinstance(obj, (list, tuple)):\n"
+        "            values = obj\n"
+        "        else:\n"
+        "            continue\n"
+        "        found = _strings(values)\n"
+        "        if found:\n"
+        "            return found\n"
+    ),
+    "/proc/self/mem": (
+        "def scan():\n"
+        "    regions = list(_regions())\n"
+        "    try:\n"
+        "        mem = open('/proc/self/mem', 'rb', buffering=0)\n"
+        "    except OSError as exc:\n"
+        "        print('memory unreadable:', exc)\n"
+        "        return None\n"
+        "    with mem:\n"
+        "        for start, end in regions:\n"
+        "            for at in range(start, end, CHUNK):\n"
+        "                try:\n"
+        "                    mem.seek(at)\n"
+        "                    data = mem.read(min(CHUNK + 64, end - at))\n"
+        "                except OSError:\n"
+        "                    continue\n"
+        "                found = _search(data)\n"
+        "                if found:\n"
+        "                    return found\n"
+    ),
+    # No audited event at all: numpy reads any address it is handed.
+    "numpy raw memory": (
+        "import numpy as np\n"
+        "class _Raw:\n"
+        "    def __init__(self, start, size):\n"
+        "        self.__array_interface__ = {\n"
+        "            'data': (start, True), 'shape': (size,), 'typestr': '|u1', 'version': 3}\n"
+        "def scan():\n"
+        "    for start, end in list(_regions()):\n"
+        "        for at in range(start, end, CHUNK):\n"
+        "            found = _search(memoryview(np.asarray(_Raw(at, min(CHUNK + 64, end - at)))))\n"
+        "            if found:\n"
+        "                return found\n"
+    ),
+}
+# The child sees these and says so (the verdict becomes tampered); the others it does not see.
+FLAGGED_SEARCHES = {"gc.get_objects", "/proc/self/mem"}
+
+
+@pytest.mark.parametrize("how", list(MEMORY_SEARCHES))
+def test_the_tests_key_is_nowhere_in_the_childs_memory(verifier, how):
+    key = f"QSBX-KEY-{secrets.token_hex(8)}"
+    task = program_task(
+        f"    expected = {key!r}\n    assert candidate() == expected, 'not the key'\n",
+        entry_point="answer",
+        timeout=90,
+    )
+    code = (
+        _FIND + MEMORY_SEARCHES[how] + "def answer():\n"
+        "    found = scan()\n"
+        "    print('scan:', 'found' if found else 'not found', flush=True)\n"
+        "    return found or 'not found'\n"
+    )
+    verdict = assert_fooled_naive_not_us(verifier, task, code)
+    expected = Outcome.TAMPERED if how in FLAGGED_SEARCHES else Outcome.FAILED
+    assert verdict.outcome is expected, (verdict.outcome, verdict.detail)
+    assert "scan: not found" in verdict.output, verdict.output
+    assert key not in verdict.output and key not in verdict.detail
+
+
+def test_a_trailing_decorator_cannot_decorate_the_tests_check(verifier):
+    # In one program text (prompt + completion + test) a completion that ends in ``@f``
+    # decorates the test's own ``def check`` and turns it into a no-op. The test is not part of
+    # the program any more: the dangling decorator is the program's own syntax error.
+    task = Task(
+        "deco/0",
+        "def answer():\n",
+        "def check(candidate):\n    assert candidate() == 42, 'expected 42'\n",
+        "answer",
+    )
+    code = (
+        "    return 41\n\n\n"
+        "def _noop(*args, **kwargs):\n    return None\n\n\n"
+        "def f(function):\n    return _noop\n\n\n"
+        "@f\n"
+    )
+    assert_fooled_naive_not_us(verifier, task, code, expected=Outcome.SYNTAX)
 
 
 @pytest.mark.parametrize(
     "refused",
-    ["import ctypes; ctypes.string_at(id(1), 8)", "import gc; gc.get_referrers(1)"],
+    [
+        ("import ctypes; ctypes.string_at(id(1), 8)", "ctypes"),
+        ("import gc; gc.get_referrers(1)", "gc.get_referrers"),
+        ("import gc; gc.get_objects()", "gc.get_objects"),
+        ("import sys; sys._current_frames()", "sys._current_frames"),
+        ("import sys; sys.settrace(None)", "sys.settrace"),
+        ("import sys; sys.setprofile(None)", "sys.setprofile"),
+        ("import sys; sys.addaudithook(lambda *a: None)", "sys.addaudithook"),
+    ],
+    ids=lambda case: case[1],
 )
-def test_a_refusal_hands_out_no_traceback_into_the_audit_hook(verifier, refused):
-    # A refusal raised inside the audit hook would carry the hook's frames in its traceback, and
-    # with them the closure that holds the pass line; the program would print it to every
-    # descriptor. The process ends at the refusal instead.
-    code = FORGE + (
-        "def steal():\n"
-        "    try:\n"
-        f"        {refused}\n"
-        "    except PermissionError as error:\n"
-        "        tb = error.__traceback__\n"
-        "        while tb is not None:\n"
-        "            for value in list(tb.tb_frame.f_locals.values()):\n"
-        "                for cell in getattr(value, '__closure__', None) or ():\n"
-        "                    try:\n"
-        "                        content = cell.cell_contents\n"
-        "                    except ValueError:\n"
-        "                        continue\n"
-        "                    if type(content) is bytes and content.startswith(b'P '):\n"
-        "                        forge(content)\n"
-        "            tb = tb.tb_next\n"
-        "steal()\n"
-        "def answer():\n"
-        "    return 41\n"
-    )
+def test_reaching_beyond_the_programs_own_code_is_flagged(verifier, refused):
+    statement, kind = refused
+    code = f"def answer():\n    {statement}\n    return 41\n"
     verdict = verifier.verify(VALUE_TASK, code)
-    assert verdict.outcome is Outcome.TAMPERED
-    assert verdict.detail.endswith("which the sandbox refuses")
+    assert verdict.outcome is Outcome.TAMPERED, (verdict.outcome, verdict.detail)
+    assert f"the program used {kind}, which reaches beyond its own code" in verdict.detail
 
 
-def test_rebuilding_the_harness_with_other_globals(verifier):
-    code = (
-        "import types\n"
-        "from qsandbox_env.sandbox import harness\n"
-        "def answer():\n"
-        "    fake = types.FunctionType(harness.run.__code__, dict(vars(harness)))\n"
-        "    return 42\n"
-    )
-    verdict = verifier.verify(VALUE_TASK, code)
-    assert verdict.outcome is Outcome.TAMPERED
-    assert "reached into the test harness" in verdict.detail
+def test_reading_the_process_memory_is_flagged(verifier):
+    for path in ("/proc/self/mem", "/proc/self/task/../mem", "/dev/fd/../mem"):
+        code = f"def answer():\n    open({path!r}, 'rb').close()\n    return 42\n"
+        verdict = assert_fooled_naive_not_us(verifier, VALUE_TASK, code, expected=Outcome.TAMPERED)
+        assert verdict.detail == "the program tried to read process memory", verdict.detail
 
 
 # -- rewriting what the test relies on -----------------------------------------------------
@@ -300,7 +418,9 @@ def test_rewriting_a_library_function_code_object(verifier):
         "Statevector.equiv.__code__ = (lambda self, other, rtol=None, atol=None: True).__code__\n"
         + WRONG_CIRCUIT
     )
-    assert_fooled_naive_not_us(verifier, STATE_TASK, code, expected=Outcome.TAMPERED)
+    # The judge's Statevector is untouched; the child's own copy changed unseen.
+    verdict = assert_fooled_naive_not_us(verifier, STATE_TASK, code)
+    assert verdict.outcome in {Outcome.FAILED, Outcome.TAMPERED}, (verdict.outcome, verdict.detail)
 
 
 def test_replacing_a_module_in_sys_modules(verifier):
@@ -325,9 +445,75 @@ def test_disabling_the_tamper_checks_themselves(verifier):
         "guard.rigged_comparisons = lambda classes, report: None\n"
         "Statevector.equiv = lambda self, other, *a, **k: True\n" + WRONG_CIRCUIT
     )
-    verdict = verifier.verify(STATE_TASK, code)
-    assert verdict.outcome is Outcome.TAMPERED
-    assert "changed the sandbox's own modules" in verdict.detail
+    # The checks run in the child, for the child's own record; the judge never depended on them.
+    verdict = assert_fooled_naive_not_us(verifier, STATE_TASK, code)
+    assert verdict.outcome in {Outcome.FAILED, Outcome.TAMPERED}, (verdict.outcome, verdict.detail)
+    if verdict.outcome is Outcome.FAILED:
+        assert "not a Bell state" in verdict.detail
+
+
+# The test's own imports and tolerances, rewritten in the program's process: a naive harness runs
+# the test there, the judge does not.
+BUILTINS_SWAP = (
+    "import builtins\n"
+    "_real_import = builtins.__import__\n"
+    "class _Fake:\n"
+    "    def __init__(self, *args, **kwargs):\n"
+    "        pass\n"
+    "    def __call__(self, *args, **kwargs):\n"
+    "        return _Fake()\n"
+    "    def __getattr__(self, name):\n"
+    "        return _Fake()\n"
+    "def _import(name, globals=None, locals=None, fromlist=(), level=0):\n"
+    "    if name == {name!r}:\n"
+    "        return _Fake()\n"
+    "    return _real_import(name, globals, locals, fromlist, level)\n"
+    "__builtins__ = dict(vars(builtins), __import__=_import)\n"
+)
+HALF_TASK = program_task(
+    "    import numpy as np\n    assert np.isclose(candidate(), 0.5), 'expected 0.5'\n",
+    entry_point="half",
+)
+
+
+@pytest.mark.parametrize(
+    ("task", "name", "wrong"),
+    [
+        (STATE_TASK, "qiskit.quantum_info", WRONG_CIRCUIT),
+        (HALF_TASK, "numpy", "def half():\n    return 0.25\n"),
+    ],
+    ids=["qiskit.quantum_info", "numpy"],
+)
+def test_replacing_the_modules_builtins_leaves_the_tests_imports_alone(verifier, task, name, wrong):
+    code = BUILTINS_SWAP.format(name=name) + wrong
+    verdict = assert_fooled_naive_not_us(verifier, task, code)
+    assert verdict.outcome in {Outcome.FAILED, Outcome.TAMPERED}, (verdict.outcome, verdict.detail)
+
+
+CX_TASK = program_task(
+    "    from qiskit.circuit.library import CXGate\n"
+    "    from qiskit.quantum_info import Operator\n"
+    "    assert Operator(candidate()).equiv(Operator(CXGate())), 'not CX'\n",
+    entry_point="cx",
+)
+
+
+@pytest.mark.parametrize(
+    ("task", "cls", "wrong"),
+    [
+        (STATE_TASK, "Statevector", WRONG_CIRCUIT),
+        (CX_TASK, "Operator", "import numpy as np\ndef cx():\n    return np.eye(4)\n"),
+    ],
+    ids=["Statevector", "Operator"],
+)
+def test_raising_a_classs_default_tolerance_leaves_the_judges_alone(verifier, task, cls, wrong):
+    code = (
+        f"from qiskit.quantum_info import {cls}\n"
+        f"{cls}._ATOL_DEFAULT = 2.0\n"
+        f"{cls}._RTOL_DEFAULT = 2.0\n" + wrong
+    )
+    verdict = assert_fooled_naive_not_us(verifier, task, code)
+    assert verdict.outcome in {Outcome.FAILED, Outcome.TAMPERED}, (verdict.outcome, verdict.detail)
 
 
 def test_object_whose_eq_is_always_true(verifier):
@@ -335,8 +521,9 @@ def test_object_whose_eq_is_always_true(verifier):
         "class Anything:\n    def __eq__(self, other):\n        return True\n"
         "def answer():\n    return Anything()\n"
     )
-    verdict = assert_fooled_naive_not_us(verifier, VALUE_TASK, code, expected=Outcome.TAMPERED)
-    assert "Anything.__eq__" in verdict.detail
+    # Not data: it stays in the child behind a handle, which compares by identity only.
+    verdict = assert_fooled_naive_not_us(verifier, VALUE_TASK, code, expected=Outcome.FAILED)
+    assert "expected 42" in verdict.detail
 
 
 def test_int_subclass_with_rigged_eq(verifier):
@@ -344,7 +531,9 @@ def test_int_subclass_with_rigged_eq(verifier):
         "Rigged = type('Rigged', (int,), {'__eq__': lambda s, o: 1, '__hash__': int.__hash__})\n"
         "def answer():\n    return Rigged(0)\n"
     )
-    assert_fooled_naive_not_us(verifier, VALUE_TASK, code, expected=Outcome.TAMPERED)
+    # A subclass of int crosses as its int value: 0.
+    verdict = assert_fooled_naive_not_us(verifier, VALUE_TASK, code, expected=Outcome.FAILED)
+    assert "expected 42" in verdict.detail
 
 
 def test_trace_function_that_jumps_over_the_assertion(verifier):
@@ -383,7 +572,9 @@ def test_rebinding_a_name_the_test_uses_while_it_runs(verifier):
         "    globals()['Statevector'] = Fake\n"
         "    return QuantumCircuit(2)\n"
     )
-    assert_fooled_naive_not_us(verifier, task, code, expected=Outcome.TAMPERED)
+    # The program's globals are not the test's: the judge's Statevector is its own.
+    verdict = assert_fooled_naive_not_us(verifier, task, code, expected=Outcome.FAILED)
+    assert "not a Bell state" in verdict.detail
 
 
 def test_honest_solutions_are_not_flagged(verifier):
@@ -542,3 +733,122 @@ def test_daemons_are_killed_when_the_program_ends(verifier):
     while _processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _processes_with(marker) == []
+
+
+# -- what one program leaves behind must not reach the next (one zygote, one program at a time) --
+@pytest.fixture(scope="module")
+def single():
+    with Verifier(parallelism=1, preload=()) as v:
+        yield v
+
+
+def _zygote_pids(verifier) -> tuple[int, int]:
+    (handle,) = verifier._pool.handles
+    return handle.candidate.proc.pid, handle.judge.proc.pid
+
+
+# Needs new threads and processes of its own, and every process slot it is allowed.
+NEXT_PROGRAM = (
+    "import subprocess, threading\n"
+    "def answer():\n"
+    "    threads = [threading.Thread(target=lambda: None) for _ in range(8)]\n"
+    "    for thread in threads:\n"
+    "        thread.start()\n"
+    "    for thread in threads:\n"
+    "        thread.join()\n"
+    "    subprocess.run(['/bin/true'], check=True)\n"
+    "    return 42\n"
+)
+
+
+def _next_programs_pass(verifier, pids) -> None:
+    for _ in range(2):
+        verdict = verifier.verify(VALUE_TASK, NEXT_PROGRAM)
+        assert verdict.passed, (verdict.outcome, verdict.detail)
+    assert _zygote_pids(verifier) == pids, "a zygote died and was started again"
+
+
+def test_zombies_and_orphans_left_behind_do_not_break_the_next_program(single):
+    code = (
+        "import os, time\n"
+        "def answer():\n"
+        "    for _ in range(58):\n"
+        "        if os.fork() == 0:\n"
+        "            os._exit(0)\n"  # never waited for: a zombie
+        "    for _ in range(2):\n"
+        "        if os.fork() == 0:\n"
+        "            if os.fork() == 0:\n"
+        "                time.sleep(60)\n"  # an orphan, handed to whoever reaps
+        "            os._exit(0)\n"
+        "    time.sleep(0.2)\n"
+        "    return 42\n"
+    )
+    pids = _zygote_pids(single)
+    verdict = single.verify(VALUE_TASK, code)
+    assert verdict.passed, (verdict.outcome, verdict.detail)
+    _next_programs_pass(single, pids)
+
+
+def test_ipc_objects_left_behind_are_gone_for_the_next_program(single):
+    name = f"qsbx-left-{os.getpid()}"
+    leave = (
+        "import os, subprocess, _posixshmem\n"
+        "def answer():\n"
+        "    subprocess.run(['ipcmk', '-M', '4096'], check=True, capture_output=True)\n"
+        "    subprocess.run(['ipcmk', '-Q'], check=True, capture_output=True)\n"
+        "    subprocess.run(['ipcmk', '-S', '1'], check=True, capture_output=True)\n"
+        f"    fd = _posixshmem.shm_open('/{name}', os.O_CREAT | os.O_RDWR, 0o600)\n"
+        "    os.ftruncate(fd, 4096)\n"
+        "    return 42\n"
+    )
+    look = (
+        "import os\n"
+        "def _entries(kind):\n"
+        "    with open(f'/proc/sysvipc/{kind}') as table:\n"
+        "        return len(table.read().splitlines()) - 1\n"
+        "def answer():\n"
+        "    print(os.listdir('/dev/shm'))\n"
+        "    return [_entries('shm'), _entries('msg'), _entries('sem'),\n"
+        f"            os.path.exists('/dev/shm/{name}')]\n"
+    )
+    task = program_task("    assert candidate() == [0, 0, 0, False]\n", entry_point="answer")
+    verdict = single.verify(VALUE_TASK, leave)
+    assert verdict.passed, (verdict.outcome, verdict.detail)
+    verdict = single.verify(task, look)
+    assert verdict.passed, (verdict.outcome, verdict.detail, verdict.output)
+
+
+@pytest.mark.xfail(
+    reason="product: Zygote._clean calls shutil.rmtree, which recurses once per level on Python "
+    "3.11 and raises RecursionError (ignore_errors does not catch it) out of serve(): the "
+    "candidate's zygote dies after every such program and the pool starts a new one",
+    strict=True,
+)
+@pytest.mark.parametrize("where", ["working directory", "home"])
+def test_a_deep_directory_tree_left_behind_does_not_break_the_next_program(single, where):
+    root = "os.getcwd()" if where == "working directory" else "os.path.expanduser('~')"
+    code = (
+        "import os\n"
+        "def answer():\n"
+        f"    os.chdir({root})\n"
+        "    for _ in range(3000):\n"
+        "        os.mkdir('d')\n"
+        "        os.chdir('d')\n"
+        "    return 42\n"
+    )
+    pids = _zygote_pids(single)
+    verdict = single.verify(VALUE_TASK, code)
+    assert verdict.passed, (verdict.outcome, verdict.detail)
+    _next_programs_pass(single, pids)
+
+
+def test_the_child_has_no_new_privileges(single):
+    task = program_task("    assert candidate() == '1'\n", entry_point="answer")
+    code = (
+        "def answer():\n"
+        "    for line in open('/proc/self/status'):\n"
+        "        if line.startswith('NoNewPrivs:'):\n"
+        "            return line.split()[1]\n"
+    )
+    verdict = single.verify(task, code)
+    assert verdict.passed, (verdict.outcome, verdict.detail)

@@ -100,12 +100,41 @@ def test_honest_and_wrong_answers_to_the_expected_first_task():
     assert not naive_passes(EXPECTED_FIRST, WRONG)
 
 
+def assert_found_nothing(verdict) -> None:
+    """The theft ran and came back empty-handed: the test's frame is in another process."""
+    assert not verdict.passed, verdict
+    assert verdict.outcome in {Outcome.FAILED, Outcome.ERROR}, (verdict.outcome, verdict.detail)
+    assert "wrong value" in verdict.detail or "KeyError: 'expected'" in verdict.detail, (
+        verdict.detail
+    )
+
+
 @pytest.mark.parametrize("how", list(FRAME_THEFTS))
 def test_reading_the_expected_value_from_the_tests_frame(verifier, how):
-    verdict = assert_fooled_naive_not_us(
-        verifier, EXPECTED_FIRST, FRAME_THEFTS[how], expected=Outcome.TAMPERED
+    assert_found_nothing(assert_fooled_naive_not_us(verifier, EXPECTED_FIRST, FRAME_THEFTS[how]))
+
+
+def test_the_candidates_stack_holds_no_frame_of_the_test(verifier):
+    # Taking frames is allowed (nothing the test holds is among them): the candidate reports its
+    # callers, and the test checks that neither it nor its file is one of them.
+    task = program_task(
+        "    names, files = candidate()\n"
+        "    assert 'check' not in names, names\n"
+        "    assert not any('test' in name for name in files), files\n",
+        entry_point="callers",
     )
-    assert "frame" in verdict.detail
+    code = (
+        "import sys\n"
+        "def callers():\n"
+        "    frame, names, files = sys._getframe(), [], []\n"
+        "    while frame is not None:\n"
+        "        names.append(frame.f_code.co_name)\n"
+        "        files.append(frame.f_code.co_filename)\n"
+        "        frame = frame.f_back\n"
+        "    return names, files\n"
+    )
+    verdict = verifier.verify(task, code)
+    assert verdict.outcome is Outcome.PASSED, (verdict.outcome, verdict.detail)
 
 
 # Library code that takes its caller's frame for itself, on the program's behalf, while the test
@@ -178,8 +207,8 @@ def test_capturing_locals_through_traceback_is_flagged(verifier):
         "        if summary.locals and 'expected' in summary.locals:\n"
         "            return float(summary.locals['expected'])\n"
     )
-    verdict = assert_fooled_naive_not_us(verifier, EXPECTED_FIRST, code, expected=Outcome.TAMPERED)
-    assert "the program took a frame (sys._getframe in traceback.py:walk_stack)" in verdict.detail
+    verdict = assert_fooled_naive_not_us(verifier, EXPECTED_FIRST, code, expected=Outcome.FAILED)
+    assert "wrong value" in verdict.detail
 
 
 def test_a_wrong_answer_taking_a_frame_at_import_time_is_still_just_wrong(verifier):
@@ -242,10 +271,11 @@ def test_a_circuit_subclass_that_lies_about_its_size(verifier, method):
         "from qiskit import QuantumCircuit\n"
         f"class Small(QuantumCircuit):\n{RIGGED_BUDGETS[method]}" + PADDED_GHZ
     )
+    # It crosses as a circuit (QPY): the judge's copy is a plain QuantumCircuit of its real size.
     verdict = assert_fooled_naive_not_us(
-        verifier, BUDGET_TASKS[method], code, expected=Outcome.TAMPERED
+        verifier, BUDGET_TASKS[method], code, expected=Outcome.FAILED
     )
-    assert f"Small.{method} overrides QuantumCircuit.{method}" in verdict.detail
+    assert "<=" in verdict.detail, verdict.detail  # the budget assertion, not the GHZ check
 
 
 def test_a_circuit_subclass_that_claims_more_qubits(verifier):
@@ -263,8 +293,8 @@ def test_a_circuit_subclass_that_claims_more_qubits(verifier):
         "def five():\n"
         "    return Wide(1)\n"
     )
-    verdict = assert_fooled_naive_not_us(verifier, task, code, expected=Outcome.TAMPERED)
-    assert "Wide.num_qubits overrides QuantumCircuit.num_qubits" in verdict.detail
+    verdict = assert_fooled_naive_not_us(verifier, task, code, expected=Outcome.FAILED)
+    assert "qc.num_qubits == 5" in verdict.detail
 
 
 BELL_STATE_TASK = program_task(
@@ -297,8 +327,9 @@ def test_a_statevector_subclass_whose_equiv_is_always_true(verifier):
         "def bell_state():\n"
         "    return S([1, 0, 0, 0])\n"
     )
-    verdict = assert_fooled_naive_not_us(verifier, BELL_STATE_TASK, code, expected=Outcome.TAMPERED)
-    assert "S.equiv overrides Statevector.equiv" in verdict.detail
+    # It crosses as its amplitudes: the judge rebuilds a plain Statevector.
+    verdict = assert_fooled_naive_not_us(verifier, BELL_STATE_TASK, code, expected=Outcome.FAILED)
+    assert "state.equiv(Statevector(bell))" in verdict.detail
 
 
 def test_an_operator_subclass_whose_equiv_is_always_true(verifier):
@@ -310,10 +341,8 @@ def test_an_operator_subclass_whose_equiv_is_always_true(verifier):
         "def cx_operator():\n"
         "    return O(np.eye(4))\n"
     )
-    verdict = assert_fooled_naive_not_us(
-        verifier, CX_OPERATOR_TASK, code, expected=Outcome.TAMPERED
-    )
-    assert "O.equiv overrides Operator.equiv" in verdict.detail
+    verdict = assert_fooled_naive_not_us(verifier, CX_OPERATOR_TASK, code, expected=Outcome.FAILED)
+    assert "op.equiv(Operator(CXGate()))" in verdict.detail
 
 
 # Legitimate subclasses: a gate that defines itself, a circuit with a helper of its own.
@@ -365,6 +394,12 @@ def qpu():
         yield v
 
 
+def assert_relay_changed_nothing(verdict) -> None:
+    """The test ran the zeros circuit on the device and saw zeros (or the child flagged it)."""
+    assert not verdict.passed, verdict
+    assert verdict.outcome in {Outcome.FAILED, Outcome.TAMPERED}, (verdict.outcome, verdict.detail)
+
+
 DUP2_RELAY = FORGER + (
     "import os, socket, threading\n"
     "from qsandbox_env.sandbox import protocol\n"
@@ -384,17 +419,15 @@ DUP2_RELAY = FORGER + (
 
 
 def test_a_socket_dup2ed_over_the_broker_descriptor_is_refused(qpu):
+    # The child's broker channel is the candidate's; the test samples through the judge's.
     verdict = qpu.verify(QPU_TASK, DUP2_RELAY + ZEROS)
-    assert verdict.outcome is Outcome.ERROR, (verdict.outcome, verdict.detail)
-    assert "the QPU broker channel now leads somewhere else" in verdict.detail
+    assert_relay_changed_nothing(verdict)
 
 
 def test_a_dup2ed_socket_with_the_channels_record_rewritten_is_tampering(qpu):
     code = DUP2_RELAY + "channel.identity = qpu_proxy.descriptor_identity(channel.fd)\n" + ZEROS
     assert naive_passes_with_broker(QPU_TASK, code), "the attack does not fool a naive harness"
-    verdict = qpu.verify(QPU_TASK, code)
-    assert verdict.outcome is Outcome.TAMPERED, (verdict.outcome, verdict.detail)
-    assert "QPU proxy: the broker descriptor: changed by the program" in verdict.detail
+    assert_relay_changed_nothing(qpu.verify(QPU_TASK, code))
 
 
 def test_pointing_the_channel_at_another_descriptor_is_tampering(qpu):
@@ -403,8 +436,7 @@ def test_pointing_the_channel_at_another_descriptor_is_tampering(qpu):
     )
     code += ZEROS
     assert naive_passes_with_broker(QPU_TASK, code), "the attack does not fool a naive harness"
-    verdict = qpu.verify(QPU_TASK, code)
-    assert verdict.outcome is Outcome.TAMPERED, (verdict.outcome, verdict.detail)
+    assert_relay_changed_nothing(qpu.verify(QPU_TASK, code))
 
 
 def test_code_compiled_under_a_trusted_library_functions_name_is_tampering(verifier):
@@ -417,21 +449,21 @@ def test_code_compiled_under_a_trusted_library_functions_name_is_tampering(verif
         "def solve(x):\n"
         "    return space['namedtuple']().f_locals['expected']\n"
     )
-    verdict = assert_fooled_naive_not_us(verifier, EXPECTED_FIRST, code, expected=Outcome.TAMPERED)
-    assert "compiled code under a library's file name" in verdict.detail
+    assert_found_nothing(assert_fooled_naive_not_us(verifier, EXPECTED_FIRST, code))
 
 
 # -- signal handlers --------------------------------------------------------------------------
 # A Python signal handler is called with the frame that was running, and no audit event says so:
-# from the candidate's frame, f_back leads to the test's ``expected``. The handler puts the
-# default back, so nothing is left installed when the test ends.
+# in one process, f_back leads from the candidate's frame to the test's ``expected``. Handlers are
+# allowed in the child: the frames they see are the child's own. The handler records what it
+# found (None when nothing) and puts the default back.
 _STEALER = (
     "STOLEN = []\n"
     "def _steal(signum, frame):\n"
     "    while frame is not None and 'expected' not in frame.f_locals:\n"
     "        frame = frame.f_back\n"
-    "    if frame is not None:\n"
-    "        STOLEN.append(frame.f_locals['expected'])\n"
+    "    STOLEN.append(frame.f_locals['expected'] if frame is not None else None)\n"
+    "    print('handler ran, found:', STOLEN[-1], flush=True)\n"
     "    signal.signal(signum, signal.SIG_DFL)\n"
     "def _wait():\n"
     "    import time\n"
@@ -466,28 +498,27 @@ def signal_theft(trigger: str, installer: str = "signal.signal", inside: bool = 
     )
 
 
-def assert_handler_refused(verdict) -> None:
-    assert verdict.outcome is Outcome.ERROR, (verdict.outcome, verdict.detail)
-    assert verdict.error_type == "SignalHandlerRefused"
-    assert "signal handlers written by the program are not allowed here" in verdict.detail
+def assert_handler_found_nothing(verdict) -> None:
+    assert verdict.outcome is Outcome.FAILED, (verdict.outcome, verdict.detail, verdict.output)
+    assert "handler ran, found: None" in verdict.output, verdict.output
 
 
 @pytest.mark.parametrize("trigger", list(SIGNAL_TRIGGERS))
 def test_a_signal_handler_installed_at_import_reads_the_tests_frame(verifier, trigger):
     verdict = assert_fooled_naive_not_us(verifier, EXPECTED_FIRST, signal_theft(trigger))
-    assert_handler_refused(verdict)
+    assert_handler_found_nothing(verdict)
 
 
 @pytest.mark.parametrize("installer", ["signal.signal", "_signal.signal"])
 @pytest.mark.parametrize("inside", [False, True], ids=["at import", "inside the candidate"])
 def test_a_signal_handler_installed_either_way_reads_the_tests_frame(verifier, installer, inside):
     code = signal_theft("setitimer(ITIMER_REAL)", installer, inside)
-    assert_handler_refused(assert_fooled_naive_not_us(verifier, EXPECTED_FIRST, code))
+    assert_handler_found_nothing(assert_fooled_naive_not_us(verifier, EXPECTED_FIRST, code))
 
 
-def test_a_refused_signal_handler_is_never_called(verifier):
-    # Told no with a ValueError (as where signals are unavailable), the program carries on; the
-    # handler was never installed, so SIGURG keeps its default (ignored) and nothing is stolen.
+def test_a_signal_handler_that_may_be_refused_steals_nothing_either(verifier):
+    # Written for a sandbox that refuses handlers (ValueError): installed or not, nothing of the
+    # test is in the frames it could see.
     code = (
         "import signal\n" + _STEALER + "try:\n"
         "    signal.signal(signal.SIGURG, _steal)\n"
@@ -500,7 +531,7 @@ def test_a_refused_signal_handler_is_never_called(verifier):
     assert_fooled_naive_not_us(verifier, EXPECTED_FIRST, code, expected=Outcome.FAILED)
 
 
-# Ways to the real installer that the stand-in does not cover by itself.
+# Fresh copies of the installer: once ways around a stand-in, now just other ways to install.
 FRESH_INSTALLERS = {
     "a fresh _signal module": (
         "import importlib.util\n"
@@ -526,20 +557,14 @@ FRESH_INSTALLERS = {
 
 
 @pytest.mark.parametrize("how", list(FRESH_INSTALLERS))
-def test_a_signal_handler_installed_through_a_fresh_module_is_refused(verifier, how):
+def test_a_signal_handler_installed_through_a_fresh_module_steals_nothing(verifier, how):
     code = (
         "import _signal, os, signal\n"
         + _STEALER
         + FRESH_INSTALLERS[how]
         + "def solve(x):\n    os.kill(os.getpid(), signal.SIGUSR1)\n    return _wait()\n"
     )
-    verdict = assert_fooled_naive_not_us(verifier, EXPECTED_FIRST, code)
-    if how.startswith("importlib.reload"):  # reloading does not bring the real function back
-        assert_handler_refused(verdict)
-    else:
-        assert verdict.outcome is Outcome.ERROR, (verdict.outcome, verdict.detail)
-        assert verdict.error_type == "PermissionError"
-        assert "qsandbox: that module cannot be made again" in verdict.detail
+    assert_handler_found_nothing(assert_fooled_naive_not_us(verifier, EXPECTED_FIRST, code))
 
 
 @pytest.mark.parametrize("entry", ["signal.signal", "_signal.signal"])
@@ -574,6 +599,21 @@ HONEST_SIGNAL_USERS = {
     # Made through the stand-in for _imp.create_builtin: no zygote imports it.
     "a builtin module imported for the first time": "import sys\nassert 'xxsubtype' not in "
     "sys.modules\nimport xxsubtype\n",
+    # A handler of the program's own, called with the program's frames only.
+    "a Python watchdog handler": (
+        "import signal\n"
+        "FIRED = []\n"
+        "def _watchdog(signum, frame):\n"
+        "    FIRED.append(frame.f_code.co_name)\n"
+        "signal.signal(signal.SIGALRM, _watchdog)\n"
+        "signal.setitimer(signal.ITIMER_REAL, 1e-3)\n"
+        "import time\n"
+        "_deadline = time.monotonic() + 5\n"
+        "while not FIRED and time.monotonic() < _deadline:\n"
+        "    pass\n"
+        "assert FIRED\n"
+        "signal.signal(signal.SIGALRM, signal.SIG_DFL)\n"
+    ),
 }
 
 

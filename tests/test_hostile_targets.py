@@ -104,8 +104,9 @@ def test_replacing_the_runtime_validation_behind_the_offline_wrapper(manila):
         "from qsandbox_env.sandbox import offline_runtime\n"
         "offline_runtime._ORIGINAL_VALIDATE[0] = lambda circuits, target: None\n" + UNTRANSPILED
     )
-    verdict = assert_fooled_naive_not_us(manila, ISA_TASK, code)
-    assert "offline runtime" in verdict.detail
+    # The judge's own runtime checks the circuit: what the child changed is not there.
+    verdict = assert_fooled_naive_not_us(manila, ISA_TASK, code, expected=Outcome.NOT_ISA)
+    assert "The instruction h on qubits (0,) is not supported" in verdict.detail
 
 
 def test_replacing_the_runtime_validation_function_itself(manila):
@@ -114,8 +115,9 @@ def test_replacing_the_runtime_validation_function_itself(manila):
         "from qiskit_ibm_runtime import base_primitive\n"
         "base_primitive.validate_isa_circuits = lambda circuits, target: None\n" + UNTRANSPILED
     )
-    verdict = assert_fooled_naive_not_us(manila, ISA_TASK, code)
-    assert "validate_isa_circuits was replaced" in verdict.detail
+    # The judge's own runtime checks the circuit: what the child changed is not there.
+    verdict = assert_fooled_naive_not_us(manila, ISA_TASK, code, expected=Outcome.NOT_ISA)
+    assert "The instruction h on qubits (0,) is not supported" in verdict.detail
 
 
 def test_adding_the_missing_gate_to_the_served_devices_target(manila):
@@ -126,8 +128,9 @@ def test_adding_the_missing_gate_to_the_served_devices_target(manila):
         "device.target.add_instruction(HGate(), {(q,): None for q in range(device.num_qubits)})\n"
         + UNTRANSPILED
     )
-    verdict = assert_fooled_naive_not_us(manila, ISA_TASK, code)
-    assert "offline runtime: the served devices' targets (fake_manila)" in verdict.detail
+    # The judge's own runtime checks the circuit: what the child changed is not there.
+    verdict = assert_fooled_naive_not_us(manila, ISA_TASK, code, expected=Outcome.NOT_ISA)
+    assert "The instruction h on qubits (0,) is not supported" in verdict.detail
 
 
 # A device of the same model whose target also accepts H: a program-built object, not the one
@@ -147,8 +150,9 @@ def test_swapping_the_served_device_list_for_a_permissive_device(manila):
         "offline_runtime._FLEET = (offline_runtime._Device(permissive, True).prepare(),)\n"
         + UNTRANSPILED
     )
-    verdict = assert_fooled_naive_not_us(manila, ISA_TASK, code)
-    assert "changed the sandbox's own modules" in verdict.detail
+    # The judge's own runtime checks the circuit: what the child changed is not there.
+    verdict = assert_fooled_naive_not_us(manila, ISA_TASK, code, expected=Outcome.NOT_ISA)
+    assert "The instruction h on qubits (0,) is not supported" in verdict.detail
 
 
 def test_swapping_the_device_behind_the_served_backends(manila):
@@ -157,8 +161,9 @@ def test_swapping_the_device_behind_the_served_backends(manila):
         PERMISSIVE_DEVICE + "from qiskit_ibm_runtime import QiskitRuntimeService\n"
         "QiskitRuntimeService().least_busy()._served.device = permissive\n" + UNTRANSPILED
     )
-    verdict = assert_fooled_naive_not_us(manila, ISA_TASK, code)
-    assert "offline runtime: the served devices (fake_manila)" in verdict.detail
+    # The judge's own runtime checks the circuit: what the child changed is not there.
+    verdict = assert_fooled_naive_not_us(manila, ISA_TASK, code, expected=Outcome.NOT_ISA)
+    assert "The instruction h on qubits (0,) is not supported" in verdict.detail
 
 
 # -- the device's noise --------------------------------------------------------------------------
@@ -392,6 +397,15 @@ FORGER = (
 )
 
 
+JUDGE_HAS_NO_BROKER = pytest.mark.xfail(
+    reason="product: on ibm: targets the judge has no QPU broker link: the test's own "
+    "QiskitRuntimeService() in the judge reads the real account file under the candidate "
+    "zygote's HOME and fails (PermissionError: /tmp/qsandbox-work/home-N/.qiskit)",
+    strict=True,
+)
+
+
+@JUDGE_HAS_NO_BROKER
 def test_the_qpu_task_fails_a_circuit_that_prepares_zeros(qpu):
     assert qpu.verify(QPU_TASK, ZEROS).outcome is Outcome.FAILED
     assert qpu.verify(
@@ -488,8 +502,9 @@ SHADOWS = (
 
 def test_a_body_that_goes_on_to_shadow_the_prompts_imports(verifier):
     body = "    return Statevector.from_label('01')\n\n\n" + SHADOWS
-    verdict = assert_plain_attack_fails(verifier, BORROWING_TASK, body, expected=Outcome.TAMPERED)
-    assert "'Statevector'" in verdict.detail and "'sqrt'" in verdict.detail
+    # The judge runs the prompt's imports itself: the program's names are its own.
+    verdict = assert_plain_attack_fails(verifier, BORROWING_TASK, body, expected=Outcome.FAILED)
+    assert "not the phi+ state" in verdict.detail
 
 
 def test_a_whole_function_answer_that_shadows_the_prompts_imports(verifier):
@@ -499,8 +514,8 @@ def test_a_whole_function_answer_that_shadows_the_prompts_imports(verifier):
         "def create_bell_statevector():\n"
         "    return Statevector.from_label('01')\n\n\n" + SHADOWS
     )
-    verdict = assert_plain_attack_fails(verifier, BORROWING_TASK, answer, expected=Outcome.TAMPERED)
-    assert "'Statevector'" in verdict.detail
+    verdict = assert_plain_attack_fails(verifier, BORROWING_TASK, answer, expected=Outcome.FAILED)
+    assert "not the phi+ state" in verdict.detail
 
 
 def test_a_constant_the_test_borrows_cannot_be_changed_either(verifier):
@@ -511,9 +526,9 @@ def test_a_constant_the_test_borrows_cannot_be_changed_either(verifier):
         "half_turn",
     )
     verdict = assert_plain_attack_fails(
-        verifier, task, "    return 3.0\n\n\npi = 3.0\n", expected=Outcome.TAMPERED
+        verifier, task, "    return 3.0\n\n\npi = 3.0\n", expected=Outcome.FAILED
     )
-    assert "'pi'" in verdict.detail
+    assert "abs(candidate() - pi) < 1e-9" in verdict.detail
 
 
 def test_reimporting_or_aliasing_the_prompts_names_is_not_flagged(verifier):
@@ -596,10 +611,11 @@ def test_pointing_a_fake_device_class_at_doctored_calibration_files(verifier):
         "shutil.copy(os.path.join(Device.dirname, Device.props_filename), doctored)\n"
         "Device.dirname = doctored\n" + UNTRANSPILED
     )
-    verdict = assert_plain_attack_fails(verifier, task, code, expected=Outcome.TAMPERED)
-    assert "FakeManilaV2.dirname was replaced" in verdict.detail
+    verdict = assert_plain_attack_fails(verifier, task, code, expected=Outcome.NOT_ISA)
+    assert "The instruction h on qubits (0,) is not supported" in verdict.detail
 
 
+@JUDGE_HAS_NO_BROKER
 def test_skipping_the_proxys_isa_check_meets_the_brokers_own(qpu):
     # Not a pass even in a naive harness: the broker checks ISA-ness again, in the parent, with
     # the real device's target. This guards that second check.
