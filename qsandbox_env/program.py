@@ -22,7 +22,9 @@ only, and only where the prompt and the code meet, so it never turns wrong code 
    ``if __name__ == "__main__":`` block) is left as written. Indentation that mixes tabs and
    spaces is left as written too: Python decides whether it compiles.
 
-A prompt that does not parse as Python (nor after a stub body) is joined as written.
+A prompt that does not parse as Python (nor after a stub body) is joined as written. Code longer
+than `FIT_LIMIT` characters gets the joint only: re-indenting reads it line by line (about 10 µs
+a line), and no model answer worth fitting is that long.
 
 ``fit="strict"`` joins as plain HumanEval harnesses do: prompt + code, nothing changed, for
 numbers that must compare with theirs.
@@ -47,10 +49,13 @@ from dataclasses import dataclass
 from qsandbox_env.extract import defines_function
 from qsandbox_env.tasks import Task
 
-__all__ = ["FIT_POLICIES", "Program", "assemble", "join", "strip_check_calls"]
+__all__ = ["FIT_LIMIT", "FIT_POLICIES", "Program", "assemble", "join", "strip_check_calls"]
 
 FIT_POLICIES = ("fitted", "strict")
 """How code meets a completion task's prompt: fitted (whitespace at the joint) or strict."""
+
+FIT_LIMIT = 1 << 20
+"""Characters of code above which a body is joined without re-indentation (1 MiB)."""
 
 _UNIT = "    "  # one indentation level where the code's own level (a tab) must become spaces
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
@@ -124,7 +129,7 @@ def join(task: Task, code: str, *, fit: str = "fitted") -> str:
         return task.prompt + code
     if defines_function(code, task.entry_point):
         return prompt.joined_to(code, prompt.stub)
-    if prompt.body is None:
+    if prompt.body is None or len(code) > FIT_LIMIT:
         return prompt.joined_to(code)
     return prompt.joined_to(_fit_body(code, prompt.body))
 

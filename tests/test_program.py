@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import ast
 import re
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qsandbox_env import Task
-from qsandbox_env.program import assemble, join, strip_check_calls
+from qsandbox_env.program import FIT_LIMIT, assemble, join, strip_check_calls
 
 TEST = "def check(c):\n    assert c(1) == 2\n"
 # A Qiskit-HumanEval prompt: it stops right after the docstring's closing quotes.
@@ -197,6 +198,14 @@ def test_strict_joins_prompt_and_code_as_they_are():
 def test_a_program_task_joins_to_its_code_alone():
     task = Task("p/0", "Write f.", "def check(c):\n    pass\n\ncheck(f)\n", "f", format="program")
     assert join(task, "x = 1") == join(task, "x = 1", fit="strict") == "x = 1"
+
+
+def test_code_over_the_fit_limit_gets_the_joint_only_and_joins_quickly():
+    code = "x = 1\n" * (FIT_LIMIT // 6 + 1)
+    started = time.perf_counter()
+    assert join(HUMANEVAL, code) == HUMANEVAL_PROMPT + "\n" + code
+    assert time.perf_counter() - started < 5.0
+    assert join(HUMANEVAL, code[: 6 * 1000]).endswith("\n    x = 1\n")
 
 
 def test_an_unknown_fit_policy_is_a_value_error():
