@@ -818,12 +818,6 @@ def test_ipc_objects_left_behind_are_gone_for_the_next_program(single):
     assert verdict.passed, (verdict.outcome, verdict.detail, verdict.output)
 
 
-@pytest.mark.xfail(
-    reason="product: Zygote._clean calls shutil.rmtree, which recurses once per level on Python "
-    "3.11 and raises RecursionError (ignore_errors does not catch it) out of serve(): the "
-    "candidate's zygote dies after every such program and the pool starts a new one",
-    strict=True,
-)
 @pytest.mark.parametrize("where", ["working directory", "home"])
 def test_a_deep_directory_tree_left_behind_does_not_break_the_next_program(single, where):
     root = "os.getcwd()" if where == "working directory" else "os.path.expanduser('~')"

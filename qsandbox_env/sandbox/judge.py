@@ -113,7 +113,11 @@ class Channel:
             raise CandidateError(f"the candidate's answer could not be read: {exc}") from None
 
     def _remote(self, number: int, names: tuple[str, ...]) -> Remote:
-        return Remote(self, number, names)
+        claim = presented_class(names)
+        if claim is not None and _is_transformation_pass(claim):
+            return _remote_pass(Remote(self, number, names))
+        cls = _claiming(claim) if claim is not None else Remote
+        return cls(self, number, names)
 
     def _exception(self, reply: dict) -> BaseException:
         names = reply.get("types")
@@ -131,8 +135,8 @@ class Channel:
 
 
 def _remote_number(obj: object) -> int:
-    if type(obj) is Remote or type(obj) is RemoteFunction:
-        return obj._number
+    if isinstance(obj, _Handle) or type(obj) is RemoteFunction:
+        return object.__getattribute__(obj, "_number")
     raise TypeError(
         f"the test passed a {type(obj).__qualname__} to the candidate; only data (numbers, "
         "strings, containers, arrays, circuits, quantum_info objects, backends) and objects "
@@ -141,7 +145,7 @@ def _remote_number(obj: object) -> int:
 
 
 def _write_back(before: object, after: object) -> None:
-    if before is after or type(before) is Remote:
+    if before is after or isinstance(before, _Handle):
         return
     try:
         codec.write_back(before, after)
@@ -211,8 +215,8 @@ class RemoteFunction:
         return f"<candidate {self._name} in the sandbox>"
 
 
-class Remote:
-    """An object that stayed in the candidate's process: reads and calls are forwarded.
+class _Handle:
+    """An object that stayed in the candidate's process: attribute reads are forwarded.
 
     Comparisons, hashing and membership are this handle's own (identity), never the candidate's.
     """
@@ -228,6 +232,19 @@ class Remote:
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
         return self._channel.getattr(self._number, name)
+
+    def __str__(self) -> str:
+        return _exact(self._channel.builtin(self._number, "str"), str)
+
+    def __repr__(self) -> str:
+        kind = self._types[0] if self._types else "object"
+        return f"<{kind} in the sandbox>"
+
+
+class Remote(_Handle):
+    """A handle that also forwards calls, ``len``, iteration, indexing and conversions."""
+
+    __slots__ = ()
 
     def __call__(self, *args: object, **kwargs: object) -> Any:
         return self._channel.call(self._number, args, kwargs)
@@ -259,12 +276,21 @@ class Remote:
     def __bool__(self) -> bool:
         return _exact(self._channel.builtin(self._number, "bool"), bool)
 
-    def __str__(self) -> str:
-        return _exact(self._channel.builtin(self._number, "str"), str)
 
-    def __repr__(self) -> str:
-        kind = self._types[0] if self._types else "object"
-        return f"<{kind} in the sandbox>"
+# What a Remote forwards beyond attribute reads; a handle presenting a class forwards only those
+# of these that the class has (a pass must not look iterable, a figure not callable).
+_FORWARDED = (
+    "__call__",
+    "__len__",
+    "__iter__",
+    "__next__",
+    "__getitem__",
+    "__float__",
+    "__int__",
+    "__index__",
+    "__complex__",
+    "__bool__",
+)
 
 
 def static_function(source: str, name: str) -> types.FunctionType | None:
@@ -299,6 +325,72 @@ class _Named:
 
     def __init__(self, name: str) -> None:
         self.__name__ = name
+
+
+class _Claim(type):
+    """The metaclass of a handle that stands for a library class: ``type(h) == Figure`` holds."""
+
+    def __eq__(cls, other: object) -> bool:
+        return cls is other or other is cls.__dict__.get("_claim")
+
+    def __hash__(cls) -> int:
+        return type.__hash__(cls)
+
+
+_CLAIMING: dict[type, type] = {}
+
+
+def _claiming(cls: type) -> type:
+    """A Remote that presents ``cls`` to ``isinstance`` and ``type(...) ==``.
+
+    Only classes in the codec's table of handle classes (figures, jobs, pass managers, passes)
+    are presented; whatever a test then reads or calls on it is still forwarded to the child, and
+    comparisons stay the handle's own.
+    """
+    made = _CLAIMING.get(cls)
+    if made is None:
+        forwarded = {name: vars(Remote)[name] for name in _FORWARDED if hasattr(cls, name)}
+        body = {"__slots__": (), "_claim": cls, "__class__": property(lambda self: cls)}
+        made = _Claim(cls.__name__, (_Handle,), {**body, **forwarded})
+        _CLAIMING[cls] = made
+    return made
+
+
+def _is_transformation_pass(cls: type) -> bool:
+    passes = sys.modules.get("qiskit.transpiler.basepasses")
+    base = getattr(passes, "TransformationPass", None)
+    return isinstance(base, type) and issubclass(cls, base)
+
+
+def _remote_pass(handle: Remote) -> Any:
+    """A transformation pass of the judge's own whose ``run`` is the candidate's.
+
+    The judge's pass manager drives it (so it is a real ``TransformationPass``); each DAG it is
+    given crosses to the child as data and the DAG the candidate's pass returns crosses back.
+    """
+    from qiskit.transpiler.basepasses import TransformationPass
+
+    class CandidatePass(TransformationPass):
+        def run(self, dag: Any) -> Any:
+            return handle.run(dag)
+
+    return CandidatePass()
+
+
+# Packages whose classes a handle may present itself as, beyond the codec's table: the exact
+# class the child names, when its module is already loaded here (nothing is imported for it).
+_PRESENTABLE = ("qiskit.", "qiskit_aer.", "qiskit_ibm_runtime.", "matplotlib.")
+
+
+def presented_class(names: tuple[str, ...]) -> type | None:
+    """The library class a handle presents: its own class if loaded here, else the table's."""
+    if names and type(names[0]) is str and names[0].startswith(_PRESENTABLE):
+        module_name, _, qualname = names[0].rpartition(".")
+        module = sys.modules.get(module_name)
+        found = getattr(module, qualname, None) if module is not None and qualname else None
+        if isinstance(found, type) and not issubclass(found, BaseException):
+            return found
+    return codec.handle_class(names)
 
 
 def _exact(value: object, kind: type) -> Any:

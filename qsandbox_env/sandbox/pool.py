@@ -97,8 +97,12 @@ def _own_process_count() -> int:
     return count
 
 
-def zygote_env() -> dict[str, str]:
+def zygote_env(hash_seed: int | None = None) -> dict[str, str]:
     env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
+    if hash_seed is not None:
+        # One string hash for a candidate's zygote and its judge's: a set of names iterates in
+        # the same order on both sides, as it did when the test shared the program's process.
+        env["PYTHONHASHSEED"] = str(hash_seed)
     # Thread pools are sized when their library loads, which can be before the zygote's own code
     # runs (importing the package imports numpy): set the limits before the interpreter starts.
     env.update(THREAD_ENV)
@@ -119,7 +123,7 @@ class _Process:
         self.proc: subprocess.Popen | None = None
         self.info: dict = {}
 
-    def launch(self, pair_fd: int) -> None:
+    def launch(self, pair_fd: int, hash_seed: int) -> None:
         self.proc = subprocess.Popen(
             [
                 self.config.python,
@@ -130,7 +134,7 @@ class _Process:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL if not os.environ.get("QSANDBOX_DEBUG") else None,
-            env=zygote_env(),
+            env=zygote_env(hash_seed),
             cwd="/",
             close_fds=True,
             pass_fds=(pair_fd,),
@@ -214,9 +218,10 @@ class ZygoteHandle:
     def start(self) -> dict:
         self.kill()
         ours, theirs = socket.socketpair()
+        hash_seed = int.from_bytes(os.urandom(4), "little")
         try:
-            self.candidate.launch(ours.fileno())
-            self.judge.launch(theirs.fileno())
+            self.candidate.launch(ours.fileno(), hash_seed)
+            self.judge.launch(theirs.fileno(), hash_seed)
         finally:
             ours.close()
             theirs.close()
@@ -274,9 +279,7 @@ class ZygoteHandle:
 
 
 # Outcomes the judge decides; "gone" means the candidate's process ended and its status tells.
-JUDGED = frozenset(
-    {"passed", "failed", "error", "syntax", "memory", "not_isa", "tampered"}
-)
+JUDGED = frozenset({"passed", "failed", "error", "syntax", "memory", "not_isa", "tampered"})
 
 
 def verdict_message(number: int, ran: dict, judged: dict) -> dict:

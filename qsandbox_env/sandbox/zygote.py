@@ -17,14 +17,14 @@ import json
 import os
 import select
 import selectors
-import shutil
 import signal
+import socket
 import sys
 import tempfile
-import socket
 import time
 import types
 import warnings
+from collections.abc import Callable
 
 from qsandbox_env.sandbox import child, guard, isolation, judge, protocol, relay, warmup
 
@@ -239,19 +239,21 @@ class Zygote:
         judge zygote, which forks the process that runs the test.
         """
         for path in (workdir, self.home):
-            shutil.rmtree(path, ignore_errors=True)
+            remove_tree(path)
             os.mkdir(path, 0o755 if path == workdir else 0o700)
             if "unprivileged-uid" in self.iso.active:
                 os.chown(path, self.uid, self.uid)
         ours, theirs = socket.socketpair()
-        directory = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY)
+        # The judge sees this zygote's filesystem (the program's files among it) by taking its
+        # root as the judge's own root: this descriptor of "/".
+        root = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
         try:
             assert self.pair is not None
-            note = json.dumps({"id": request["id"]}).encode()
-            socket.send_fds(self.pair, [note], [theirs.fileno(), directory])
+            note = json.dumps({"id": request["id"], "workdir": workdir}).encode()
+            socket.send_fds(self.pair, [note], [theirs.fileno(), root])
         finally:
             theirs.close()
-            os.close(directory)
+            os.close(root)
         out_r, out_w = os.pipe()
         broker = None
         if request.get("broker"):  # ibm: targets: the child's channel to the parent's QPU broker
@@ -278,7 +280,7 @@ class Zygote:
 
     def handle_judging(self, request: dict, workdir: str) -> dict:
         """Run the task's test against the candidate the other zygote started for this request."""
-        sock, directory = self._receive_channel(request)
+        sock, directory, workdir = self._receive_channel(request)
         if sock is None:
             return {"id": request["id"], "sandbox": "the candidate's channel never arrived"}
         report_r, report_w = os.pipe()
@@ -286,7 +288,7 @@ class Zygote:
         pid = os.fork()
         if pid == 0:  # the judge: never returns
             os.close(report_r)
-            _judge_child(request, sock.detach(), directory, report_w, self)
+            _judge_child(request, sock.detach(), directory, workdir, report_w, self)
         sock.close()
         os.close(directory)
         os.close(report_w)
@@ -297,8 +299,9 @@ class Zygote:
         result["id"] = request["id"]
         return result
 
-    def _receive_channel(self, request: dict) -> tuple[socket.socket | None, int]:
-        """The judge's end of this request's socket pair and the working directory's descriptor.
+    def _receive_channel(self, request: dict) -> tuple[socket.socket | None, int, str]:
+        """The judge's end of this request's socket pair, the candidate zygote's root directory
+        (a descriptor) and the program's working directory there.
 
         Notes for earlier requests (whose judging never started) are dropped.
         """
@@ -308,16 +311,17 @@ class Zygote:
             remaining = deadline - time.monotonic()
             ready = select.select([self.pair], [], [], max(0.0, remaining))[0]
             if not ready:
-                return None, -1
-            note, fds, _, _ = socket.recv_fds(self.pair, 1024, 2)
+                return None, -1, ""
+            note, fds, _, _ = socket.recv_fds(self.pair, 4096, 2)
             if not note:
-                return None, -1
+                return None, -1, ""
             try:
-                number = json.loads(note)["id"]
+                told = json.loads(note)
+                number, workdir = told["id"], str(told["workdir"])
             except (ValueError, KeyError, TypeError):
-                number = None
+                number, workdir = None, ""
             if number == request["id"] and len(fds) == 2:
-                return socket.socket(fileno=fds[0]), fds[1]
+                return socket.socket(fileno=fds[0]), fds[1], workdir
             for fd in fds:
                 os.close(fd)
 
@@ -325,8 +329,8 @@ class Zygote:
         if self.pid_namespace:
             isolation.kill_namespace()
         _reap_all()
-        shutil.rmtree(workdir, ignore_errors=True)
-        shutil.rmtree(self.home, ignore_errors=True)
+        remove_tree(workdir)
+        remove_tree(self.home)
         if "private-tmp" not in self.iso.active:
             return
         # Our own /dev/shm and work root: whatever a program left there goes before the next one.
@@ -340,12 +344,74 @@ class Zygote:
 
 def _remove(path: str) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
+        remove_tree(path)
     else:
         try:
             os.unlink(path)
         except OSError:
             pass
+
+
+def remove_tree(path: str, max_depth: int = 10_000) -> None:
+    """Remove a directory tree; never raises (what cannot go is left).
+
+    Works through directory descriptors with an explicit stack instead of ``shutil.rmtree``,
+    which recurses once per level and builds full paths: a program may leave a tree thousands of
+    levels deep, past both the recursion limit and ``PATH_MAX``, and the zygote must survive
+    cleaning it. (With a private tmpfs the zygote renews the whole mount instead.)
+    """
+    try:
+        top = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        _failed(os.unlink, path)
+        return
+    stack = [top]
+    names = [""]  # the name of each stacked directory in the one below it
+    try:
+        while stack:
+            fd = stack[-1]
+            child = None
+            for entry in os.scandir(fd):
+                try:
+                    is_dir = entry.is_dir(follow_symlinks=False)
+                except OSError:
+                    is_dir = False
+                if not is_dir:
+                    _failed(os.unlink, entry.name, dir_fd=fd)
+                elif child is None and len(stack) < max_depth:
+                    child = entry.name
+            if child is not None:
+                try:
+                    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                    sub = os.open(child, flags, dir_fd=fd)
+                except OSError:
+                    sub = -1
+                if sub >= 0:
+                    stack.append(sub)
+                    names.append(child)
+                    continue
+            # Nothing (more) to descend into: this directory's subdirectories are gone.
+            os.close(stack.pop())
+            name = names.pop()
+            if stack:
+                parent = stack[-1]
+                if _failed(os.rmdir, name, dir_fd=parent):
+                    break  # it could not be emptied (a directory past max_depth): leave it
+    except OSError:
+        pass
+    finally:
+        for fd in stack:
+            _failed(os.close, fd)
+    _failed(os.rmdir, path)
+
+
+def _failed(action: Callable[..., object], *args: object, **kwargs: object) -> bool:
+    """Run one file-system call; whether it failed (it never raises)."""
+    try:
+        action(*args, **kwargs)
+        return False
+    except OSError:
+        return True
 
 
 def _child(
@@ -391,17 +457,24 @@ def _child(
         os._exit(code)
 
 
-def _judge_child(request: dict, sock_fd: int, directory: int, report_fd: int, zygote: Zygote) -> None:
+def _judge_child(
+    request: dict, sock_fd: int, root: int, workdir: str, report_fd: int, zygote: Zygote
+) -> None:
     """Set the judge's process up and run the task's test. Never returns."""
     code = 70
     try:
         os.setsid()
-        _place({3: sock_fd, 4: report_fd, 5: directory, 1: os.open(os.devnull, os.O_WRONLY)})
+        _place({3: sock_fd, 4: report_fd, 5: root, 1: os.open(os.devnull, os.O_WRONLY)})
         os.closerange(6, 1 << 16)
         sock_fd, report_fd = 3, 4
-        os.fchdir(5)  # the candidate's working directory, read-only to this uid
+        # The candidate's filesystem becomes the judge's: the test reads the program's files at
+        # the paths the program wrote them (its working directory, read-only to this uid). The
+        # judge holds every module it needs already; nothing of this view is trusted.
+        os.fchdir(5)
+        os.chroot(".")
         os.close(5)
-        _confine(request, zygote, zygote.uid, WORK_ROOT)
+        os.chdir(workdir)
+        _confine(request, zygote, zygote.uid, workdir)
         channel = socket.socket(fileno=sock_fd)
         judge.run(request["judge"], channel, report_fd)
         channel.close()
