@@ -163,6 +163,17 @@ class _Process:
         except OSError:
             return False
 
+    def stdout_fd(self) -> int:
+        assert self.proc is not None and self.proc.stdout is not None
+        return self.proc.stdout.fileno()
+
+    def read(self) -> dict | None:
+        """The next message, which select() said is there; None when the zygote is gone."""
+        try:
+            return protocol.read_message(self.stdout_fd())
+        except (OSError, ValueError):
+            return None
+
     def receive(self, timeout: float) -> dict | None:
         assert self.proc is not None and self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
@@ -248,30 +259,52 @@ class ZygoteHandle:
             "timeout": request["timeout"],
             "limits": request["limits"],
             "judge": request["judge"],
+            **({"broker": request["broker"]} if "broker" in request else {}),
         }
         running = {key: value for key, value in request.items() if key != "judge"}
         if not (self.judge.send(judging) and self.candidate.send(running)):
             self.kill()
             return None
-        ran = self._candidate_reply(request["id"], timeout, broker)
-        judged = self.judge.receive(timeout + GRACE_SECONDS) if ran is not None else None
-        if ran is None or judged is None or judged.get("id") != request["id"]:
+        replies = self._replies(request["id"], timeout, broker)
+        if replies is None:
             self.kill()
             return None
-        return verdict_message(request["id"], ran, judged)
+        return verdict_message(request["id"], replies["candidate"], replies["judge"])
 
-    def _candidate_reply(
+    def _replies(
         self, number: int, timeout: float, broker: BrokerCallback | None
-    ) -> dict | None:
-        reply = self.candidate.receive(timeout + GRACE_SECONDS)
-        while reply is not None and "broker" in reply and reply.get("id") == number:
-            answer = {"id": number, "broker_reply": _answer(broker, reply["broker"])}
-            if not self.candidate.send(answer):
+    ) -> dict[str, dict] | None:
+        """Both zygotes' replies; messages either sends the QPU broker are answered meanwhile.
+
+        None when a zygote dies, says something out of turn, or is silent for longer than the
+        program's limit and the grace (time the broker took does not count).
+        """
+        processes = {"candidate": self.candidate, "judge": self.judge}
+        replies: dict[str, dict] = {}
+        deadline = time.monotonic() + timeout + GRACE_SECONDS
+        while len(replies) < 2:
+            waiting = {
+                process.stdout_fd(): role
+                for role, process in processes.items()
+                if role not in replies
+            }
+            remaining = deadline - time.monotonic()
+            ready = select.select(list(waiting), [], [], max(0.0, remaining))[0]
+            if not ready:
                 return None
-            reply = self.candidate.receive(timeout + GRACE_SECONDS)
-        if reply is None or reply.get("id") != number:
-            return None
-        return reply
+            for fd in ready:
+                role = waiting[fd]
+                message = processes[role].read()
+                if message is None or message.get("id") != number:
+                    return None
+                if "broker" not in message:
+                    replies[role] = message
+                    continue
+                answer = {"id": number, "broker_reply": _answer(broker, message["broker"])}
+                if not processes[role].send(answer):
+                    return None
+                deadline = time.monotonic() + timeout + GRACE_SECONDS
+        return replies
 
     def kill(self) -> None:
         self.candidate.kill()

@@ -284,18 +284,33 @@ class Zygote:
         if sock is None:
             return {"id": request["id"], "sandbox": "the candidate's channel never arrived"}
         report_r, report_w = os.pipe()
+        broker = None
+        if request.get("broker"):  # ibm: targets: a test may use the QPU too, through the broker
+            broker = relay.BrokerRelay(request["id"], self.in_fd, self.out_fd)
         started = time.monotonic()
         pid = os.fork()
         if pid == 0:  # the judge: never returns
             os.close(report_r)
-            _judge_child(request, sock.detach(), directory, workdir, report_w, self)
+            _judge_child(
+                request,
+                sock.detach(),
+                directory,
+                workdir,
+                report_w,
+                self,
+                broker.child_fd if broker else -1,
+            )
         sock.close()
         os.close(directory)
         os.close(report_w)
         try:
-            result = _collect_verdict(pid, report_r, request, started)
+            if broker:
+                broker.close_child_end()
+            result = _collect_verdict(pid, report_r, request, started, broker)
         finally:
             os.close(report_r)
+            if broker:
+                broker.close()
         result["id"] = request["id"]
         return result
 
@@ -458,14 +473,25 @@ def _child(
 
 
 def _judge_child(
-    request: dict, sock_fd: int, root: int, workdir: str, report_fd: int, zygote: Zygote
+    request: dict,
+    sock_fd: int,
+    root: int,
+    workdir: str,
+    report_fd: int,
+    zygote: Zygote,
+    broker_fd: int = -1,
 ) -> None:
     """Set the judge's process up and run the task's test. Never returns."""
     code = 70
     try:
         os.setsid()
-        _place({3: sock_fd, 4: report_fd, 5: root, 1: os.open(os.devnull, os.O_WRONLY)})
-        os.closerange(6, 1 << 16)
+        wanted = {3: sock_fd, 4: report_fd, 5: root, 1: os.open(os.devnull, os.O_WRONLY)}
+        if broker_fd >= 0:
+            wanted[BROKER_FD] = broker_fd
+        _place(wanted)
+        os.closerange(6, BROKER_FD if broker_fd >= 0 else 1 << 16)
+        if broker_fd >= 0:
+            os.closerange(BROKER_FD + 1, 1 << 16)
         sock_fd, report_fd = 3, 4
         # The candidate's filesystem becomes the judge's: the test reads the program's files at
         # the paths the program wrote them (its working directory, read-only to this uid). The
@@ -475,6 +501,10 @@ def _judge_child(
         os.close(5)
         os.chdir(workdir)
         _confine(request, zygote, zygote.uid, workdir)
+        if broker_fd >= 0:
+            from qsandbox_env.sandbox import qpu_proxy  # installed at start-up (ibm: targets)
+
+            qpu_proxy.attach(BROKER_FD, str(request["broker"].get("device", "")))
         channel = socket.socket(fileno=sock_fd)
         judge.run(request["judge"], channel, report_fd)
         channel.close()
@@ -617,7 +647,13 @@ def _collect(
     return {"status": status, "timed_out": timed_out, "output": text}
 
 
-def _collect_verdict(pid: int, report_r: int, request: dict, started: float) -> dict:
+def _collect_verdict(
+    pid: int,
+    report_r: int,
+    request: dict,
+    started: float,
+    broker: relay.BrokerRelay | None = None,
+) -> dict:
     """Wait for the judge's verdict line (or its end) within the program's wall-clock limit."""
     deadline = started + float(request["timeout"])
     report = bytearray()
@@ -625,6 +661,8 @@ def _collect_verdict(pid: int, report_r: int, request: dict, started: float) -> 
     sel = selectors.DefaultSelector()
     sel.register(report_r, selectors.EVENT_READ, "report")
     sel.register(pidfd, selectors.EVENT_READ, "exit")
+    if broker is not None:
+        broker.register(sel)
     status, timed_out = None, False
     try:
         while status is None and b"\n" not in report:
@@ -632,10 +670,14 @@ def _collect_verdict(pid: int, report_r: int, request: dict, started: float) -> 
             if remaining <= 0:
                 timed_out = True
                 break
-            for key, _ in sel.select(remaining):
+            for key, mask in sel.select(remaining):
                 if key.data == "exit":
                     status = _reap(pid)
                     break
+                if key.data == "broker":
+                    assert broker is not None
+                    deadline += broker.on_event(sel, mask)
+                    continue
                 chunk = os.read(report_r, OUTPUT_CHUNK)
                 if not chunk:
                     sel.unregister(report_r)
