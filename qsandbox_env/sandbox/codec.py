@@ -118,8 +118,17 @@ def encode(value: object, *, to_handle: Handle | None = None) -> bytes:
             than `MAX_DEPTH`, or an integer over `MAX_INT_DIGITS` digits.
     """
     out = bytearray(MAGIC)
-    _Encoder(out, to_handle).item(value, 0, "value")
+    try:
+        _Encoder(out, to_handle).item(value, 0, "")
+    except CodecError as exc:
+        raise CodecError(f"value{getattr(exc, 'qs_path', '')}{exc}") from None
     return bytes(out)
+
+
+def _at(exc: CodecError, part: str) -> CodecError:
+    """``exc`` with ``part`` put in front of the path to the value that failed."""
+    exc.qs_path = part + getattr(exc, "qs_path", "")  # type: ignore[attr-defined]
+    return exc
 
 
 def _type_names(cls: type) -> list[str]:
@@ -172,13 +181,20 @@ class _Encoder:
     def _seq(self, tag: int, items: Any, n: int, depth: int, where: str) -> None:
         self.out.append(tag)
         self._len(n)
-        for i, x in enumerate(items):
-            self.item(x, depth + 1, f"{where}[{i}]")
+        i = 0
+        try:
+            for i, x in enumerate(items):  # noqa: B007 - i names the failing item
+                self.item(x, depth + 1, "")
+        except CodecError as exc:
+            raise _at(exc, f"[{i}]") from None
 
     def ext(self, name: str, payload: object, depth: int, where: str) -> None:
         self.out.append(_T_EXT)
         self._name(name)
-        self.item(payload, depth + 1, f"{where}<{name}>")
+        try:
+            self.item(payload, depth + 1, "")
+        except CodecError as exc:
+            raise _at(exc, f"<{name}>") from None
 
     # -- the value --
     def item(self, v: object, depth: int, where: str) -> None:
@@ -215,7 +231,7 @@ class _Encoder:
         elif t is range or t is slice:
             out.append(_T_RANGE if t is range else _T_SLICE)  # always 3 items, no count
             for x in (v.start, v.stop, v.step):
-                self.item(x, depth + 1, f"{where}.{t.__name__}")
+                self.item(x, depth + 1, where)
         elif isinstance(v, np.ndarray):
             self.array(v, depth, where)
         elif isinstance(v, np.generic):
@@ -239,9 +255,13 @@ class _Encoder:
                 pairs = list(dict.items(v))
                 self.out.append(_T_DICT)
                 self._len(len(pairs))
-                for k, x in pairs:
-                    self.item(k, depth + 1, f"{where}.key")
-                    self.item(x, depth + 1, f"{where}[{k!r:.40}]")
+                k = None
+                try:
+                    for k, x in pairs:
+                        self.item(k, depth + 1, "")
+                        self.item(x, depth + 1, "")
+                except CodecError as exc:
+                    raise _at(exc, f"[{k!r:.40}]") from None
             else:
                 items = list(set.__iter__(v) if t is set else frozenset.__iter__(v))
                 self._seq(_T_SET if t is set else _T_FROZENSET, items, len(items), depth, where)
@@ -256,8 +276,12 @@ class _Encoder:
             self.out.append(_T_OBJARRAY)
             self._shape(a.shape)
             flat = a.reshape(-1)
-            for i in range(flat.shape[0]):
-                self.item(flat[i], depth + 1, f"{where}.flat[{i}]")
+            i = 0
+            try:
+                for i in range(flat.shape[0]):
+                    self.item(flat[i], depth + 1, "")
+            except CodecError as exc:
+                raise _at(exc, f".flat[{i}]") from None
             return
         if a.dtype.kind not in _ARRAY_KINDS:
             raise CodecError(f"{where}: numpy arrays of dtype {a.dtype} cannot cross")
