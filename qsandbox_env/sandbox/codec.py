@@ -525,6 +525,23 @@ def _enc_fake_backend(backend: Any) -> object:
     return name
 
 
+# Backends a QiskitRuntimeService hands out inside the sandbox (the offline account's devices, the
+# QPU broker's proxies): they cross by name and the other side asks its own service for them.
+_SERVICE_BACKENDS = frozenset(
+    {
+        "qsandbox_env.sandbox.offline_runtime.ServedBackend",
+        "qiskit_ibm_runtime.ibm_backend.IBMBackend",
+    }
+)
+
+
+def _enc_service_backend(backend: Any) -> object:
+    kind = type(backend)
+    if f"{kind.__module__}.{kind.__qualname__}" not in _SERVICE_BACKENDS:
+        return _NOT_DATA
+    return str(backend.name)
+
+
 def _enc_coupling_map(cmap: Any) -> object:
     return (int(cmap.size()), [tuple(edge) for edge in cmap.get_edges()])
 
@@ -618,6 +635,7 @@ def _ext_encoders() -> list:
         "FakeBackend",
         _enc_fake_backend,
     )
+    add("qiskit.providers", "BackendV2", "ServiceBackend", _enc_service_backend)
     _EXT_TABLE = table
     return table
 
@@ -1451,6 +1469,21 @@ def _b_fake_backend(payload: object) -> Any:
     return cls()
 
 
+_SERVICE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+def _b_service_backend(payload: object) -> Any:
+    name = _need(payload, str, "ServiceBackend")
+    if not _SERVICE_NAME.match(name):
+        raise CodecError(f"decode: ServiceBackend: {name!r} is not a backend name")
+    from qiskit_ibm_runtime import QiskitRuntimeService
+
+    try:
+        return QiskitRuntimeService().backend(name)
+    except Exception as exc:  # noqa: BLE001 - the service's own refusal, named
+        raise CodecError(f"decode: ServiceBackend: the service has no {name!r}: {exc}") from None
+
+
 _BUILDERS: dict[str, Callable[[object], Any]] = {
     "QuantumCircuit": _b_circuit,
     "DAGCircuit": _b_dag,
@@ -1496,6 +1529,7 @@ _BUILDERS: dict[str, Callable[[object], Any]] = {
     "InstructionProperties": _b_instruction_properties,
     "QubitProperties": _b_qubit_properties,
     "FakeBackend": _b_fake_backend,
+    "ServiceBackend": _b_service_backend,
 }
 
 
