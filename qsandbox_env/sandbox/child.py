@@ -109,6 +109,19 @@ def run(program: dict, sock: socket.socket, snapshot: guard.Snapshot | None) -> 
     _Server(sock, candidate, flags, snapshot).serve()
 
 
+def _take_random_states(states: list) -> None:
+    """Draw from where the test left the global generators (see judge.Channel._random_states)."""
+    import random
+
+    import numpy
+
+    kind, keys, position, has_gauss, gauss = states[0]
+    numpy.random.set_state(
+        (kind, numpy.asarray(keys, dtype=numpy.uint32), position, has_gauss, gauss)
+    )
+    random.setstate((3, tuple(states[1]), None))
+
+
 def _refuse(sock: socket.socket, outcome: str, exc: BaseException) -> None:
     flush_output()
     wire.send(
@@ -158,7 +171,9 @@ class _Server:
     def _answer(self, op: object, header: dict, payload: bytes) -> bytes:
         target = self.objects[int(header["target"])]
         if op == "call":
-            args, kwargs = codec.decode(payload, from_handle=self._resolve)
+            args, kwargs, states = codec.decode(payload, from_handle=self._resolve)
+            if states is not None:
+                _take_random_states(states)
             result = target(*args, **kwargs)
             # The arguments go back too: the judge applies what the candidate changed in place.
             return self._encode((result, list(args), dict(kwargs)))

@@ -61,6 +61,7 @@ class Channel:
         self.sock = sock
         self.remote_outcomes: dict[int, str] = {}  # id(exception raised here) -> child's class
         self.remote_names: dict[int, str] = {}  # id(exception raised here) -> its class there
+        self.sent_states: list | None = _global_random_states()  # the child starts from these
 
     def ask(self, header: dict, payload: bytes = b"") -> Any:
         try:
@@ -75,7 +76,7 @@ class Channel:
         raise CandidateGone("the candidate answered out of turn")
 
     def call(self, number: int, args: tuple, kwargs: dict) -> Any:
-        payload = self._encode((list(args), kwargs))
+        payload = self._encode((list(args), kwargs, self._random_states()))
         result, args_after, kwargs_after = self.ask({"op": "call", "target": number}, payload)
         for before, after in zip(args, args_after, strict=False):
             _write_back(before, after)
@@ -83,6 +84,19 @@ class Channel:
             if name in kwargs_after:
                 _write_back(before, kwargs_after[name])
         return result
+
+    def _random_states(self) -> list | None:
+        """The global random streams of this process, when the test moved them since last time.
+
+        A test may seed NumPy's or Python's global generator and expect the candidate to draw
+        from it, as it did when both shared a process; the child takes these states over before
+        the call. States never come back: the child cannot choose what the test draws next.
+        """
+        states = _global_random_states()
+        if states == self.sent_states:
+            return None
+        self.sent_states = states
+        return states
 
     def getattr(self, number: int, name: str) -> Any:
         return self.ask({"op": "getattr", "target": number, "name": name})
@@ -132,6 +146,16 @@ class Channel:
         if detail:
             exc.__notes__ = ["raised by the candidate:\n" + detail[-2000:]]
         return exc
+
+
+def _global_random_states() -> list:
+    """``[numpy's legacy global state, random's state]`` as plain data (comparable with ==)."""
+    import random
+
+    import numpy
+
+    kind, keys, position, has_gauss, gauss = numpy.random.get_state()
+    return [[kind, keys.tolist(), position, has_gauss, gauss], list(random.getstate()[1])]
 
 
 def _remote_number(obj: object) -> int:

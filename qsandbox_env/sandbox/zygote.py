@@ -501,6 +501,7 @@ def _judge_child(
         os.close(5)
         os.chdir(workdir)
         _confine(request, zygote, zygote.uid, workdir)
+        _reseed()  # a test's random inputs differ from one program to the next
         if broker_fd >= 0:
             from qsandbox_env.sandbox import qpu_proxy  # installed at start-up (ibm: targets)
 
