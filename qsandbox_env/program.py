@@ -313,3 +313,40 @@ def strip_check_calls(test: str) -> str:
             for i in range(node.lineno - 1, (node.end_lineno or node.lineno)):
                 lines[i] = "\n"
     return "".join(lines)
+
+
+# -- the judge's side -----------------------------------------------------------------------------
+
+
+def judging(task: Task) -> dict:
+    """What the judge runs for ``task``: trusted task code only, never the model's.
+
+    ``prelude`` is the prompt of a ``"completion"`` task made runnable (its imports and helpers,
+    and its own stub of the entry point, which the judge then replaces by the candidate's proxy),
+    so that a test may use names the prompt imported, as it could when it followed the prompt in
+    one program. ``test`` is the task's test with its own top-level ``check(...)`` calls blanked.
+    """
+    prelude = "" if task.format == "program" else _runnable_prompt(task.prompt)
+    return {
+        "prelude": prelude,
+        "test": strip_check_calls(task.test),
+        "entry_point": task.entry_point,
+    }
+
+
+@functools.lru_cache(maxsize=1024)
+def _runnable_prompt(prompt: str) -> str:
+    """The prompt itself when it compiles, else with a stub body, else its import lines."""
+    text = prompt if prompt.endswith("\n") else prompt + "\n"
+    for attempt in (text, text + "    ...\n", text + "        ...\n"):
+        try:
+            compile(attempt, "<prompt>", "exec", dont_inherit=True)
+            return attempt
+        except (SyntaxError, ValueError):
+            continue
+    imports = [
+        line
+        for line in text.splitlines(keepends=True)
+        if line.startswith("import ") or (line.startswith("from ") and " import " in line)
+    ]
+    return "".join(imports)

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from qsandbox_env.extract import extract_code
-from qsandbox_env.program import FIT_POLICIES, assemble
+from qsandbox_env.program import FIT_POLICIES, join, judging
 from qsandbox_env.sandbox.pool import SandboxError, ZygoteConfig, ZygotePool
 from qsandbox_env.targets import Target, parse_target
 from qsandbox_env.tasks import Task
@@ -303,9 +303,12 @@ class Verifier:
             else (task.timeout or self.timeout)
         )
         code = completion if self.fit == "strict" else extract_code(completion, task)
+        source = join(task, code, fit=self.fit)
         return {
             **({"broker": {"device": self.target.device}} if self.broker is not None else {}),
-            "program": assemble(task, code, fit=self.fit).as_message(),
+            "program": {"source": source, "entry_point": task.entry_point},
+            # The program's text too: the test may read what it refers to (never run there).
+            "judge": {**judging(task), "candidate": source},
             "timeout": limit,
             "code": code,
             "limits": {
