@@ -107,26 +107,3 @@ def _program_class(source: str, filename: str) -> type:
     namespace: dict = {}
     exec(compile(source, filename, "exec"), namespace)
     return namespace["Thing"]
-
-
-def test_rigged_equality_written_by_the_program_is_reported():
-    rigged = _program_class(
-        "class Thing:\n    def __eq__(self, o):\n        return True\n", "/program.py"
-    )
-    found: list[str] = []
-    guard.rigged_comparisons([rigged], found.append)
-    assert found == ["Thing.__eq__ answers True for unrelated objects"]
-
-
-def test_honest_equality_and_library_classes_are_not_reported():
-    honest = _program_class(
-        "class Thing:\n    def __eq__(self, o):\n        return isinstance(o, Thing)\n",
-        "/program.py",
-    )
-    library = _program_class(
-        "class Thing:\n    def __gt__(self, o):\n        return True\n",
-        "/usr/lib/python3/infinity.py",
-    )
-    found: list[str] = []
-    guard.rigged_comparisons([honest, library], found.append)
-    assert found == []

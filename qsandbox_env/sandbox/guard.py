@@ -1,18 +1,17 @@
-"""Tamper detection: what a passing program must have left untouched.
+"""Tamper detection: what the program changed of the library surface it was forked with.
 
-A policy under RL learns to pass tests without solving them: replace ``Statevector.equiv`` or
-``builtins.isinstance``, swap a module in ``sys.modules``, rebind a name the test imported, or
-return an object whose ``__eq__`` is always true. The zygote takes a :class:`Snapshot` of the
-protected library surface once, before any program runs; after ``check`` returns, the child compares
-the live state against it. Only identities are compared (``is``), never ``==``, because ``==`` would
-call the program's own code. This module must stay free of anything that calls untrusted objects,
-except the deliberate, isolated probe in :func:`rigged_comparisons`.
+The zygote takes a :class:`Snapshot` of the protected library surface once, before any program
+runs; when the judge is done with a program, the child compares the live state against it and
+reports each difference (``Statevector.equiv`` or ``builtins.isinstance`` replaced, a module
+swapped in ``sys.modules``, a prebuilt device edited) as a finding, which makes the verdict
+``tampered``. These are findings, not the defence: the test runs in the judge, whose libraries
+the program cannot reach, so a verdict never depends on them. Only identities are compared
+(``is``), never ``==``, which would call the program's own code.
 """
 
 from __future__ import annotations
 
 import array
-import ast
 import builtins
 import ctypes
 import gc
@@ -48,30 +47,6 @@ VOLATILE_GLOBALS = frozenset(
 PROGRAM_FILENAME = "/program.py"
 COMPARISONS = ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__contains__")
 _DESCRIPTORS = (types.FunctionType, classmethod, staticmethod, property)
-# What a test takes as facts about an object: a program's subclass of a library class must not
-# answer these in its own way (``equiv`` always true, a ``count_ops`` that lies). Names the test
-# itself reads are added per program.
-INTROSPECTION = frozenset({
-    *COMPARISONS, "__bool__", "__len__", "__iter__", "__getitem__", "__float__", "__int__",
-    "__index__", "__complex__", "__abs__", "__round__", "__getattr__", "__getattribute__",
-    "__instancecheck__", "__subclasscheck__", "__class__", "equiv", "count_ops", "depth", "size",
-    "width", "num_qubits", "num_clbits", "num_parameters", "num_nonlocal_gates", "num_ancillas",
-    "num_tensor_factors", "num_unitary_factors", "is_unitary", "is_valid", "is_parameterized",
-    "probabilities", "probabilities_dict", "expectation_value", "get_counts", "data", "dim",
-    "dims", "global_phase", "parameters", "to_dict", "inner", "trace", "purity",
-})  # fmt: skip
-# What subclasses are made to provide: never a finding, whatever the test reads.
-_CLASS_MACHINERY = frozenset({
-    "__init__", "__new__", "__init_subclass__", "__class_getitem__", "__repr__", "__str__",
-    "__hash__", "__reduce__", "__reduce_ex__", "__copy__", "__deepcopy__", "__getstate__",
-    "__setstate__", "__module__", "__qualname__", "__doc__", "__dict__", "__weakref__",
-    "__slots__", "__annotations__", "__orig_bases__", "__parameters__", "__abstractmethods__",
-    "_abc_impl",
-})  # fmt: skip
-# How a custom gate or instruction defines itself: its matrix and decomposition are the answer.
-_GATE_HOOKS = frozenset(
-    {"_define", "__array__", "to_matrix", "inverse", "control", "power", "validate_parameter"}
-)
 
 _is_instance = isinstance
 _type = type
@@ -330,11 +305,18 @@ def _describe_json(value: object) -> object:
 _PLAIN = (int, float, str, bool, type(None))
 
 
+class _Broken:
+    __slots__ = ()
+
+
+_BROKEN = _Broken()
+
+
 def _described(probe: Callable[[], object]) -> object:
     try:
         return probe()
     except BaseException:  # noqa: BLE001 - state broken badly enough that describing it fails
-        return _SentinelA()  # the same as nothing recorded
+        return _BROKEN  # the same as nothing recorded
 
 
 def _same(before: object, now: object) -> bool:
@@ -495,122 +477,8 @@ def shadowed_methods(obj: object) -> tuple[str, ...]:
     return tuple(found)
 
 
-def rebound_names(before: dict[str, object], namespace: dict) -> list[str]:
-    """Names of the program's modules, classes and functions that now point elsewhere."""
-    return [
-        f"global {k!r} was rebound while the test ran"
-        for k, v in before.items()
-        if namespace.get(k) is not v
-    ]
-
-
-def shadowed_imports(source: str, test_line: int, namespace: dict) -> list[str]:
-    """Names the test reads that the program imported and then bound to something else.
-
-    Most tests use names that only the prompt imports (``Statevector``, ``sqrt``). The answer
-    runs after the prompt and before the test, so it could rebind them (a class of its own, a
-    ``sqrt`` that returns 2) and make the test's own reference agree with a wrong answer. Each
-    such name must still hold what the program's last top-level import of it gave; a number or a
-    string may be an equal one (``pi = numpy.pi`` after ``from math import pi``).
-    """
-    lines = source.splitlines(keepends=True)
-    try:
-        head = ast.parse("".join(lines[: test_line - 1]))
-        test = ast.parse("".join(lines[test_line - 1 :]))
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return []
-    read = {
-        node.id
-        for node in ast.walk(test)
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
-    }
-    read -= {name for node in _module_statements(test) for name in _bound_names(node)}
-    imported: dict[str, tuple[str, str | None]] = {}
-    for node in _module_statements(head):
-        imported.update(_import_sources(node))
-    found = []
-    for name, (module_name, attribute) in imported.items():
-        if name not in read:
-            continue
-        expected = _imported_value(module_name, attribute)
-        value = namespace.get(name, _MISSING)
-        if expected is _MISSING or value is expected:
-            continue
-        if _type(value) is _type(expected) and _type(value) in _PLAIN and value == expected:
-            continue
-        found.append(f"global {name!r}, which the test reads, was imported and then replaced")
-    return found
-
-
-_MISSING = object()
-
-
-def _module_statements(tree: ast.Module) -> Iterator[ast.stmt]:
-    """Statements run at module level, in order (inside ``if``/``try``/``with``, not defs)."""
-    for node in tree.body:
-        yield from _statements_in(node)
-
-
-def _statements_in(node: ast.stmt) -> Iterator[ast.stmt]:
-    yield node
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return
-    for field in ("body", "orelse", "finalbody", "handlers"):
-        for child in getattr(node, field, ()):
-            if isinstance(child, ast.ExceptHandler):
-                for inner in child.body:
-                    yield from _statements_in(inner)
-            elif isinstance(child, ast.stmt):
-                yield from _statements_in(child)
-
-
-def _bound_names(node: ast.stmt) -> list[str]:
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return [node.name]
-    if isinstance(node, (ast.Import, ast.ImportFrom)):
-        return [alias.asname or alias.name.partition(".")[0] for alias in node.names]
-    targets = getattr(node, "targets", None) or [getattr(node, "target", None)]
-    return [n.id for t in targets if t is not None for n in ast.walk(t) if isinstance(n, ast.Name)]
-
-
-def _import_sources(node: ast.stmt) -> dict[str, tuple[str, str | None]]:
-    """``{bound name: (module, attribute or None)}`` for an absolute import statement."""
-    if isinstance(node, ast.Import):
-        return {
-            alias.asname or alias.name.partition(".")[0]: (
-                alias.name if alias.asname else alias.name.partition(".")[0],
-                None,
-            )
-            for alias in node.names
-        }
-    if isinstance(node, ast.ImportFrom) and node.module and not node.level:
-        return {
-            alias.asname or alias.name: (node.module, alias.name)
-            for alias in node.names
-            if alias.name != "*"
-        }
-    return {}
-
-
-def _imported_value(module_name: str, attribute: str | None) -> object:
-    module = sys.modules.get(module_name)
-    if module is None or attribute is None:
-        return _MISSING if module is None else module
-    value = getattr(module, attribute, _MISSING)
-    return sys.modules.get(f"{module_name}.{attribute}", _MISSING) if value is _MISSING else value
-
-
-def binding_snapshot(namespace: dict) -> dict[str, object]:
-    kinds = (types.ModuleType, type, types.FunctionType, types.BuiltinFunctionType)
-    return {k: v for k, v in namespace.items() if _is_instance(v, kinds)}
-
-
 def is_program_file(filename: str) -> bool:
-    """Whether code compiled under this name is the program's (or from strings it generated).
-
-    The harness's audit hook applies the same rule from its own bound copy, since it may not call
-    into a module the program can rewrite.
-    """
+    """Whether code compiled under this name is the program's (or from strings it generated)."""
     return filename == PROGRAM_FILENAME or (
         filename.startswith("<") and not filename.startswith("<frozen")
     )
@@ -622,114 +490,6 @@ def _written_by_program(method: object) -> bool:
     return code is not None and is_program_file(code.co_filename)
 
 
-class _SentinelA:
-    __slots__ = ()
-
-
-class _SentinelB:
-    __slots__ = ()
-
-
-def test_attributes(source: str, test_line: int) -> frozenset[str]:
-    """Attribute names the test reads (``result.equiv``, ``qc.count_ops``)."""
-    lines = source.splitlines(keepends=True)
-    try:
-        test = ast.parse("".join(lines[test_line - 1 :]))
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return frozenset()
-    return frozenset(node.attr for node in ast.walk(test) if isinstance(node, ast.Attribute))
-
-
-def rigged_overrides(new_classes: list[type], test_reads: frozenset[str]) -> list[str]:
-    """Program subclasses of library classes that answer the test's questions their own way.
-
-    ``class S(Statevector): def equiv(self, other): return True`` passes ``result.equiv(want)``
-    without being the right state. A new class that redefines, with anything but library code,
-    a member of a protected library base that the test relies on (see ``INTROSPECTION``) or reads
-    is reported. Only class dicts and MROs are read, never through the class's own metaclass,
-    so no program code runs here.
-    """
-    suspect = (INTROSPECTION | test_reads) - _CLASS_MACHINERY
-    new = {id(cls) for cls in new_classes}
-    gate_base = _instruction_class()
-    found = []
-    for cls in new_classes:
-        own = _TYPE_DICT.__get__(cls)
-        names = [k for k in list(own) if _type(k) is str and k in suspect]
-        if not names:
-            continue
-        mro = _MRO.__get__(cls)
-        bases = [b for b in mro[1:] if id(b) not in new and b is not object and _library_class(b)]
-        hooks = _GATE_HOOKS if any(b is gate_base for b in mro) else frozenset()
-        for name in names:
-            value = own[name]
-            if name in hooks or _library_written(value):
-                continue
-            base = next((b for b in bases if name in _TYPE_DICT.__get__(b)), None)
-            if base is not None and not _abstract(_TYPE_DICT.__get__(base)[name]):
-                found.append(
-                    f"{_QUALNAME.__get__(cls)}.{name} overrides {base.__qualname__}.{name}, "
-                    "which the test relies on"
-                )
-    return found
-
-
 _TYPE_DICT = type.__dict__["__dict__"]
 _QUALNAME = type.__dict__["__qualname__"]
 _CLASSMETHOD_FUNC = classmethod.__dict__["__func__"]
-_STATICMETHOD_FUNC = staticmethod.__dict__["__func__"]
-_PROPERTY_FGET = property.__dict__["fget"]
-_FUNCTION_CODE = types.FunctionType.__dict__["__code__"]
-
-
-def _library_class(cls: type) -> bool:
-    return _protected(_class_module(cls))
-
-
-def _instruction_class() -> type | None:
-    module = sys.modules.get("qiskit.circuit.instruction")
-    found = vars(module).get("Instruction") if _is_instance(module, types.ModuleType) else None
-    return found if _is_instance(found, type) else None
-
-
-def _library_written(value: object) -> bool:
-    """Whether a class member is a Python function (or wraps one) that a library wrote."""
-    # Read through the base types' own slots: a subclass of property could answer for fget.
-    if _is_instance(value, classmethod):
-        value = _CLASSMETHOD_FUNC.__get__(value)
-    elif _is_instance(value, staticmethod):
-        value = _STATICMETHOD_FUNC.__get__(value)
-    elif _is_instance(value, property):
-        value = _PROPERTY_FGET.__get__(value)
-    if not _is_instance(value, types.FunctionType):
-        return False
-    filename = _FUNCTION_CODE.__get__(value).co_filename
-    return _type(filename) is str and not is_program_file(filename)  # a str subclass could lie
-
-
-def _abstract(member: object) -> bool:
-    """Abstract members are there to be overridden (``Sequence.__getitem__``)."""
-    return getattr(member, "__isabstractmethod__", False) is True
-
-
-def rigged_comparisons(new_classes: list[type], report: Callable[[str], None]) -> None:
-    """Report classes the program wrote whose comparisons answer "yes" to unrelated objects.
-
-    An honest ``__eq__`` given instances of two unrelated classes raises, returns False or
-    NotImplemented; one that returns True (or an ``__ne__`` that returns False) was written to
-    satisfy any assertion. This runs program code, so it runs after every other check, and each
-    finding is reported at once (a list kept here could be emptied by the code being probed).
-    """
-    left, right = _SentinelA(), _SentinelB()
-    for cls in new_classes:
-        for name in COMPARISONS:
-            method = cls.__dict__.get(name)
-            if method is None or not _written_by_program(method):
-                continue
-            try:
-                answer = method(left, right)
-                truth = answer is not NotImplemented and bool(answer)
-            except BaseException:  # noqa: BLE001 - any failure means "not rigged"
-                continue
-            if answer is not NotImplemented and truth != (name == "__ne__"):
-                report(f"{cls.__qualname__}.{name} answers {answer!r} for unrelated objects")
