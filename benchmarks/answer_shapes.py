@@ -20,7 +20,8 @@ whose tests assert on unseeded shot noise (28, 51) are run again, up to three ti
 Run from the repository root:
 
     PYTHONPATH=. python benchmarks/answer_shapes.py \\
-        --data ../shared/datasets/qiskit_humaneval/dataset_qiskit_test_human_eval.json
+        --data ../shared/datasets/qiskit_humaneval/dataset_qiskit_test_human_eval.json \\
+        --misses /tmp/answer-shape-misses.json
 """
 
 from __future__ import annotations
@@ -307,29 +308,49 @@ class Cell:
 
 
 def run_matrix(
-    verifiers: dict[str, Any], sources: dict[str, list[tuple[Answer, bool]]]
+    verifiers: dict[str, Any],
+    sources: dict[str, list[tuple[Answer, bool]]],
+    misses: list[dict[str, str]] | None = None,
 ) -> dict[str, dict[str, dict[str, Cell]]]:
-    """fit -> shape -> source -> `Cell`, each distinct program verified once per policy."""
+    """fit -> shape -> source -> `Cell`, each distinct program verified once per policy.
+
+    ``misses`` collects every answer whose verdict is not the expected one (a correct answer that
+    did not pass, a wrong one that did)."""
     matrix = {
         fit: {shape: {source: Cell() for source in sources} for shape in SHAPES}
         for fit in verifiers
     }
     for fit, verifier in verifiers.items():
         entries = []  # (shape, source, task, completion, program)
+        expected = []  # whether each entry is a correct answer
         for source, answers in sources.items():
-            for answer, _ in answers:
+            for answer, correct in answers:
                 for shape, completion in render(answer).items():
                     program = program_text(answer.task, completion, fit)
                     entries.append((shape, source, answer.task, completion, program))
+                    expected.append(correct)
         unique: dict[tuple[str, str], tuple[Task, str]] = {}
         for _, _, task, completion, program in entries:
             unique.setdefault((task.task_id, program), (task, completion_text(completion)))
         keys = list(unique)
         verdicts = dict(zip(keys, verify_settled(verifier, [unique[k] for k in keys]), strict=True))
-        for shape, source, task, _, program in entries:
+        for (shape, source, task, _, program), correct in zip(entries, expected, strict=True):
+            verdict = verdicts[(task.task_id, program)]
             cell = matrix[fit][shape][source]
             cell.answers += 1
-            cell.passed += verdicts[(task.task_id, program)].passed
+            cell.passed += verdict.passed
+            if misses is not None and verdict.passed != correct:
+                lines = [line for line in verdict.detail.splitlines() if line.strip()]
+                misses.append(
+                    {
+                        "fit": fit,
+                        "shape": shape,
+                        "source": source,
+                        "task_id": task.task_id,
+                        "outcome": verdict.outcome.value,
+                        "last_line": lines[-1] if lines else "",
+                    }
+                )
     return matrix
 
 
@@ -358,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--procedural", type=int, default=30, help="procedural tasks (30)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--fit", choices=(*FIT_POLICIES, "both"), default="both")
+    parser.add_argument("--misses", help="write answers scored otherwise than expected (JSON)")
     args = parser.parse_args(argv)
     fits = FIT_POLICIES if args.fit == "both" else (args.fit,)
     started = time.monotonic()
@@ -365,13 +387,16 @@ def main(argv: list[str] | None = None) -> int:
         sources = load_sources(args.data, args.procedural, workdir)
         verifiers = {fit: Verifier(parallelism=args.workers, fit=fit) for fit in fits}
         try:
-            matrix = run_matrix(verifiers, sources)
+            misses: list[dict[str, str]] = []
+            matrix = run_matrix(verifiers, sources, misses)
         finally:
             for verifier in verifiers.values():
                 verifier.close()
     for fit in fits:
         print(f"\n## fit={fit}\n")
         print(format_matrix(matrix[fit], list(sources)))
+    if args.misses:
+        pathlib.Path(args.misses).write_text(json.dumps(misses, indent=1), encoding="utf-8")
     print(f"\n{time.monotonic() - started:.0f} s, {args.workers} workers")
     return 0
 
