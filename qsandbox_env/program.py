@@ -335,6 +335,25 @@ def judging(task: Task) -> dict:
 
 
 @functools.lru_cache(maxsize=1024)
+def test_imports(test: str) -> str:
+    """The import statements at the top level of a test, one per line ('' when it has none).
+
+    The child runs them after the program, for the names the program left undefined: when the
+    test followed the program in one module, its imports ran before ``check`` called the
+    candidate, and a program answered with only its function relied on them. Import lines are
+    all the child learns of the test.
+    """
+    try:
+        tree = ast.parse(test)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return ""
+    lines = [
+        ast.unparse(node) for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)
+    ]
+    return "".join(line + "\n" for line in lines)
+
+
+@functools.lru_cache(maxsize=1024)
 def _runnable_prompt(prompt: str) -> str:
     """The prompt itself when it compiles, else with a stub body, else its import lines."""
     text = prompt if prompt.endswith("\n") else prompt + "\n"
