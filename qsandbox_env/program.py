@@ -29,9 +29,12 @@ a line), and no model answer worth fitting is that long.
 ``fit="strict"`` joins as plain HumanEval harnesses do: prompt + code, nothing changed, for
 numbers that must compare with theirs.
 
-The harness, not the program, calls ``check(<entry_point>)``: any top-level ``check(...)`` call
-the test makes itself (the "program" format) is blanked out, line numbers kept, so that ``check``
-is always called exactly once, by the harness, after the program's own module code has finished.
+The sandbox runs the two halves apart: `join`'s text in the candidate's child, and `judging`'s
+(the prompt made runnable, then the test) in the judge, which calls ``check(<entry_point>)``
+itself, once, after the program's module code has finished. Any top-level ``check(...)`` call the
+test makes (the "program" format) is blanked out, line numbers kept. `assemble` gives the two
+halves as one program, as a plain single-process harness runs them (benchmarks and tests compare
+with that).
 
 What this module must never do: run the code, or parse it with anything that could backtrack
 super-linearly (model output is untrusted). The prompt, which comes with the task, is parsed with
@@ -82,7 +85,8 @@ _CODE, _FREE, _STRING = "code", "free", "string"  # kinds of physical lines of c
 
 @dataclass(frozen=True)
 class Program:
-    """What the sandbox runs: ``source``, the name the test checks, and where the test begins."""
+    """Program and test as one text (what a single-process harness runs), and where the test
+    begins; the Verifier itself runs the halves apart (`join`, `judging`)."""
 
     source: str
     entry_point: str
