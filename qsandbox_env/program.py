@@ -339,7 +339,7 @@ def judging(task: Task) -> dict:
 
 
 @functools.lru_cache(maxsize=1024)
-def test_imports(test: str) -> str:
+def import_lines(test: str) -> str:
     """The import statements at the top level of a test, one per line ('' when it has none).
 
     The child runs them after the program, for the names the program left undefined: when the

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from qsandbox_env.extract import extract_code
-from qsandbox_env.program import FIT_POLICIES, join, judging, test_imports
+from qsandbox_env.program import FIT_POLICIES, join, judging, import_lines
 from qsandbox_env.sandbox.pool import SandboxError, ZygoteConfig, ZygotePool
 from qsandbox_env.targets import Target, parse_target
 from qsandbox_env.tasks import Task
@@ -309,7 +309,7 @@ class Verifier:
             "program": {
                 "source": source,
                 "entry_point": task.entry_point,
-                "imports": test_imports(task.test),
+                "imports": import_lines(task.test),
             },
             # The program's text too: the test may read what it refers to (never run there).
             "judge": {**judging(task), "candidate": source},
