@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from qsandbox_env.extract import extract_code
-from qsandbox_env.program import FIT_POLICIES, join, judging, import_lines
+from qsandbox_env.program import FIT_POLICIES, import_lines, join, judging
 from qsandbox_env.sandbox.pool import SandboxError, ZygoteConfig, ZygotePool
 from qsandbox_env.targets import Target, parse_target
 from qsandbox_env.tasks import Task
