@@ -312,7 +312,9 @@ class ZygoteHandle:
 
 
 # Outcomes the judge decides; "gone" means the candidate's process ended and its status tells.
-JUDGED = frozenset({"passed", "failed", "error", "syntax", "memory", "not_isa", "tampered"})
+JUDGED = frozenset(
+    {"passed", "failed", "error", "syntax", "memory", "not_isa", "tampered", "sandbox"}
+)
 
 
 def verdict_message(number: int, ran: dict, judged: dict) -> dict:

@@ -22,6 +22,7 @@ import socket
 import sys
 import tempfile
 import time
+import traceback
 import types
 import warnings
 from collections.abc import Callable
@@ -510,10 +511,21 @@ def _judge_child(
         judge.run(request["judge"], channel, report_fd)
         channel.close()
         code = 0
-    except BaseException:  # noqa: BLE001
+    except BaseException as exc:  # noqa: BLE001 - said in the verdict, never raised into ours
         code = 71
+        _judge_failed(report_fd, exc)
     finally:
         os._exit(code)
+
+
+def _judge_failed(report_fd: int, exc: BaseException) -> None:
+    """The judge's own failure, as a ``sandbox`` verdict that says where (never a pass)."""
+    try:
+        where = "".join(traceback.format_exception(exc))[-3000:]
+        line = json.dumps({"outcome": "sandbox", "detail": f"the judge failed:\n{where}"})
+        os.write(report_fd, line.encode("ascii", "backslashreplace") + b"\n")
+    except BaseException:  # noqa: BLE001 - the status says the rest
+        pass
 
 
 def _place(wanted: dict[int, int]) -> None:
