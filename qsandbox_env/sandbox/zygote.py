@@ -500,7 +500,12 @@ def _judge_child(
         os.fchdir(5)
         os.chroot(".")
         os.close(5)
-        os.chdir(workdir)
+        try:
+            os.chdir(workdir)
+        except OSError:
+            # The candidate's zygote already cleaned up: its child ended before the test began
+            # (its program did not even load), which the judge reads from the channel.
+            os.chdir("/")
         _confine(request, zygote, zygote.uid, workdir)
         _reseed()  # a test's random inputs differ from one program to the next
         if broker_fd >= 0:
