@@ -203,6 +203,12 @@ def _add_verifier_options(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="run programs in an execution profile (see `qsandbox profile create`)",
     )
+    add_fit_option(parser)
+    add_budget_options(parser)
+
+
+def add_fit_option(parser: argparse.ArgumentParser) -> None:
+    """``--fit {fitted,strict}``: how completions become programs (see program.join)."""
     parser.add_argument(
         "--fit",
         choices=FIT_POLICIES,
@@ -210,10 +216,9 @@ def _add_verifier_options(parser: argparse.ArgumentParser) -> None:
         help=(
             "how completions become programs: fitted (default; code taken out of the reply and "
             "fitted to the prompt, whitespace only) or strict (plain HumanEval: prompt + "
-            "completion + test)"
+            "completion + test, to compare with numbers produced that way)"
         ),
     )
-    add_budget_options(parser)
 
 
 def add_budget_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

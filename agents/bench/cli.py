@@ -29,8 +29,14 @@ from agents.bench.runner import (
     build_verifier,
 )
 from agents.policy import PolicyError, SamplingParams
-from qsandbox_env.cli import CLIError, Command, add_budget_options, qpu_budget, register
-from qsandbox_env.program import FIT_POLICIES
+from qsandbox_env.cli import (
+    CLIError,
+    Command,
+    add_budget_options,
+    add_fit_option,
+    qpu_budget,
+    register,
+)
 
 __all__ = ["main_bench"]
 
@@ -119,16 +125,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=60.0, help="seconds per program (default: 60)"
     )
     verify.add_argument("--target", help="Verifier target, e.g. aer or fake:<device>")
-    verify.add_argument(
-        "--fit",
-        choices=FIT_POLICIES,
-        default="fitted",
-        help=(
-            "how completions become programs: fitted (default; code taken out of the reply and "
-            "fitted to the prompt, whitespace only) or strict (plain HumanEval: prompt + "
-            "completion + test, to compare with numbers produced that way)"
-        ),
-    )
+    add_fit_option(verify)
     add_budget_options(verify)
     verify.add_argument(
         "--ray",
