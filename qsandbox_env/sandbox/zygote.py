@@ -256,26 +256,13 @@ class Zygote:
             theirs.close()
             os.close(root)
         out_r, out_w = os.pipe()
-        broker = None
-        if request.get("broker"):  # ibm: targets: the child's channel to the parent's QPU broker
-            broker = relay.BrokerRelay(request["id"], self.in_fd, self.out_fd)
-        started = time.monotonic()
-        pid = os.fork()
-        if pid == 0:  # the child: never returns
-            os.close(out_r)
-            _child(request, ours.detach(), out_w, workdir, self, broker.child_fd if broker else -1)
-        ours.close()
-        os.close(out_w)
-        try:
-            if broker:
-                broker.close_child_end()
-            result = _collect(pid, out_r, request, started, broker)
-        finally:
-            os.close(out_r)
-            if broker:
-                broker.close()
-        result["seconds"] = time.monotonic() - started
-        result["id"] = request["id"]
+        result = self._fork(
+            request,
+            out_r,
+            lambda broker_fd: _child(request, ours.detach(), out_w, workdir, self, broker_fd),
+            lambda: (ours.close(), os.close(out_w)),
+            lambda pid, started, broker: _collect(pid, out_r, request, started, broker),
+        )
         result["timeout"] = request["timeout"]
         return result
 
@@ -285,33 +272,48 @@ class Zygote:
         if sock is None:
             return {"id": request["id"], "sandbox": "the candidate's channel never arrived"}
         report_r, report_w = os.pipe()
+        return self._fork(
+            request,
+            report_r,
+            lambda broker_fd: _judge_child(
+                request, sock.detach(), directory, workdir, report_w, self, broker_fd
+            ),
+            lambda: (sock.close(), os.close(directory), os.close(report_w)),
+            lambda pid, started, broker: _collect_verdict(pid, report_r, request, started, broker),
+        )
+
+    def _fork(
+        self,
+        request: dict,
+        read_end: int,
+        run: Callable[[int], None],
+        after_fork: Callable[[], object],
+        collect: Callable[[int, float, relay.BrokerRelay | None], dict],
+    ) -> dict:
+        """Fork a child or a judge (``run``, which never returns), then ``collect`` its result.
+
+        On ``ibm:`` targets the process gets a channel to the parent's QPU broker (a test may use
+        the QPU as well as a program). ``read_end`` is the pipe the result is read from;
+        ``after_fork`` closes, in this process, what only the forked one keeps.
+        """
         broker = None
-        if request.get("broker"):  # ibm: targets: a test may use the QPU too, through the broker
+        if request.get("broker"):
             broker = relay.BrokerRelay(request["id"], self.in_fd, self.out_fd)
         started = time.monotonic()
         pid = os.fork()
-        if pid == 0:  # the judge: never returns
-            os.close(report_r)
-            _judge_child(
-                request,
-                sock.detach(),
-                directory,
-                workdir,
-                report_w,
-                self,
-                broker.child_fd if broker else -1,
-            )
-        sock.close()
-        os.close(directory)
-        os.close(report_w)
+        if pid == 0:  # never returns
+            os.close(read_end)
+            run(broker.child_fd if broker else -1)
+        after_fork()
         try:
             if broker:
                 broker.close_child_end()
-            result = _collect_verdict(pid, report_r, request, started, broker)
+            result = collect(pid, started, broker)
         finally:
-            os.close(report_r)
+            os.close(read_end)
             if broker:
                 broker.close()
+        result["seconds"] = time.monotonic() - started
         result["id"] = request["id"]
         return result
 
