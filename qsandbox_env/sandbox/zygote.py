@@ -447,11 +447,8 @@ def _child(
         wanted = {3: sock_fd, 1: out_fd}
         if broker_fd >= 0:
             wanted[BROKER_FD] = broker_fd
-        _place(wanted)
-        os.closerange(4, BROKER_FD if broker_fd >= 0 else 1 << 16)
-        if broker_fd >= 0:
-            os.closerange(BROKER_FD + 1, 1 << 16)
             broker_fd = BROKER_FD
+        _place(wanted)
         sock_fd = 3
         os.chdir(workdir)
         _confine(request, zygote, zygote.uid, workdir)
@@ -492,9 +489,6 @@ def _judge_child(
         if broker_fd >= 0:
             wanted[BROKER_FD] = broker_fd
         _place(wanted)
-        os.closerange(6, BROKER_FD if broker_fd >= 0 else 1 << 16)
-        if broker_fd >= 0:
-            os.closerange(BROKER_FD + 1, 1 << 16)
         sock_fd, report_fd = 3, 4
         # The candidate's filesystem becomes the judge's: the test reads the program's files at
         # the paths the program wrote them (its working directory, read-only to this uid). The
@@ -536,7 +530,8 @@ def _judge_failed(report_fd: int, exc: BaseException) -> None:
 
 
 def _place(wanted: dict[int, int]) -> None:
-    """Put descriptors where they belong ``{target: fd}``; 1 also becomes 2, 0 reads nothing.
+    """Put descriptors where they belong ``{target: fd}`` and close the rest; 1 also becomes 2,
+    0 reads nothing.
 
     Every one is first lifted above the targets, so that placing one never clobbers another.
     """
@@ -553,6 +548,12 @@ def _place(wanted: dict[int, int]) -> None:
         if target == 1:
             os.dup2(fd, 2)
         os.close(fd)
+    # Every other descriptor above stderr goes: the process keeps only what it was given.
+    start = 3
+    for target in sorted(t for t in wanted if t >= 3):
+        os.closerange(start, target)
+        start = target + 1
+    os.closerange(start, 1 << 16)
 
 
 def _confine(request: dict, zygote: Zygote, uid: int, workdir: str) -> None:
