@@ -536,6 +536,90 @@ def test_int_subclass_with_rigged_eq(verifier):
     assert "expected 42" in verdict.detail
 
 
+# A test that asks the returned object a question by method, with no isinstance check first, as
+# Qiskit-HumanEval/2 does (``assert result.equiv(solution)``): the honest answer is data, which
+# the judge rebuilds as the library's class; an object of the program's own class would answer
+# the question about itself.
+METHOD_TASK_TEST = (
+    "    from qiskit import QuantumCircuit\n"
+    "    from qiskit.quantum_info import Operator\n"
+    "    bell = QuantumCircuit(2)\n"
+    "    bell.h(0)\n"
+    "    bell.cx(0, 1)\n"
+    "    result = candidate()\n"
+    "    assert {question}, 'not a Bell circuit'\n"
+)
+HONEST_BELL = (
+    "from qiskit import QuantumCircuit\n"
+    "def make_bell():\n"
+    "    qc = QuantumCircuit(2)\n"
+    "    qc.h(0)\n"
+    "    qc.cx(0, 1)\n"
+    "    return qc\n"
+)
+SELF_VOUCHING = {
+    "result.count_ops() == {'h': 1, 'cx': 1}": "    def count_ops(self):\n"
+    "        return {'h': 1, 'cx': 1}\n",
+    "result.num_qubits == 2 and result.depth() == 2": "    num_qubits = 2\n"
+    "    def depth(self):\n        return 2\n",
+    "result.size() == 2 and result.num_nonlocal_gates() == 1": "    def size(self):\n"
+    "        return 2\n    def num_nonlocal_gates(self):\n        return 1\n",
+}
+
+
+@pytest.mark.parametrize("question", SELF_VOUCHING)
+def test_an_object_that_answers_the_tests_question_about_itself(verifier, question):
+    task = program_task(METHOD_TASK_TEST.format(question=question), entry_point="make_bell")
+    assert verifier.verify(task, HONEST_BELL).passed, "the honest circuit must pass this test"
+    code = f"class Looks:\n{SELF_VOUCHING[question]}def make_bell():\n    return Looks()\n"
+    verdict = assert_fooled_naive_not_us(verifier, task, code, expected=Outcome.ERROR)
+    assert "was not read from the candidate's" in verdict.detail, verdict.detail
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        "qiskit.transpiler.StagedPassManager",
+        "qiskit.primitives.PrimitiveJob",
+        "matplotlib.figure.Figure",
+    ],
+)
+def test_a_library_class_that_stays_in_the_child_adds_no_method_of_the_programs(verifier, base):
+    # A subclass of a class that is never data is presented as that class; the judge reads only
+    # the names that class declares, so the program's own `equiv` is not there to answer.
+    module, _, name = base.rpartition(".")
+    task = program_task(
+        METHOD_TASK_TEST.format(question="result.equiv(Operator(bell))"), entry_point="make_bell"
+    )
+    code = (
+        f"from {module} import {name}\n"
+        f"class Looks({name}):\n"
+        "    def __init__(self):\n"
+        "        pass\n"
+        "    def equiv(self, other):\n"
+        "        return True\n"
+        "def make_bell():\n"
+        "    return Looks()\n"
+    )
+    verdict = assert_fooled_naive_not_us(verifier, task, code, expected=Outcome.ERROR)
+    assert f"{name!r} object has no attribute 'equiv'" in verdict.detail, verdict.detail
+
+
+def test_humaneval_2_is_not_passed_by_an_object_whose_equiv_says_yes(verifier):
+    from qsandbox_env import load_tasks
+    from tests.conftest import humaneval_path
+
+    task = load_tasks(humaneval_path())["qiskitHumanEval/2"]
+    assert verifier.verify(task, task.canonical_solution).passed
+    code = (
+        "    class Looks:\n"
+        "        def equiv(self, other):\n"
+        "            return True\n"
+        "    return Looks()\n"
+    )
+    assert_fooled_naive_not_us(verifier, task, code, expected=Outcome.ERROR)
+
+
 def test_trace_function_that_jumps_over_the_assertion(verifier):
     code = (
         "import sys\n"

@@ -397,8 +397,6 @@ FORGER = (
 )
 
 
-
-
 def test_the_qpu_task_fails_a_circuit_that_prepares_zeros(qpu):
     assert qpu.verify(QPU_TASK, ZEROS).outcome is Outcome.FAILED
     assert qpu.verify(

@@ -78,9 +78,31 @@ def test_an_object_that_stays_in_the_child_never_answers_a_comparison(verifier):
     assert equal.outcome is Outcome.FAILED, equal.detail
     member = verdict_of(verifier, "    assert 42 in candidate()\n", program)
     assert not member.passed
-    # Its methods still answer: what they return is the candidate's data.
+    # Nor a named method: the candidate's own class would be vouching for itself.
     called = verdict_of(verifier, "    assert candidate().value() == 41\n", program)
-    assert called.passed, called.detail
+    assert called.outcome is Outcome.ERROR, called.detail
+    assert "AttributeError" in called.detail and "'value' was not read" in called.detail
+
+
+def test_an_object_of_the_programs_own_class_still_gives_values(verifier):
+    program = (
+        "class Bag:\n"
+        "    def __len__(self):\n"
+        "        return 3\n"
+        "    def __iter__(self):\n"
+        "        return iter([1, 2, 3])\n"
+        "    def __getitem__(self, i):\n"
+        "        return [1, 2, 3][i]\n"
+        "def solve():\n"
+        "    return Bag(), (lambda x: x * 2)\n"
+    )
+    test = (
+        "    bag, double = candidate()\n"
+        "    assert len(bag) == 3 and list(bag) == [1, 2, 3] and bag[2] == 3\n"
+        "    assert double(21) == 42\n"
+    )
+    verdict = verdict_of(verifier, test, program)
+    assert verdict.passed, verdict.detail
 
 
 def test_a_figure_stays_in_the_child_but_presents_its_class(verifier):
@@ -267,3 +289,27 @@ def test_a_big_array_crosses_intact(verifier):
     verdict = verdict_of(verifier, test, program)
     assert verdict.passed, verdict.detail
     assert np.isfinite(verdict.seconds)
+
+
+def test_a_handle_never_passes_for_a_class_whose_objects_are_data():
+    # The type names of a handle are the child's word. A child that rewrote its own encoder
+    # could name any loaded class; only classes that can never be data are presented.
+    import qiskit.quantum_info  # noqa: F401 - loaded, as in a test that imports it
+    from qiskit.transpiler import StagedPassManager
+    from qiskit.transpiler.passes import TrivialLayout
+
+    from qsandbox_env.sandbox.judge import presented_class
+
+    for names in (
+        ("qiskit.quantum_info.states.statevector.Statevector",),
+        ("qiskit.circuit.quantumcircuit.QuantumCircuit",),
+        ("qiskit.quantum_info.operators.operator.Operator", "builtins.object"),
+        ("program.Looks", "qiskit.quantum_info.operators.operator.Operator"),
+        ("qiskit.transpiler.passmanager.Looks", "builtins.object"),
+    ):
+        assert presented_class(names) is None, names
+    # A library class that cannot be data is presented as itself, or as the table's base.
+    trivial = "qiskit.transpiler.passes.layout.trivial_layout.TrivialLayout"
+    assert presented_class((trivial,)) is TrivialLayout
+    staged = ("program.Looks", "qiskit.transpiler.passmanager.StagedPassManager")
+    assert presented_class(staged) is StagedPassManager

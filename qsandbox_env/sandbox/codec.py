@@ -45,6 +45,7 @@ __all__ = [
     "decode",
     "encode",
     "handle_class",
+    "type_names",
     "write_back",
 ]
 
@@ -131,7 +132,8 @@ def _at(exc: CodecError, part: str) -> CodecError:
     return exc
 
 
-def _type_names(cls: type) -> list[str]:
+def type_names(cls: type) -> list[str]:
+    """The qualified names of ``cls`` and its bases, as a handle reference carries them."""
     return [f"{getattr(c, '__module__', None)}.{c.__qualname__}" for c in cls.__mro__]
 
 
@@ -333,7 +335,7 @@ class _Encoder:
         ident = self.to_handle(v)
         if type(ident) is not int or not 0 <= ident < (1 << 64):
             raise CodecError(f"{where}: to_handle returned {ident!r}, not an int in [0, 2**64)")
-        names = _type_names(t)[:MAX_HANDLE_NAMES]
+        names = type_names(t)[:MAX_HANDLE_NAMES]
         self.out.append(_T_HANDLE)
         self.out += _U64.pack(ident)
         self.out += _U16.pack(len(names))

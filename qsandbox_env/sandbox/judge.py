@@ -5,9 +5,10 @@ runs the model's code. It executes the task's own code (the prompt's imports and
 the test) and calls ``check`` with a proxy for the candidate's entry point. Each call crosses to
 the sandboxed child as data (:mod:`qsandbox_env.sandbox.codec`); what comes back is built here from
 that data alone: exact built-in types, arrays, circuits and ``quantum_info`` objects made by the
-libraries in this process. Objects that cannot be data come back as :class:`Remote` handles whose
-attribute reads and calls are forwarded; they never answer comparisons (``==``, ``in``), so an
-object that says "yes" to everything has nothing to say here.
+libraries in this process. Objects that cannot be data come back as handles: calls, iteration,
+indexing and conversions are forwarded, named attributes only where the handle presents a library
+class that declares them, and comparisons (``==``, ``in``) never, so an object that says "yes" to
+everything has nothing to say here.
 
 The verdict is decided here, from how ``check`` ended, and written to a descriptor the child never
 had. The child can only answer the calls it is asked, crash, hang, or report its own tampering,
@@ -240,9 +241,11 @@ class RemoteFunction:
 
 
 class _Handle:
-    """An object that stayed in the candidate's process: attribute reads are forwarded.
+    """An object that stayed in the candidate's process.
 
     Comparisons, hashing and membership are this handle's own (identity), never the candidate's.
+    Named attributes are never read from an object of the candidate's own class: a method the
+    test calls there (``result.equiv(expected)``) would be the candidate vouching for itself.
     """
 
     __slots__ = ("_channel", "_number", "_types")
@@ -253,9 +256,12 @@ class _Handle:
         self._types = types
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") and name.endswith("__"):
-            raise AttributeError(name)
-        return self._channel.getattr(self._number, name)
+        kind = self._types[0] if self._types else "object"
+        raise AttributeError(
+            f"{name!r} was not read from the candidate's {kind}: the judge reads no attribute "
+            "of an object of a class the program made; return data (numbers, strings, "
+            "containers, arrays, circuits, quantum_info objects) or a library object"
+        )
 
     def __str__(self) -> str:
         return _exact(self._channel.builtin(self._number, "str"), str)
@@ -266,7 +272,11 @@ class _Handle:
 
 
 class Remote(_Handle):
-    """A handle that also forwards calls, ``len``, iteration, indexing and conversions."""
+    """A handle that forwards calls, ``len``, iteration, indexing and conversions.
+
+    Each of these gives the test a value, and nothing a data answer could not give (a list of
+    that length, that item, that number); the test then judges the value itself.
+    """
 
     __slots__ = ()
 
@@ -365,19 +375,74 @@ _CLAIMING: dict[type, type] = {}
 
 
 def _claiming(cls: type) -> type:
-    """A Remote that presents ``cls`` to ``isinstance`` and ``type(...) ==``.
+    """A handle that presents ``cls`` to ``isinstance`` and ``type(...) ==``.
 
-    Only classes in the codec's table of handle classes (figures, jobs, pass managers, passes)
-    are presented; whatever a test then reads or calls on it is still forwarded to the child, and
-    comparisons stay the handle's own.
+    Only subclasses of the codec's table of handle classes (figures and their artists, jobs,
+    pass managers, passes, backends, primitives) are presented; their objects cannot be data.
+    The handle reads only the attributes ``cls`` declares (its methods and properties, and the
+    attributes its instances are made with) and forwards only the operations ``cls`` has, so a
+    program's own class that claims to be a pass manager has no ``equiv`` to answer. What those
+    reads and calls return is still the child's answer; comparisons stay the handle's own.
     """
     made = _CLAIMING.get(cls)
     if made is None:
         forwarded = {name: vars(Remote)[name] for name in _FORWARDED if hasattr(cls, name)}
-        body = {"__slots__": (), "_claim": cls, "__class__": property(lambda self: cls)}
+        body = {
+            "__slots__": (),
+            "_claim": cls,
+            "__class__": property(lambda self: cls),
+            "__getattr__": _read_declared,
+        }
         made = _Claim(cls.__name__, (_Handle,), {**body, **forwarded})
         _CLAIMING[cls] = made
     return made
+
+
+def _read_declared(handle: _Handle, name: str) -> Any:
+    cls = handle._claim  # type: ignore[attr-defined]
+    dunder = name.startswith("__") and name.endswith("__")
+    if dunder or not (hasattr(cls, name) or name in _instance_names(cls)):
+        raise AttributeError(f"{cls.__name__!r} object has no attribute {name!r}")
+    return handle._channel.getattr(handle._number, name)
+
+
+# Library objects made here once, to learn the attributes their instances carry (a staged pass
+# manager's stages, a pass manager's tasks, a figure's lists of artists); by qualified class name.
+_EXAMPLES: dict[str, Any] = {
+    "qiskit.transpiler.passmanager.StagedPassManager": lambda cls: cls(),
+    "qiskit.transpiler.passmanager.PassManager": lambda cls: cls(),
+    "matplotlib.figure.Figure": lambda cls: cls(),
+    "matplotlib.axes._axes.Axes": lambda cls: _figure().add_subplot(),
+    "matplotlib.text.Text": lambda cls: cls(),
+    "matplotlib.patches.Rectangle": lambda cls: cls((0, 0), 1, 1),
+    "matplotlib.patches.Patch": lambda cls: cls(),
+    "matplotlib.lines.Line2D": lambda cls: cls([], []),
+    "matplotlib.artist.Artist": lambda cls: cls(),
+}
+_INSTANCE_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _figure() -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure()
+
+
+def _instance_names(cls: type) -> frozenset[str]:
+    """The attribute names an instance of the nearest example class of ``cls`` is made with."""
+    names = _INSTANCE_NAMES.get(cls)
+    if names is None:
+        names = frozenset()
+        for base in cls.__mro__:
+            make = _EXAMPLES.get(f"{base.__module__}.{base.__qualname__}")
+            if make is not None:
+                try:
+                    names = frozenset(vars(make(base)))
+                except Exception:  # noqa: BLE001 - a library version whose class differs
+                    names = frozenset()
+                break
+        _INSTANCE_NAMES[cls] = names
+    return names
 
 
 def _is_transformation_pass(cls: type) -> bool:
@@ -394,25 +459,36 @@ def _remote_pass(handle: Remote) -> Any:
     """
     from qiskit.transpiler.basepasses import TransformationPass
 
+    channel, number = handle._channel, handle._number
+
     class CandidatePass(TransformationPass):
         def run(self, dag: Any) -> Any:
-            return handle.run(dag)
+            return channel.getattr(number, "run")(dag)
 
     return CandidatePass()
 
 
 # Packages whose classes a handle may present itself as, beyond the codec's table: the exact
-# class the child names, when its module is already loaded here (nothing is imported for it).
+# class the child names, when its module is already loaded here (nothing is imported for it) and
+# the class is a subclass of one in the table.
 _PRESENTABLE = ("qiskit.", "qiskit_aer.", "qiskit_ibm_runtime.", "matplotlib.")
 
 
 def presented_class(names: tuple[str, ...]) -> type | None:
-    """The library class a handle presents: its own class if loaded here, else the table's."""
+    """The library class a handle presents: its own class if loaded here, else the table's.
+
+    The names are the child's word; whichever class they pick, it is one whose objects can never
+    be data (a ``Statevector`` or ``Operator`` always crosses as data, never as a handle).
+    """
     if names and type(names[0]) is str and names[0].startswith(_PRESENTABLE):
         module_name, _, qualname = names[0].rpartition(".")
         module = sys.modules.get(module_name)
         found = getattr(module, qualname, None) if module is not None and qualname else None
-        if isinstance(found, type) and not issubclass(found, BaseException):
+        if (
+            isinstance(found, type)
+            and not issubclass(found, BaseException)
+            and codec.handle_class(tuple(codec.type_names(found))) is not None
+        ):
             return found
     return codec.handle_class(names)
 
