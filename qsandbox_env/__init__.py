@@ -27,8 +27,8 @@ _EXPORTS = {
     "parse_target": "qsandbox_env.targets",
     "QiskitCodeEnv": "qsandbox_env.env",
     "Broker": "qsandbox_env.broker",
-    "Budget": "qsandbox_env.broker",
-    "BudgetLedger": "qsandbox_env.broker",
+    "Budget": "qsandbox_env.budget",
+    "BudgetLedger": "qsandbox_env.budget",
 }
 
 __all__ = [
@@ -51,7 +51,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from qsandbox_env.broker import Broker, Budget, BudgetLedger
+    from qsandbox_env.broker import Broker
+    from qsandbox_env.budget import Budget, BudgetLedger
     from qsandbox_env.env import QiskitCodeEnv
     from qsandbox_env.extract import extract_code
     from qsandbox_env.program import Program, assemble

@@ -35,7 +35,7 @@ from qsandbox_env.tasks import Task, TaskSet, load_tasks
 from qsandbox_env.verifier import SandboxError, Verdict, Verifier
 
 if TYPE_CHECKING:
-    from qsandbox_env.broker import Budget
+    from qsandbox_env.budget import Budget
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -258,7 +258,7 @@ def qpu_budget(args: argparse.Namespace, target: str | None) -> Budget | None:
             f"--qpu-jobs/--qpu-shots/--qpu-seconds limit QPU spending, and --target "
             f"{target or 'aer'} spends none; use them with an ibm:<backend> target"
         )
-    from qsandbox_env.broker import Budget
+    from qsandbox_env.budget import Budget
 
     return Budget(**limits)
 

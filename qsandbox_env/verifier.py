@@ -27,7 +27,8 @@ from qsandbox_env.targets import Target, parse_target
 from qsandbox_env.tasks import Task
 
 if TYPE_CHECKING:
-    from qsandbox_env.broker import Broker, Budget, BudgetLedger
+    from qsandbox_env.broker import Broker
+    from qsandbox_env.budget import Budget, BudgetLedger
 
 __all__ = ["DEFAULT_PRELOAD", "Outcome", "SandboxError", "Verdict", "Verifier"]
 
@@ -157,8 +158,8 @@ class Verifier:
             (default: one with the account from ``QISKIT_IBM_TOKEN``/the saved account and
             ``budget``). Programs get a credential-free proxy; the broker holds the account.
             ``Broker(QiskitRuntimeLocalService())`` serves fake devices offline.
-        budget: the :class:`~qsandbox_env.broker.Budget` of the default broker (jobs, shots,
-            QPU seconds), or a :class:`~qsandbox_env.broker.BudgetLedger` it shares with other
+        budget: the :class:`~qsandbox_env.budget.Budget` of the default broker (jobs, shots,
+            QPU seconds), or a :class:`~qsandbox_env.budget.BudgetLedger` it shares with other
             Verifiers; a program refused for budget gets the ``budget`` outcome.
         profile: run programs in the interpreter of an execution profile made with
             ``qsandbox profile create NAME ...`` (instead of ``python=``).
@@ -380,7 +381,8 @@ def _make_broker(
     target: Target, broker: Broker | None, budget: Budget | BudgetLedger | None
 ) -> Broker | None:
     """The broker an ``ibm:`` target submits through; other targets take none."""
-    from qsandbox_env.broker import Broker, Budget, BudgetLedger
+    from qsandbox_env.broker import Broker
+    from qsandbox_env.budget import Budget, BudgetLedger
 
     if broker is not None and not isinstance(broker, Broker):
         raise TypeError(f"broker: expected a qsandbox_env.Broker, got {type(broker).__name__}")
