@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from qsandbox_env.prompts import task_messages
 from qsandbox_env.tasks import Task
 
 __all__ = [
@@ -105,8 +106,6 @@ def query_for(task: Task) -> Query:
         >>> [message["role"] for message in query.messages]
         ['system', 'user']
     """
-    from qsandbox_env.env import task_messages  # gymnasium: imported when a query is built
-
     return Query(task, task.prompt, tuple(task_messages(task)))
 
 

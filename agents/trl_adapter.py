@@ -9,7 +9,7 @@ Three pieces, each a thin layer over the project's one execution path, the `Veri
   whole batch in parallel with one shared `Verifier` (`Verifier.verify_many`).
 - `make_dataset`: a ``datasets.Dataset`` with the ``prompt`` (chat messages or text) and
   ``task_id`` columns the trainer and the reward need, from any task source, with the prompts the
-  Gymnasium environment shows (`qsandbox_env.env.task_messages`).
+  Gymnasium environment shows (`qsandbox_env.prompts.task_messages`).
 - `QiskitToolEnvironment`: an environment for ``GRPOTrainer(environment_factory=...)``: reset
   from the dataset row, a ``run_tests`` tool the model may call, and ``get_reward`` from the last
   verdict.
@@ -31,8 +31,8 @@ import importlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from qsandbox_env.env import feedback, task_messages
 from qsandbox_env.extract import Completion, completion_text
+from qsandbox_env.prompts import feedback, task_messages
 from qsandbox_env.tasks import Task, TaskSet, load_tasks
 from qsandbox_env.verifier import Outcome, Verdict, Verifier
 

@@ -12,23 +12,19 @@ from typing import Any
 import gymnasium
 from gymnasium import spaces
 
+from qsandbox_env.prompts import (  # noqa: F401 - still importable from here, as before
+    COMPLETION_INSTRUCTION,
+    FEEDBACK_LIMIT,
+    PROGRAM_INSTRUCTION,
+    SYSTEM_PROMPT,
+    feedback,
+    task_messages,
+)
 from qsandbox_env.targets import Target, parse_target
 from qsandbox_env.tasks import Task, TaskSet, load_tasks
 from qsandbox_env.verifier import Verdict, Verifier
 
 MAX_TEXT = 1 << 20  # characters: longer prompts or programs are not Qiskit tasks
-
-SYSTEM_PROMPT = (
-    "You are an expert Qiskit programmer. Answer with Python code only, in one ```python fenced "
-    "block. Use the current Qiskit 2.x API (V2 primitives, qiskit-aer, qiskit-ibm-runtime); do not "
-    "use removed APIs such as qiskit.execute or qiskit.providers.aer."
-)
-COMPLETION_INSTRUCTION = (
-    "Complete the function below. Return the whole function, signature included, with any "
-    "imports it needs."
-)
-PROGRAM_INSTRUCTION = "Write the complete program, with its imports."
-FEEDBACK_LIMIT = 2000
 
 
 class UnicodeText(spaces.Text):
@@ -203,24 +199,6 @@ class QiskitCodeEnv(gymnasium.Env[str, str]):
         }
 
 
-def task_messages(task: Task) -> list[dict[str, str]]:
-    """The chat messages the environment shows for ``task``: a system prompt, then the task.
-
-    Benchmarks and trainers call this too, so a model is always shown exactly what the
-    environment shows it.
-
-    Example:
-        >>> from qsandbox_env import load_tasks
-        >>> [m["role"] for m in task_messages(next(iter(load_tasks("bundled").values())))]
-        ['system', 'user']
-    """
-    instruction = COMPLETION_INSTRUCTION if task.format == "completion" else PROGRAM_INSTRUCTION
-    return [
-        {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": f"{instruction}\n\n{task.prompt}"},
-    ]
-
-
 def _choose_target(target: str | Target | None, verifier: Verifier | None) -> Target:
     """The environment's target: the one asked for, which a shared verifier must run."""
     if target is None:
@@ -232,11 +210,3 @@ def _choose_target(target: str | Target | None, verifier: Verifier | None) -> Ta
             f"{chosen.spec!r}; pass a Verifier(target={chosen.spec!r}) or leave target unset"
         )
     return chosen
-
-
-def feedback(verdict: Verdict) -> str:
-    """What a repair attempt is told: the outcome and the tail of the error."""
-    detail = verdict.detail.strip()
-    if len(detail) > FEEDBACK_LIMIT:
-        detail = "…" + detail[-FEEDBACK_LIMIT:]
-    return f"Your code did not pass ({verdict.outcome.value}).\n{detail}\nFix it and answer again."

@@ -37,7 +37,7 @@ from agents.grpo.losses import (
     token_log_probs,
 )
 from agents.grpo.metrics import MetricsLogger
-from qsandbox_env.env import COMPLETION_INSTRUCTION, PROGRAM_INSTRUCTION, SYSTEM_PROMPT
+from qsandbox_env.prompts import task_messages
 from qsandbox_env.tasks import Task
 from qsandbox_env.verifier import Outcome, Verdict
 
@@ -272,7 +272,7 @@ class GRPOTrainer:
         if not self._uses_chat_template():
             return task.prompt
         return self.tokenizer.apply_chat_template(
-            chat_messages(task), tokenize=False, add_generation_prompt=True
+            task_messages(task), tokenize=False, add_generation_prompt=True
         )
 
     def _uses_chat_template(self) -> bool:
@@ -594,15 +594,6 @@ def learning_rate(config: GRPOConfig, step: int) -> float:
     if config.lr_schedule == "linear":
         return config.learning_rate * (1.0 - step / config.steps)
     return config.learning_rate
-
-
-def chat_messages(task: Task) -> list[dict[str, str]]:
-    """The chat messages `QiskitCodeEnv` shows for ``task``: system prompt, instruction, prompt."""
-    instruction = COMPLETION_INSTRUCTION if task.format == "completion" else PROGRAM_INSTRUCTION
-    return [
-        {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": f"{instruction}\n\n{task.prompt}"},
-    ]
 
 
 def _task_list(tasks: Any, name: str) -> list[Task]:
