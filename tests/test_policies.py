@@ -436,10 +436,50 @@ def test_hf_rejects_an_unknown_dtype():
         choose_dtype(torch, "cpu", "int3")
 
 
+@pytest.mark.parametrize("written", ["./no-such-model", "../no-such-model", "{tmp}/absent"])
+def test_hf_a_path_that_does_not_exist_is_named_as_a_missing_directory(tmp_path, written):
+    # Not transformers' "Repo id must use alphanumeric chars": the spec was a path.
+    spec = written.format(tmp=tmp_path)
+    with pytest.raises(PolicyError, match=r"^hf agent: no model directory at ") as info:
+        make_policy(f"hf:{spec}")
+    assert "does not exist" in str(info.value) and "save_pretrained" in str(info.value)
+
+
+def test_hf_a_directory_that_holds_no_model_is_refused_before_loading(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a model")
+    with pytest.raises(PolicyError, match=r"without config\.json"):
+        make_policy(f"hf:{tmp_path}")
+
+
 @pytest.mark.torch
-def test_hf_missing_model_directory_is_a_policy_error(tmp_path):
+def test_hf_a_directory_that_cannot_be_loaded_is_a_policy_error(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
     with pytest.raises(PolicyError, match=r"^hf agent: cannot load "):
-        make_policy(f"hf:{tmp_path / 'absent'}")
+        make_policy(f"hf:{tmp_path}")
+
+
+def test_openai_without_a_server_or_a_key_is_refused_at_once(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    started = time.monotonic()
+    with pytest.raises(PolicyError) as info:
+        make_policy("openai:foo")
+    assert time.monotonic() - started < 1.0
+    message = str(info.value)
+    assert "https://api.openai.com/v1" in message and "$OPENAI_API_KEY is not set" in message
+    assert "openai:foo@http://localhost:8000/v1" in message
+
+
+def test_openai_without_a_server_says_which_it_uses(monkeypatch, capsys):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with make_policy("openai:foo") as policy:
+        assert policy.base_url == "https://api.openai.com/v1"
+    assert "using https://api.openai.com/v1" in capsys.readouterr().err
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    with make_policy("openai:foo") as policy:
+        assert policy.base_url == "http://127.0.0.1:9/v1"
 
 
 def test_a_policy_builder_travels_by_pickle_to_a_process_whose_registry_lacks_its_prefix(

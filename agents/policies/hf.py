@@ -16,6 +16,7 @@ raise ``ImportError`` with the ``pip install`` command. This module never runs g
 
 from __future__ import annotations
 
+import pathlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -94,6 +95,7 @@ class HFPolicy(Policy):
             raise ValueError("hf agent: expected 'hf:<path-or-hub-id>', got no model")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+        _check_local_path(model)
         torch, transformers = _import_torch()
         self._torch = torch
         self.name = f"hf:{model}"
@@ -107,7 +109,7 @@ class HFPolicy(Policy):
             self.model = transformers.AutoModelForCausalLM.from_pretrained(
                 model, dtype=self.dtype, trust_remote_code=trust_remote_code
             ).to(self.device)
-        except OSError as error:
+        except (OSError, ValueError) as error:  # missing files; a config transformers rejects
             raise PolicyError(f"hf agent: cannot load {model!r}: {error}") from None
         self.model.eval()
         self.tokenizer.padding_side = "left"  # generation appends on the right
@@ -177,6 +179,27 @@ class HFPolicy(Policy):
         self.model = None
         if self.device.startswith("cuda"):
             self._torch.cuda.empty_cache()
+
+
+def _check_local_path(model: str) -> None:
+    """Refuse a spec written as a local path (``./``, ``../``, ``/``, ``~``) that is not a model
+    directory, before ``from_pretrained`` reads it as a malformed hub id."""
+    path = pathlib.Path(model).expanduser()
+    if not model.startswith((".", "/", "~")) and not path.exists():
+        return  # a hub id
+    if not path.exists():
+        raise PolicyError(
+            f"hf agent: no model directory at {model!r} ({path.resolve()} does not exist). Give "
+            "the path of a directory written by save_pretrained (config.json and weights), or a "
+            "hub id such as 'hf:Qwen/Qwen2.5-Coder-1.5B-Instruct'"
+        )
+    saved = ("config.json", "adapter_config.json")
+    if path.is_dir() and not any((path / name).is_file() for name in saved):
+        raise PolicyError(
+            f"hf agent: {model!r} is a directory without config.json (or a LoRA "
+            "adapter_config.json), so not a saved model: point at the directory save_pretrained "
+            "wrote"
+        )
 
 
 def make(argument: str, **options: Any) -> HFPolicy:

@@ -27,6 +27,7 @@ import http.client
 import json
 import os
 import random
+import sys
 import threading
 import time
 import urllib.error
@@ -275,8 +276,12 @@ def _require_positive(name: str, value: object, kinds: type | tuple[type, ...]) 
 
 
 def make(argument: str, **options: Any) -> OpenAIPolicy:
-    """Build the policy from the spec's argument, ``<model>@<base-url>`` (or just ``<model>``,
-    for the OpenAI API). The model name may itself contain ``@``: the last one splits.
+    """Build the policy from the spec's argument, ``<model>@<base-url>``.
+
+    The model name may itself contain ``@``: the last one splits. Without ``@<base-url>`` the
+    server is ``$OPENAI_BASE_URL``, else the OpenAI API, which needs the key's variable set: a
+    spec that would reach the OpenAI API with no key is refused at once, saying how to name a
+    local server. Which server is used is said on stderr.
 
     Example:
         >>> policy = make("qwen2.5-coder:7b@http://localhost:11434/v1")
@@ -286,5 +291,15 @@ def make(argument: str, **options: Any) -> OpenAIPolicy:
     """
     model, sep, base_url = argument.rpartition("@")
     if not sep:
-        model, base_url = argument, DEFAULT_BASE_URL
+        model, base_url = argument, os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        key_env = options.get("api_key_env", "OPENAI_API_KEY")
+        if base_url == DEFAULT_BASE_URL and not os.environ.get(key_env):
+            raise PolicyError(
+                f"openai agent: 'openai:{argument}' names no server, so it would go to the "
+                f"OpenAI API at {DEFAULT_BASE_URL}, and ${key_env} is not set. For a local "
+                f"server add its URL: 'openai:{argument}@http://localhost:8000/v1' (vLLM) or "
+                f"'@http://localhost:11434/v1' (Ollama); for the OpenAI API set ${key_env}; "
+                "or set $OPENAI_BASE_URL"
+            )
+        print(f"openai agent: no @<base-url> in the spec; using {base_url}", file=sys.stderr)
     return OpenAIPolicy(model, base_url, **options)
