@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Task": "qsandbox_env.tasks",
     "TaskSet": "qsandbox_env.tasks",
-    "load_tasks": "qsandbox_env.tasks",
+    "load_tasks": "qsandbox_env.sources",
     "extract_code": "qsandbox_env.extract",
     "Program": "qsandbox_env.program",
     "assemble": "qsandbox_env.program",
@@ -56,8 +56,9 @@ if TYPE_CHECKING:
     from qsandbox_env.env import QiskitCodeEnv
     from qsandbox_env.extract import extract_code
     from qsandbox_env.program import Program, assemble
+    from qsandbox_env.sources import load_tasks
     from qsandbox_env.targets import Target, parse_target
-    from qsandbox_env.tasks import Task, TaskSet, load_tasks
+    from qsandbox_env.tasks import Task, TaskSet
     from qsandbox_env.verifier import Outcome, SandboxError, Verdict, Verifier
 
 

@@ -31,7 +31,8 @@ from typing import IO, TYPE_CHECKING, Any
 from qsandbox_env import __version__
 from qsandbox_env.extract import completion_text
 from qsandbox_env.program import FIT_POLICIES
-from qsandbox_env.tasks import Task, TaskSet, load_tasks
+from qsandbox_env.sources import load_tasks
+from qsandbox_env.tasks import Task, TaskSet
 from qsandbox_env.verifier import SandboxError, Verdict, Verifier
 
 if TYPE_CHECKING:

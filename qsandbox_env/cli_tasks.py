@@ -1,6 +1,6 @@
 """``qsandbox tasks list|show|check SOURCE``: look at a task source from a shell.
 
-SOURCE is anything `qsandbox_env.tasks.load_tasks` takes: ``bundled``, ``procedural``,
+SOURCE is anything `qsandbox_env.sources.load_tasks` takes: ``bundled``, ``procedural``,
 ``qiskit-humaneval``, ``qiskit-humaneval-hard``, a task file, or a hub id. Source options
 (``--n``, ``--seed``, ``--family``, ``--difficulty`` for ``procedural``; ``--path`` for the
 Qiskit-HumanEval sources; ``--split`` for hub datasets) are passed to the loader only when given,
@@ -35,7 +35,8 @@ from qsandbox_env.cli import (
     check_canonical_solutions,
     register,
 )
-from qsandbox_env.tasks import Task, TaskSet, load_tasks
+from qsandbox_env.sources import load_tasks
+from qsandbox_env.tasks import Task, TaskSet
 
 __all__ = ["task_record", "task_summary"]
 
@@ -157,7 +158,7 @@ def task_summary(task: Task, width: int = SUMMARY_WIDTH) -> str:
 
 
 def task_record(task: Task) -> dict[str, Any]:
-    """``task`` as a task-file record: `qsandbox_env.tasks.load_file` reads it back unchanged.
+    """``task`` as a task-file record: `qsandbox_env.taskfile.load_file` reads it back unchanged.
 
     Example:
         >>> task = Task("t/0", "def f():\\n", "def check(c):\\n    pass\\n", "f")

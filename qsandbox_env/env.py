@@ -20,8 +20,9 @@ from qsandbox_env.prompts import (  # noqa: F401 - still importable from here, a
     feedback,
     task_messages,
 )
+from qsandbox_env.sources import load_tasks
 from qsandbox_env.targets import Target, parse_target
-from qsandbox_env.tasks import Task, TaskSet, load_tasks
+from qsandbox_env.tasks import Task, TaskSet
 from qsandbox_env.verifier import Verdict, Verifier
 
 MAX_TEXT = 1 << 20  # characters: longer prompts or programs are not Qiskit tasks

@@ -2,7 +2,7 @@
 
 `load_hub` fetches a dataset with the ``datasets`` library and turns its rows into a `TaskSet`
 through the same per-record validation and format detection as task files
-(:func:`qsandbox_env.tasks.tasks_from_records`), so a hub copy and a downloaded JSON file of the
+(:func:`qsandbox_env.taskfile.tasks_from_records`), so a hub copy and a downloaded JSON file of the
 same data give the same tasks. `load_qiskit_humaneval` and `load_qiskit_humaneval_hard` back the
 named sources ``"qiskit-humaneval"`` and ``"qiskit-humaneval-hard"``: a local file when given a
 ``path``, otherwise the hub.
@@ -21,7 +21,8 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from qsandbox_env.tasks import TaskSet, load_file, tasks_from_records
+from qsandbox_env.taskfile import load_file, tasks_from_records
+from qsandbox_env.tasks import TaskSet
 
 __all__ = [
     "QISKIT_HUMANEVAL",

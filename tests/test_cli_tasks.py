@@ -16,7 +16,8 @@ import pytest
 
 from qsandbox_env import cli
 from qsandbox_env.cli_tasks import task_record, task_summary
-from qsandbox_env.tasks import Task, load_tasks
+from qsandbox_env.sources import load_tasks
+from qsandbox_env.tasks import Task
 from tests.conftest import ROOT
 
 GOOD = {

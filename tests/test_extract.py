@@ -7,7 +7,8 @@ import time
 import pytest
 
 from qsandbox_env.extract import completion_text, defines_function, extract_code
-from qsandbox_env.tasks import Task, load_tasks
+from qsandbox_env.sources import load_tasks
+from qsandbox_env.tasks import Task
 from qsandbox_env.verifier import Outcome
 
 BELL = Task(

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from qsandbox_env.hub import load_hub, tasks_from_rows
-from qsandbox_env.tasks import load_tasks
+from qsandbox_env.sources import load_tasks
 from tests.conftest import ROOT, humaneval_path
 
 datasets = pytest.importorskip("datasets")

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from qsandbox_env.tasks import SOURCES, Task, TaskSet, load_tasks
+from qsandbox_env.sources import SOURCES, load_tasks
+from qsandbox_env.tasks import Task, TaskSet
 
 QISKIT_HUMANEVAL = (
     Path(__file__).resolve().parents[2]
@@ -326,6 +327,14 @@ def test_a_missing_file_names_the_path(tmp_path: Path) -> None:
     )
     with pytest.raises(FileNotFoundError, match=f"^{re.escape(expected)}$"):
         load_tasks(path)
+
+
+def test_the_old_import_path_of_load_tasks_warns_and_gives_the_same_function() -> None:
+    import qsandbox_env.tasks
+
+    with pytest.warns(DeprecationWarning, match=r"import load_tasks from qsandbox_env\.sources$"):
+        old = qsandbox_env.tasks.load_tasks
+    assert old is load_tasks
 
 
 def test_a_named_source_loads_the_packaged_file() -> None:
