@@ -140,16 +140,16 @@ def run_grpo(args: argparse.Namespace) -> int:
     tasks = _load(args.tasks, _task_options(args.task_option))
     eval_tasks = _load(args.eval_tasks, {}) if args.eval_tasks else None
     torch, transformers = _import_torch()
-    from agents.bench.runner import BenchError, build_verifier
     from agents.grpo import checkpoint
     from agents.grpo.trainer import GRPOTrainer
+    from agents.verifying import VerifierError, build_verifier
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, tokenizer = _load_model(transformers, torch, args.model, config, device)
     torch.manual_seed(config.seed)
     try:
         verifier = build_verifier(args.workers, args.timeout, None, args.ray)
-    except BenchError as error:  # --ray: no Ray, a cluster too small, actors that did not start
+    except VerifierError as error:  # --ray: no Ray, a cluster too small, actors that did not start
         raise CLIError(str(error)) from None
     with _closing(verifier) as verifier:
         trainer = GRPOTrainer(

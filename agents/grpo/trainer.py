@@ -37,6 +37,7 @@ from agents.grpo.losses import (
     token_log_probs,
 )
 from agents.grpo.metrics import MetricsLogger
+from agents.verifying import VerifierLike
 from qsandbox_env.prompts import task_messages
 from qsandbox_env.tasks import Task
 from qsandbox_env.verifier import Outcome, Verdict
@@ -75,12 +76,6 @@ METRICS = (
     "time/programs_per_s",
     "eval/pass@1",
 )
-
-
-class VerifierLike(Protocol):
-    """What the trainer needs from a verifier: `Verifier.verify_many`'s signature."""
-
-    def verify_many(self, pairs: Sequence[tuple[Task, str]]) -> list[Verdict]: ...
 
 
 class Generator(Protocol):
