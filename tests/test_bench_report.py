@@ -84,3 +84,22 @@ def test_runs_compared_in_one_chart(tmp_path):
     path = tmp_path / "compare.png"
     report.write_compare_chart(runs, str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_compare_draws_the_chart_it_is_asked_for(tmp_path, capsys):
+    from qsandbox_env.cli import main
+
+    runs = []
+    for name, outcome in (("oracle", "passed"), ("stale", "failed")):
+        directory = tmp_path / name
+        directory.mkdir()
+        report.write_json(summary_of(outcome, agent=name), str(directory / "summary.json"))
+        runs.append(str(directory))
+    chart = tmp_path / "compare.png"
+    assert main(["bench", "compare", *runs, "--chart", str(chart)]) == 0
+    out = capsys.readouterr().out
+    assert "oracle" in out and f"wrote {chart}" in out
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # --chart belongs to compare: a benchmark run refuses it rather than ignoring it.
+    assert main(["bench", "--agent", "oracle", "--chart", str(chart)]) != 0
+    assert "--chart draws compared runs" in capsys.readouterr().err

@@ -58,6 +58,11 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         metavar="compare DIR",
         help="`qsandbox bench compare DIR...`: print finished runs side by side",
     )
+    parser.add_argument(
+        "--chart",
+        metavar="PNG",
+        help="bench compare: also draw the runs' pass@k side by side into this PNG",
+    )
     run = parser.add_argument_group("what to run")
     run.add_argument(
         "--agent", help="oracle | stale-api | hf:<path-or-hub-id> | openai:<model>@<base-url>"
@@ -146,6 +151,10 @@ def main_bench(args: argparse.Namespace) -> int:
     """Run ``qsandbox bench`` (or ``bench compare``) for parsed ``args``; return the exit code."""
     if args.compare:
         return _compare(args)
+    if args.chart:
+        raise CLIError(
+            "bench: --chart draws compared runs: `qsandbox bench compare DIR... --chart PNG`"
+        )
     for flag in ("agent", "tasks", "out"):
         if getattr(args, flag) is None:
             raise CLIError(f"bench: --{flag} is required (or use `qsandbox bench compare DIR...`)")
@@ -265,6 +274,12 @@ def _compare(args: argparse.Namespace) -> int:
         except (OSError, json.JSONDecodeError) as error:
             raise CLIError(f"bench compare: cannot read {path}: {error}") from None
     print(report.compare_table(summaries))
+    if args.chart:
+        try:
+            report.write_compare_chart(summaries, args.chart)
+        except OSError as error:
+            raise CLIError(f"bench compare: cannot write {args.chart}: {error}") from None
+        print(f"wrote {args.chart}")
     return 0
 
 

@@ -229,6 +229,8 @@ def write_outputs(
         "task_source": config.tasks if not config.data else f"{config.tasks} ({config.data})",
         "target": config.target or "default",
         "fit": config.fit,
+        "timeout": config.timeout,
+        "versions": report.library_versions(),
         "sampling": {**asdict(config.params), "stop": list(config.params.stop)},
         "seconds_this_invocation": round(seconds, 2),
     }
