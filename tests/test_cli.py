@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from qsandbox_env import Budget, __version__, cli
+from qsandbox_env.cli import verify, verifying
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,7 +83,7 @@ def no_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("a Verifier was started")
 
-    monkeypatch.setattr(cli, "Verifier", refuse)
+    monkeypatch.setattr(verifying, "Verifier", refuse)
 
 
 def run_cli(*argv: str | Path) -> int:
@@ -96,7 +97,7 @@ def check_results(lines: list[dict[str, Any]]) -> None:
     assert lines[1]["error_type"] == "AssertionError"
     assert [line["completion"] for line in lines] == [sample["completion"] for sample in SAMPLES]
     assert all("code" not in line for line in lines)
-    assert len(lines[2]["output"]) <= cli.OUTPUT_LIMIT
+    assert len(lines[2]["output"]) <= verifying.OUTPUT_LIMIT
     assert lines[2]["output"].startswith("xxx")
 
 
@@ -187,7 +188,7 @@ def test_verify_reads_the_answer_fields_and_chat_replies_of_other_harnesses(data
 
 
 def test_the_text_of_each_layout_is_what_gets_verified(data) -> None:
-    samples = cli.read_samples(
+    samples = verify.read_samples(
         str(write_jsonl(data["root"] / "l.jsonl", OTHER_LAYOUTS)), _tasks(data)
     )
     assert [sample.completion for sample in samples] == [
@@ -261,12 +262,12 @@ def test_verify_rejects_an_empty_samples_file(data, capsys, no_sandbox) -> None:
     assert "no samples" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", ["verify", "check-tasks"])
+@pytest.mark.parametrize("command", ["verify", "tasks check"])
 def test_missing_tasks_file_is_an_error_without_traceback(data, capsys, no_sandbox, command):
     missing = data["root"] / "missing.json"
     argv = (
-        ["check-tasks", missing]
-        if command == "check-tasks"
+        ["tasks", "check", missing]
+        if command == "tasks check"
         else ["verify", "--tasks", missing, "--samples", data["samples"]]
     )
     assert run_cli(*argv) == 2
@@ -279,7 +280,7 @@ def test_missing_tasks_file_is_an_error_without_traceback(data, capsys, no_sandb
 def test_malformed_tasks_file_is_an_error(data, capsys, no_sandbox) -> None:
     tasks = data["root"] / "malformed.json"
     tasks.write_text(json.dumps([{"task_id": "demo/x"}]), encoding="utf-8")
-    assert run_cli("check-tasks", tasks) == 2
+    assert run_cli("tasks", "check", tasks) == 2
     err = capsys.readouterr().err
     assert err.startswith("qsandbox: error: ") and "field 'prompt' is missing" in err
 
@@ -317,13 +318,13 @@ def test_bad_target_or_profile_is_a_usage_error(
 
 def test_check_tasks_runs_on_a_fake_device_target(data, capsys, monkeypatch) -> None:
     started: list[dict[str, Any]] = []
-    real = cli.Verifier
+    real = verifying.Verifier
 
     def recording(*args: Any, **kwargs: Any) -> Any:
         started.append(kwargs)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cli, "Verifier", recording)
+    monkeypatch.setattr(verifying, "Verifier", recording)
     code = run_cli("check-tasks", data["good"], "--workers", "1", "--target", "fake:FakeManilaV2")
     assert code == 0, capsys.readouterr()
     assert "checked 2 canonical solutions: 2 passed" in capsys.readouterr().out
@@ -385,7 +386,7 @@ def test_a_negative_or_endless_qpu_limit_is_a_usage_error(data, capsys, option, 
 def test_the_qpu_budget_options_reach_the_verifiers_broker(data, capsys) -> None:
     argv = ["check-tasks", str(data["good"]), "--target", "ibm:fake_manila"]
     args = cli.build_parser().parse_args([*argv, "--qpu-jobs", "3", "--qpu-seconds", "90"])
-    with cli._verifier(args, 1) as verifier:
+    with verifying.verifier_from_args(args, 1) as verifier:
         assert verifier.broker is not None
         assert verifier.broker.budget == Budget(jobs=3, seconds=90.0)
     assert "no QPU budget" not in capsys.readouterr().err

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from qsandbox_env import cli
-from qsandbox_env.cli_tasks import task_record, task_summary
+from qsandbox_env.cli.tasks import task_record, task_summary
 from qsandbox_env.sources import load_tasks
 from qsandbox_env.tasks import Task
 from tests.conftest import ROOT
@@ -164,6 +164,22 @@ def test_check_of_a_generated_set_passes(capsys) -> None:
     code, out, _ = run(capsys, "check", "procedural", "--n", "2", "--seed", "1", "--workers", "1")
     assert code == 0, out
     assert "checked 2 canonical solutions: 2 passed" in out
+
+
+def test_check_tasks_warns_that_it_is_deprecated_and_reports_as_tasks_check(
+    capsys, tmp_path
+) -> None:
+    path = write_jsonl(tmp_path / "tasks.jsonl", [GOOD, BROKEN])
+    code, out, err = run(capsys, "check", path, "--workers", "1")
+    old_code = cli.main(["check-tasks", path, "--workers", "1"])
+    old = capsys.readouterr()
+    assert old.err == (
+        "qsandbox: warning: check-tasks is deprecated; use `qsandbox tasks check FILE`, which "
+        "does the same\n"
+    )
+    assert err == ""
+    assert old_code == code == 1
+    assert old.out.splitlines()[:-1] == out.splitlines()[:-1]  # all but the wall time
 
 
 # --- the installed console script -----------------------------------------------------------------

@@ -17,7 +17,7 @@ import argparse
 import sys
 
 from qsandbox_env import profiles
-from qsandbox_env.cli import CLIError, Command, register
+from qsandbox_env.cli.registry import CLIError, Command, register
 
 
 def _configure(parser: argparse.ArgumentParser) -> None:

@@ -10,35 +10,42 @@ so a source that does not take one says so.
   of the entry point's docstring when the prompt has one, else the prompt's first line);
   ``--jsonl`` prints the tasks as task-file records instead, to save a generated set.
 - ``show SOURCE ID`` prints one task whole: its fields, prompt, test and canonical solution.
-- ``check`` runs every canonical solution through the Verifier, exactly as ``check-tasks`` does.
+- ``check`` runs every canonical solution through the Verifier and reports the ones that do not
+  pass (exit code 1 if any). ``qsandbox check-tasks FILE``, its older spelling, still works: it
+  warns on stderr that it is deprecated, then does the same.
 
 This module only loads and prints tasks. It must never run a task's code itself (``check`` goes
-through the Verifier, via `qsandbox_env.cli.check_canonical_solutions`), nor start a sandbox
-before the source has loaded.
+through the Verifier, via `check_canonical_solutions`), nor start a sandbox before the source has
+loaded.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import re
 import sys
-from collections.abc import Callable
-from typing import Any
+import time
+from collections.abc import Callable, Sequence
+from typing import IO, Any
 
-from qsandbox_env.cli import (
-    CLIError,
-    Command,
-    _add_verifier_options,
-    _positive_int,
-    check_canonical_solutions,
-    register,
+from qsandbox_env.cli.registry import PROG, CLIError, Command, register
+from qsandbox_env.cli.verifying import (
+    add_verifier_options,
+    load_task_file,
+    open_output,
+    outcome_counts,
+    positive_int,
+    result_record,
+    verify_in_chunks,
 )
 from qsandbox_env.sources import load_tasks
 from qsandbox_env.tasks import Task, TaskSet
+from qsandbox_env.verifier import Verdict
 
-__all__ = ["task_record", "task_summary"]
+__all__ = ["check_canonical_solutions", "task_record", "task_summary"]
 
 SUMMARY_WIDTH = 72  # characters of summary per line of ``list``
 _DOCSTRING_START = re.compile(r"^[ \t]+[rRuU]?(?:\"\"\"|''')[ \t]*(.*)$", re.MULTILINE)
@@ -65,7 +72,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     check.add_argument(
         "--json", metavar="PATH", help="also write a JSON report (per-task verdicts) to PATH"
     )
-    _add_verifier_options(check)
+    add_verifier_options(check)
     check.epilog = "exit code: 0 if every canonical solution passed, 1 otherwise"
     check.set_defaults(action=_run_check)
 
@@ -77,7 +84,7 @@ def _add_source(parser: argparse.ArgumentParser) -> None:
         help="bundled, procedural, qiskit-humaneval[-hard], a task file or a hub id (owner/name)",
     )
     options = parser.add_argument_group("source options (passed to the loader when given)")
-    options.add_argument("--n", type=_positive_int, metavar="N", help="procedural: task count")
+    options.add_argument("--n", type=positive_int, metavar="N", help="procedural: task count")
     options.add_argument("--seed", type=int, metavar="S", help="procedural: generator seed")
     options.add_argument(
         "--family",
@@ -215,4 +222,105 @@ def _run_check(args: argparse.Namespace) -> int:
     return check_canonical_solutions(args, _load(args), args.source)
 
 
+def check_canonical_solutions(args: argparse.Namespace, tasks: TaskSet, source: str) -> int:
+    """Run every canonical solution of ``tasks`` through one Verifier and print the report.
+
+    ``args`` carries the verifier options (``workers``, ``timeout``) and ``json`` (a report path
+    or None); ``source`` names the tasks in the JSON report. Returns the exit code: 0 when every
+    solution passed, else 1.
+    """
+    checked = [task for task in tasks.values() if task.canonical_solution.strip()]
+    skipped = [task.task_id for task in tasks.values() if not task.canonical_solution.strip()]
+    report = open_output(args.json) if args.json else None
+    started = time.monotonic()
+    try:
+        pairs = [(task, task.canonical_solution) for task in checked]
+        verdicts = [v for chunk in verify_in_chunks(args, pairs) for v in chunk] if pairs else []
+        seconds = time.monotonic() - started
+        if report is not None:
+            _write_report(report, source, verdicts, skipped, seconds)
+    finally:
+        if report is not None:
+            report.close()
+    _print_check_report(verdicts, skipped, seconds)
+    return 0 if all(verdict.passed for verdict in verdicts) else 1
+
+
+def _reason(verdict: Verdict) -> str:
+    """``error_type: last line of detail``, without repeating the type when the line has it."""
+    lines = [line.strip() for line in verdict.detail.splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    if not verdict.error_type or last.startswith(verdict.error_type):
+        return last or "-"
+    return f"{verdict.error_type}: {last}" if last else verdict.error_type
+
+
+def _print_check_report(
+    verdicts: Sequence[Verdict], skipped: Sequence[str], seconds: float
+) -> None:
+    passed = sum(verdict.passed for verdict in verdicts)
+    print(f"checked {len(verdicts)} canonical solutions: {passed} passed")
+    if verdicts:
+        print(f"outcomes: {outcome_counts(verdicts)}")
+    failing = [verdict for verdict in verdicts if not verdict.passed]
+    if failing:
+        print(f"{len(failing)} did not pass:")
+        width = max(len(verdict.task_id) for verdict in failing)
+        for verdict in failing:
+            print(f"  {verdict.task_id:<{width}}  {verdict.outcome.value:<8}  {_reason(verdict)}")
+    if skipped:
+        print(f"skipped {len(skipped)} without a canonical solution: {', '.join(skipped)}")
+    print(f"wall time: {seconds:.1f} s")
+
+
+def _write_report(
+    report: IO[str],
+    source: str,
+    verdicts: Sequence[Verdict],
+    skipped: Sequence[str],
+    seconds: float,
+) -> None:
+    counts = collections.Counter(verdict.outcome.value for verdict in verdicts)
+    data = {
+        "tasks_file": source,
+        "checked": len(verdicts),
+        "passed": sum(verdict.passed for verdict in verdicts),
+        "outcomes": dict(counts.most_common()),
+        "skipped": list(skipped),
+        "seconds": round(seconds, 3),
+        "results": [result_record(verdict) for verdict in verdicts],
+    }
+    json.dump(data, report, indent=2, ensure_ascii=False)
+    report.write("\n")
+
+
+# -- check-tasks: the deprecated spelling of ``tasks check FILE`` --------------------------------
+
+
+def _configure_check_tasks(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="task file (JSON/JSONL)")
+    parser.add_argument(
+        "--json", metavar="PATH", help="also write a JSON report (per-task verdicts) to PATH"
+    )
+    add_verifier_options(parser)
+    parser.epilog = "exit code: 0 if every canonical solution passed, 1 otherwise"
+
+
+def _run_check_tasks(args: argparse.Namespace) -> int:
+    print(
+        f"{PROG}: warning: check-tasks is deprecated; use `{PROG} tasks check FILE`, which does "
+        "the same",
+        file=sys.stderr,
+    )
+    return check_canonical_solutions(args, load_task_file(args.file), args.file)
+
+
 register(Command("tasks", "list, show or check the tasks of a source", _configure, _run))
+register(
+    Command(
+        "check-tasks",
+        "deprecated: use `tasks check FILE` (runs every task's canonical solution)",
+        _configure_check_tasks,
+        _run_check_tasks,
+    )
+)
