@@ -3,6 +3,16 @@ rewards.
 
 Public names are imported lazily, so that ``import qsandbox_env`` stays cheap and the sandbox
 modules can run under another interpreter that has only the standard library and Qiskit.
+
+Its parts: tasks (`tasks` the types, `taskfile` the file format, `sources` and its loaders `hub`
+and `families`), programs (`extract`, `program`), the `verifier` and its `sandbox`, QPU access
+(`targets`, `broker`, `budget`), execution `profiles`, the Gymnasium `env` with its `prompts`, and
+the ``qsandbox`` command line (`cli`).
+
+This package must never import ``agents`` (the benchmarking, training and Ray code built on it),
+by import statement or by name in a string: ``agents`` adds its subcommands through the
+``qsandbox.commands`` entry points, and the dependency runs one way. Nothing at this level may
+import a heavy optional dependency (torch, ray, transformers, datasets) at import time.
 """
 
 from __future__ import annotations

@@ -8,7 +8,10 @@ registers them all. Tasks use the completion format of Qiskit-HumanEval's normal
 
 Generated tasks are for training, never for reporting benchmark scores: they are not
 Qiskit-HumanEval. This package only writes task text; it must never run a generated solution or
-test itself (the Verifier does, in the sandbox).
+test itself (the Verifier does, in the sandbox). It imports only the task types
+(:mod:`qsandbox_env.tasks`) from the rest of the project; it must never import the source registry
+(:mod:`qsandbox_env.sources`, which sits above it and names `load_procedural`), the Verifier, the
+sandbox or ``agents``.
 """
 
 from __future__ import annotations

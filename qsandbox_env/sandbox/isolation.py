@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import glob
 import os
 import resource
 import sys
 from dataclasses import dataclass, field
+
+PACKAGE = __name__.split(".", 1)[0]  # qsandbox_env
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -275,7 +278,7 @@ def hide_sources(iso: Isolation, package_root: str) -> None:
     keep = [p for p in _keep_paths() if library or p != root]
     try:
         if library:  # an installed package: cover its own directories only
-            for name in ("qsandbox_env", "agents"):
+            for name in project_packages(root):
                 if os.path.isdir(os.path.join(root, name)):
                     _cover(os.path.join(root, name), [], stage, "size=1m,mode=0755")
         elif root != "/":
@@ -295,6 +298,36 @@ def hide_sources(iso: Isolation, package_root: str) -> None:
             os.rmdir(stage)
         except OSError:
             pass
+
+
+def project_packages(root: str) -> list[str]:
+    """The top-level names this project installed into ``root``, a site-packages directory.
+
+    ``qsandbox_env`` and whatever else the distribution that holds it installed beside it (its
+    ``top_level.txt``, else the first parts of the paths in its ``RECORD``), read from its
+    ``*.dist-info`` so that this package never has to name the others.
+    """
+    names = {PACKAGE}
+    for info in sorted(glob.glob(os.path.join(glob.escape(root), "*.dist-info"))):
+        tops = _dist_top_levels(info)
+        if PACKAGE in tops:
+            names |= tops
+    return sorted(names)
+
+
+def _dist_top_levels(info: str) -> set[str]:
+    try:
+        with open(os.path.join(info, "top_level.txt"), encoding="utf-8") as file:
+            return {line.strip() for line in file if line.strip()}
+    except OSError:
+        pass
+    try:
+        with open(os.path.join(info, "RECORD"), encoding="utf-8") as file:
+            paths = [line.split(",", 1)[0] for line in file]
+    except OSError:
+        return set()
+    tops = {path.split("/", 1)[0] for path in paths if "/" in path}
+    return {top for top in tops if top != ".." and not top.endswith((".dist-info", ".data"))}
 
 
 def _is_library_dir(path: str) -> bool:
