@@ -211,3 +211,53 @@ def test_missing_data_is_refused(tmp_path) -> None:
 def test_options_are_validated() -> None:
     with pytest.raises(ValueError, match=re.escape("precision: expected one of auto, bf16, fp32")):
         SFTOptions(data="d", model="m", out="o", precision="fp16")
+
+
+@pytest.mark.slow
+def test_sft_on_verified_demonstrations_raises_the_demo_models_pass_rate(verifier, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from agents.grpo import demo
+    from agents.grpo.trainer import GRPOTrainer
+
+    tasks = demo.demo_tasks()
+    pairs = [(task, task.canonical_solution) for task in tasks.values()]
+    rows = [
+        {"prompt": task.prompt, "completion": code}
+        for (task, code), verdict in zip(pairs, verifier.verify_many(pairs), strict=True)
+        if verdict.passed
+    ]
+    assert len(rows) == len(tasks)  # the demonstrations are verified before they are used
+    (tmp_path / "demos.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    tokenizer = demo.demo_tokenizer(tasks)
+    demo.demo_model(len(tokenizer), seed=0).save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(tmp_path / "base")
+
+    def pass_rate(path) -> float:
+        model = AutoModelForCausalLM.from_pretrained(path)
+        trainer = GRPOTrainer(
+            demo.DEMO_CONFIG,
+            model,
+            AutoTokenizer.from_pretrained(path),
+            tasks,
+            verifier,
+            echo=lambda line: None,
+        )
+        config = demo.DEMO_CONFIG
+        return trainer.evaluate(tasks, demo.EVAL_SAMPLES, temperature=config.temperature).pass_rate
+
+    before = pass_rate(tmp_path / "base")
+    run_sft(
+        options(
+            tmp_path / "demos.jsonl",
+            str(tmp_path / "base"),
+            tmp_path / "sft",
+            max_steps=40,
+            batch_size=6,
+            learning_rate=1e-2,
+            max_length=None,
+        )
+    )
+    after = pass_rate(tmp_path / "sft")
+    print(f"demo pass rate before SFT {before:.2f}, after SFT {after:.2f} (no GRPO step)")
+    assert before < 0.2 and after >= before + 0.5
