@@ -29,7 +29,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SFTError", "SFTOptions", "SFTResult", "run_sft"]
+__all__ = [
+    "SFTError",
+    "SFTOptions",
+    "SFTResult",
+    "configure_sft",
+    "load_examples",
+    "main_sft",
+    "run_sft",
+]
 
 INSTALL = 'pip install "qsandbox[grpo]"'
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -282,3 +290,67 @@ def _save(trainer: Any, tokenizer: Any, options: SFTOptions) -> None:
         json.dump(dataclasses.asdict(options), file, indent=2, default=list)
     with open(os.path.join(options.out, "sft_log.json"), "w", encoding="utf-8") as file:
         json.dump(trainer.state.log_history, file, indent=2)
+
+
+# -- the command line: `qsandbox train sft` (registered under `train` by agents.grpo.cli) ------
+
+
+def configure_sft(parser: Any) -> None:
+    """The options of ``qsandbox train sft``: one per `SFTOptions` field."""
+    parser.add_argument("--data", required=True, help="train.jsonl, or the distill run directory")
+    parser.add_argument("--model", required=True, help="hub id or save_pretrained directory")
+    parser.add_argument("--out", required=True, help="where the fine-tuned model is written")
+    parser.add_argument("--lora", action="store_true", help="train a LoRA adapter")
+    parser.add_argument(
+        "--no-merge",
+        dest="merge",
+        action="store_false",
+        help="LoRA: save the adapter alone instead of merging it into the base",
+    )
+    defaults = SFTOptions(data="", model="", out="")
+    for name, kind, text in (
+        ("lora_r", int, "LoRA rank"),
+        ("lora_alpha", int, "LoRA alpha"),
+        ("epochs", float, "passes over the data"),
+        ("max_steps", int, "stop after N optimizer steps (overrides --epochs)"),
+        ("learning_rate", float, "peak learning rate (1e-5 full, 1e-4 LoRA)"),
+        ("batch_size", int, "examples per forward pass"),
+        ("gradient_accumulation_steps", int, "forward passes per optimizer step"),
+        ("max_length", int, "longest tokenised example"),
+        ("seed", int, "seed"),
+        ("logging_steps", int, "optimizer steps between log lines"),
+    ):
+        default = getattr(defaults, name)
+        parser.add_argument(
+            "--" + name.replace("_", "-"), type=kind, default=default, help=f"{text} ({default})"
+        )
+    parser.add_argument(
+        "--lora-target-modules",
+        default="all-linear",
+        metavar="A,B",
+        help="modules the adapter wraps (all-linear)",
+    )
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto")
+    parser.add_argument("--device", choices=("cpu",), help="cpu: train on the CPU even with a GPU")
+    parser.add_argument("--chat-template", metavar="FILE", help="Jinja template for a base model")
+
+
+def main_sft(args: Any) -> int:
+    """Run ``qsandbox train sft``; return the exit code."""
+    from qsandbox_env.cli import CLIError
+
+    names = {field.name for field in dataclasses.fields(SFTOptions)}
+    values = {name: getattr(args, name) for name in names if hasattr(args, name)}
+    values["lora_target_modules"] = tuple(
+        name.strip() for name in args.lora_target_modules.split(",") if name.strip()
+    )
+    try:
+        result = run_sft(SFTOptions(**values))
+    except (SFTError, ValueError) as error:
+        raise CLIError(str(error)) from None
+    print(
+        f"fine-tuned on {result.examples} examples, {result.steps} steps, training loss "
+        f"{result.train_loss:.4f}; model: {result.model_dir} (give it to train grpo --model, or "
+        f"bench --agent hf:{result.model_dir})"
+    )
+    return 0

@@ -320,3 +320,60 @@ def test_outputs_are_in_the_run_directory(finished) -> None:
     out, _, _, _ = finished
     names = {"config.json", "attempts.jsonl", "train.jsonl", "stats.json", "report.md"}
     assert names <= set(os.listdir(out))
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+def cli(server: TeacherServer, out, *more: str) -> list[str]:
+    return [
+        "distill",
+        "--teacher",
+        f"openai:teacher-v3@{server.url}",
+        "--out",
+        str(out),
+        "--no-progress",
+        *more,
+    ]
+
+
+def test_cli_distils_and_says_what_it_wrote(teacher, tmp_path, capsys) -> None:
+    from qsandbox_env.cli import main
+
+    args = ["--tasks", "bundled", "--limit", "2", "-n", "1", "--repair", "1", "--workers", "1"]
+    assert main(cli(teacher, tmp_path, *args)) == 0
+    printed = capsys.readouterr().out
+    assert "kept 2 of 2 samples (100.0%), 0 after repair; 2 requests, 300 tokens" in printed
+    assert "{train.jsonl, stats.json, report.md}" in printed
+    assert len(read_jsonl(tmp_path / "train.jsonl")) == 2
+
+
+def test_cli_refuses_the_benchmark_before_asking_the_teacher(teacher, tmp_path, capsys) -> None:
+    from qsandbox_env.cli import main
+
+    path = str(humaneval_path())
+    assert main(cli(teacher, tmp_path, "--tasks", "qiskit-humaneval", "--data", path)) == 2
+    assert "--allow-benchmark-tasks" in capsys.readouterr().err
+    assert teacher.requests == 0
+
+
+def test_cli_reads_the_prompt_template_from_a_file(teacher, tmp_path, capsys) -> None:
+    from qsandbox_env.cli import main
+
+    template = tmp_path / "template.txt"
+    template.write_text("Explain the physics of {entry_point} on {target}, then code:\n{task}")
+    args = ["--tasks", "bundled", "--limit", "1", "-n", "1", "--workers", "1"]
+    args += ["--prompt-template", str(template), "--target", "aer"]
+    assert main(cli(teacher, tmp_path / "run", *args)) == 0
+    user = teacher.bodies[0]["messages"][-1]["content"]
+    assert user.startswith("Explain the physics of ghz_circuit on aer, then code:\nComplete")
+
+
+def test_cli_refuses_a_template_without_the_task(teacher, tmp_path, capsys) -> None:
+    from qsandbox_env.cli import main
+
+    template = tmp_path / "template.txt"
+    template.write_text("Write some code.")
+    args = ["--tasks", "bundled", "--prompt-template", str(template)]
+    assert main(cli(teacher, tmp_path / "run", *args)) == 2
+    assert "expected {task} or {prompt} in the user template" in capsys.readouterr().err

@@ -261,3 +261,17 @@ def test_sft_on_verified_demonstrations_raises_the_demo_models_pass_rate(verifie
     after = pass_rate(tmp_path / "sft")
     print(f"demo pass rate before SFT {before:.2f}, after SFT {after:.2f} (no GRPO step)")
     assert before < 0.2 and after >= before + 0.5
+
+
+def test_cli_train_sft_writes_a_model_directory(distilled, base_model, tmp_path, capsys) -> None:
+    args = ["train", "sft", "--data", str(distilled), "--model", base_model]
+    args += ["--out", str(tmp_path), "--max-steps", "1", "--batch-size", "1", "--device", "cpu"]
+    assert main(args) == 0
+    assert "fine-tuned on 3 examples, 1 steps" in capsys.readouterr().out
+    assert (tmp_path / "model.safetensors").is_file()
+
+
+def test_cli_train_sft_reports_bad_data_as_an_error(base_model, tmp_path, capsys) -> None:
+    args = ["train", "sft", "--data", str(tmp_path / "none.jsonl"), "--model", base_model]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 2
+    assert "no such file" in capsys.readouterr().err

@@ -290,6 +290,15 @@ def _configure_train(parser: argparse.ArgumentParser) -> None:
     )
     configure_grpo(grpo)
     grpo.set_defaults(train_run=run_grpo)
+    from agents.sft import configure_sft, main_sft  # no torch until it runs
+
+    sft = algorithms.add_parser(
+        "sft",
+        help="supervised fine-tuning on verified demonstrations (qsandbox distill's train.jsonl)",
+        description="Fine-tune a causal LM with TRL's SFTTrainer, loss on the assistant turn.",
+    )
+    configure_sft(sft)
+    sft.set_defaults(train_run=main_sft)
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -297,5 +306,10 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 register(
-    Command("train", "post-train a model on task rewards (grpo)", _configure_train, _run_train)
+    Command(
+        "train",
+        "post-train a model: grpo on task rewards, sft on verified demonstrations",
+        _configure_train,
+        _run_train,
+    )
 )
