@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from qsandbox_env.extract import extract_code
 from qsandbox_env.program import FIT_POLICIES, import_lines, join, judging
-from qsandbox_env.sandbox.pool import SandboxError, ZygoteConfig, ZygotePool
+from qsandbox_env.sandbox.pool import SandboxError, ZygoteConfig, ZygotePool, caller_import_path
 from qsandbox_env.targets import Target, parse_target
 from qsandbox_env.tasks import Task
 
@@ -227,6 +227,7 @@ class Verifier:
             bool(isolate),
             "512m",
             (self.target.kind, self.target.device),
+            caller_import_path(self.python),
         )
         self._closed = False
         self._cold_info: dict = {}

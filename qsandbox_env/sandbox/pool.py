@@ -66,6 +66,7 @@ class ZygoteConfig:
     isolate: bool
     tmp_size: str
     target: tuple[str, str] = ("aer", "")  # (kind, device) of a qsandbox_env.targets.Target
+    path: tuple[str, ...] = ()  # the caller's import path (see qsandbox_env.sandbox.boot)
 
     def as_json(self, uid: int, role: str = "candidate", pair_fd: int = -1) -> str:
         return json.dumps(
@@ -78,8 +79,29 @@ class ZygoteConfig:
                 "tmp_size": self.tmp_size,
                 "uid": uid,
                 "target": {"kind": self.target[0], "device": self.target[1]},
+                "path": list(self.path),
             }
         )
+
+
+def caller_import_path(python: str) -> tuple[str, ...]:
+    """This process's import path, for a zygote on the same interpreter (empty for another).
+
+    Directories only, absolute, never this package's root or a directory above it: binding one of
+    those back into the sandbox would show programs the project's files (its tasks' solutions).
+    """
+    if os.path.realpath(python) != os.path.realpath(sys.executable):
+        return ()  # another interpreter (an execution profile) has its own libraries
+    root = os.path.realpath(PACKAGE_ROOT)
+    kept = []
+    for entry in sys.path:
+        if not entry or not os.path.isabs(entry) or not os.path.isdir(entry):
+            continue
+        real = os.path.realpath(entry)
+        if real == root or root.startswith(real.rstrip(os.sep) + os.sep) or real == os.sep:
+            continue
+        kept.append(entry)
+    return tuple(dict.fromkeys(kept))
 
 
 def _own_process_count() -> int:
@@ -128,7 +150,7 @@ class _Process:
             [
                 self.config.python,
                 "-m",
-                "qsandbox_env.sandbox.zygote",
+                "qsandbox_env.sandbox.boot",
                 self.config.as_json(self.uid, self.role, pair_fd),
             ],
             stdin=subprocess.PIPE,
