@@ -50,9 +50,11 @@ def test_a_package_reachable_only_through_pythonpath_imports_in_the_sandbox(tmp_
 def test_the_projects_own_directories_never_travel_on_the_import_path(monkeypatch):
     root = os.path.realpath(PACKAGE_ROOT)
     above = os.path.dirname(root)
-    monkeypatch.setattr(sys, "path", [root, above, "/", "", "relative/dir", *sys.path])
+    inside = os.path.join(root, "tests")
+    monkeypatch.setattr(sys, "path", [root, above, "/", inside, "", "relative/dir", *sys.path])
     passed = caller_import_path(sys.executable)
     assert root not in passed and above not in passed and "/" not in passed
+    assert inside not in passed
     assert "" not in passed and "relative/dir" not in passed
     # Another interpreter (an execution profile) keeps its own libraries.
     assert caller_import_path("/usr/bin/false") == ()

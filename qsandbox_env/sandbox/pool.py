@@ -87,8 +87,9 @@ class ZygoteConfig:
 def caller_import_path(python: str) -> tuple[str, ...]:
     """This process's import path, for a zygote on the same interpreter (empty for another).
 
-    Directories only, absolute, never this package's root or a directory above it: binding one of
-    those back into the sandbox would show programs the project's files (its tasks' solutions).
+    Directories only, absolute, never this package's root, one above it or one inside it (a
+    checkout's ``tests/``): binding one of those back into the sandbox would show programs the
+    project's files (its tasks' solutions, its tests' data).
     """
     if os.path.realpath(python) != os.path.realpath(sys.executable):
         return ()  # another interpreter (an execution profile) has its own libraries
@@ -98,10 +99,16 @@ def caller_import_path(python: str) -> tuple[str, ...]:
         if not entry or not os.path.isabs(entry) or not os.path.isdir(entry):
             continue
         real = os.path.realpath(entry)
-        if real == root or root.startswith(real.rstrip(os.sep) + os.sep) or real == os.sep:
+        if _related(real, root):
             continue
         kept.append(entry)
     return tuple(dict.fromkeys(kept))
+
+
+def _related(path: str, root: str) -> bool:
+    """Whether ``path`` is ``root``, a directory above it or one inside it."""
+    inside = path if path.endswith(os.sep) else path + os.sep
+    return path == root or root.startswith(inside) or path.startswith(root + os.sep)
 
 
 def _own_process_count() -> int:
