@@ -271,6 +271,12 @@ def test_qiskit_humaneval_is_refused_as_a_source(teacher, tmp_path) -> None:
     assert teacher.requests == 0 and not (tmp_path / "attempts.jsonl").exists()
 
 
+@pytest.mark.parametrize("source", ["qiskit-humaneval-hard", "Qiskit/qiskit_humaneval_hard"])
+def test_the_benchmark_is_refused_by_name_before_it_is_loaded(teacher, tmp_path, source) -> None:
+    with pytest.raises(DistillError, match=f"'{source}' is Qiskit-HumanEval, the benchmark"):
+        run_distill(config(teacher, tasks=source, limit=None), str(tmp_path))  # no download
+
+
 def test_a_copy_of_the_benchmark_under_another_name_is_refused(teacher, tmp_path) -> None:
     copy = tmp_path / "my_tasks.json"
     copy.write_text(humaneval_path().read_text())

@@ -93,7 +93,7 @@ def configure_distill(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=60.0, help="seconds per program (default: 60)"
     )
     verify.add_argument("--workers", type=_positive_int, help="programs run at once (CPU count)")
-    add_fit_option(verify)
+    add_fit_option(verify)  # type: ignore[arg-type]  # a group takes arguments as a parser does
     leakage = parser.add_argument_group("benchmark leakage")
     leakage.add_argument(
         "--allow-benchmark-tasks",

@@ -15,8 +15,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from qsandbox_env.tasks import TaskSet
-
 __all__ = [
     "BENCHMARK_SOURCES",
     "LeakageError",
@@ -38,17 +36,18 @@ class LeakageError(ValueError):
     """A benchmark was given as a training source without ``--allow-benchmark-tasks``."""
 
 
-def check_source(source: str, tasks: TaskSet, allow: bool = False) -> None:
-    """Refuse a benchmark as a training source.
+def check_source(source: str, task_ids: Iterable[str] = (), allow: bool = False) -> None:
+    """Refuse a benchmark as a training source: call it with the source's name before loading
+    it (no download of a refused set), then with its task ids.
 
     Raises:
         LeakageError: ``source`` names Qiskit-HumanEval (a named source, a hub id or file whose
-            name says humaneval, or tasks with the benchmark's ids) and ``allow`` is False.
+            name says humaneval) or ``task_ids`` holds the benchmark's, and ``allow`` is False.
     """
     if allow:
         return
     named = source in BENCHMARK_SOURCES or "humaneval" in os.path.basename(source).lower()
-    ids = [task_id for task_id in tasks if task_id.startswith(BENCHMARK_ID_PREFIXES)]
+    ids = [task_id for task_id in task_ids if task_id.startswith(BENCHMARK_ID_PREFIXES)]
     if named or ids:
         why = f"{source!r} is" if named else f"task {ids[0]!r} is from"
         raise LeakageError(

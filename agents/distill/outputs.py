@@ -121,7 +121,7 @@ def build_stats(
 ) -> dict[str, Any]:
     """The numbers ``stats.json`` holds (see the module docstring)."""
     samples = {(r["task_id"], r["sample"]) for r in attempts}
-    per_task = {
+    per_task: dict[str, dict[str, Any]] = {
         task_id: {"difficulty": task.difficulty, "samples": 0, "passed": 0, "kept": 0}
         for task_id, task in tasks.items()
     }

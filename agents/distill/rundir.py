@@ -3,7 +3,7 @@
 - ``config.json``: `agents.distill.config.DistillConfig.identity`; a rerun must match it.
 - ``attempts.jsonl``: one line per teacher turn (``task_id``, ``sample``, ``turn``, the reply,
   its reasoning, the code, the verdict), appended and flushed line by line
-  (`agents.bench.runner.JsonlLog`, torn last lines repaired as ``bench`` does).
+  (`agents.bench.rundir.JsonlLog`, torn last lines repaired as ``bench`` does).
 - ``train.jsonl``, ``stats.json``, ``report.md``: rebuilt from the attempts at the end of every
   invocation (`agents.distill.outputs`), so an interrupted run loses no kept example.
 

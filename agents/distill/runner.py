@@ -22,8 +22,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from agents.bench.config import BenchError, resolve_tasks
 from agents.bench.progress import Progress
-from agents.bench.runner import BenchError, JsonlLog, resolve_tasks
+from agents.bench.rundir import JsonlLog
 from agents.distill import outputs
 from agents.distill.config import DistillConfig, DistillError
 from agents.distill.leakage import LeakageError, check_source
@@ -118,6 +119,7 @@ def _elapsed(started: float) -> float:
 
 def _tasks(config: DistillConfig) -> TaskSet:
     try:
+        check_source(config.tasks, allow=config.allow_benchmark_tasks)
         tasks = resolve_tasks(config.tasks, config.data, config.task_options, config.limit)
         check_source(config.tasks, tasks, config.allow_benchmark_tasks)
     except (BenchError, LeakageError) as error:
@@ -191,8 +193,16 @@ class _Run:
         concurrency = int(self.config.teacher_options.get("concurrency", 8))
         try:
             with ThreadPoolExecutor(concurrency, thread_name_prefix="distill") as pool:
-                for future in [pool.submit(self._sample, *item) for item in pending]:
-                    future.result()
+                futures = [pool.submit(self._sample, *item) for item in pending]
+                try:
+                    for future in futures:
+                        future.result()
+                except BaseException:  # Ctrl-C, a sandbox that failed: stop asking, then end
+                    with self.lock:
+                        self.stopped = self.stopped or "interrupted"
+                    for future in futures:
+                        future.cancel()
+                    raise
         finally:
             self.bar.close()
 

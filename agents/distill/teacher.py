@@ -130,4 +130,6 @@ def make_teacher(spec: str, **options: Any) -> Teacher:
             f"teacher: expected 'openai:<model>@<base-url>' (any OpenAI-compatible server: vLLM, "
             f"DeepSeek's API, a hosted API), got {spec!r}"
         )
-    return Teacher(make_policy(spec, **options))
+    policy = make_policy(spec, **options)
+    assert isinstance(policy, OpenAIPolicy)  # the "openai:" prefix builds one
+    return Teacher(policy)
