@@ -52,7 +52,7 @@ def build_verifier(
     """
     options = verifier_options(timeout, target, budget, fit)
     if ray:
-        from agents.rollout import RayVerifier  # ray is imported only when asked for
+        from agents.ray.verifier import RayVerifier  # ray is imported only when asked for
 
         address = ray if isinstance(ray, str) else None
         try:

@@ -98,7 +98,7 @@ def run_local(workload: Workload, workers: int, rounds: int) -> Row:
 
 
 def run_ray(workload: Workload, actors: int, rounds: int) -> Row:
-    from agents.rollout import RayVerifier
+    from agents.ray import RayVerifier
 
     with RayVerifier(actors=actors) as remote:
         return measure("RayVerifier", actors, remote.verify_many, workload, rounds)

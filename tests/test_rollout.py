@@ -1,4 +1,4 @@
-"""Ray-parallel verification and rollouts (agents.rollout) on a real local Ray.
+"""Ray-parallel verification and rollouts (agents.ray) on a real local Ray.
 
 One Ray session (2 CPUs) serves the whole module; each test starts its own small pool on it.
 Most pools use ``preload=()`` with tiny tasks: the sandbox still forks one isolated child per
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import pytest
 
 from agents.policy import Policy, PolicyError, Query, SamplingParams
-from agents.rollout import (
+from agents.ray import (
     RayVerifier,
     RolloutPool,
     RolloutWorker,
@@ -208,7 +208,7 @@ class SharedActor:
 
 
 def test_an_item_that_kills_its_actor_fails_alone_and_the_item_beside_it_completes(ray_session):
-    from agents.rollout import ActorPool
+    from agents.ray.scheduler import ActorPool
 
     host = ray.remote(SharedActor).options(num_cpus=1, max_concurrency=2)
     pool = ActorPool(

@@ -85,7 +85,7 @@ def build_rollout(
     """
 
     def build(tasks: TaskSet) -> Any:
-        from agents.rollout import RolloutPool  # ray is imported only when asked for
+        from agents.ray.pool import RolloutPool  # ray is imported only when asked for
 
         options = verifier_options(config.timeout, config.target, budget, config.fit)
         try:
@@ -240,7 +240,7 @@ class _Work:
 
     def run_remote(self, build: Callable[[TaskSet], RolloutLike]) -> None:
         """Verify what lacks a verdict, then generate and verify the missing samples, on a pool."""
-        from agents.rollout import RolloutError
+        from agents.ray.pool import RolloutError
 
         state = self.state
         unverified = [key for key in state.samples if key not in state.results]

@@ -125,7 +125,7 @@ def configure_grpo(parser: argparse.ArgumentParser) -> None:
         const=True,
         default=None,
         metavar="ADDRESS",
-        help="verify on Ray actors (agents.rollout.RayVerifier); no value: a local Ray",
+        help="verify on Ray actors (agents.ray.RayVerifier); no value: a local Ray",
     )
     _config_options(parser)
 
