@@ -33,7 +33,8 @@ from typing import Any
 
 from qsandbox_env.extract import Completion, completion_text
 from qsandbox_env.prompts import feedback, task_messages
-from qsandbox_env.tasks import Task, TaskSet, load_tasks
+from qsandbox_env.sources import load_tasks
+from qsandbox_env.tasks import Task, TaskSet
 from qsandbox_env.verifier import Outcome, Verdict, Verifier
 
 __all__ = [

@@ -235,7 +235,7 @@ def _task_options(pairs: list[str]) -> dict[str, Any]:
 
 
 def _load(source: str, options: dict[str, Any]) -> Any:
-    from qsandbox_env.tasks import load_tasks
+    from qsandbox_env.sources import load_tasks
 
     try:
         return load_tasks(source, **options)
