@@ -8,7 +8,12 @@ clipped policy-gradient updates with gradient accumulation → log → checkpoin
 
 The math lives in `agents.grpo.losses`; this module only wires it to a model. It must never run a
 completion itself: every reward comes from ``verifier.verify_many`` (a `Verifier`, or any object
-with that method, such as a Ray verifier).
+with that method, such as a Ray verifier; see `agents.verifying.VerifierLike`).
+
+It is longer than the project's other modules (about 670 lines) on purpose: it is the one loop,
+read top to bottom in the order a step runs, as CleanRL's ``ppo.py`` is; what is not the loop
+already lives elsewhere (the math in `agents.grpo.losses`, the metrics file in
+`agents.grpo.metrics`, checkpoints in `agents.grpo.checkpoint`, prompts in `qsandbox_env.prompts`).
 """
 
 from __future__ import annotations
