@@ -1,4 +1,4 @@
-"""``qsandbox tasks list|show|check SOURCE``: look at a task source from a shell.
+"""``qsandbox tasks list|show|check|fetch SOURCE``: look at a task source from a shell.
 
 SOURCE is anything `qsandbox_env.sources.load_tasks` takes: ``bundled``, ``procedural``,
 ``qiskit-humaneval``, ``qiskit-humaneval-hard``, a task file, or a hub id. Source options
@@ -10,6 +10,8 @@ so a source that does not take one says so.
   of the entry point's docstring when the prompt has one, else the prompt's first line);
   ``--jsonl`` prints the tasks as task-file records instead, to save a generated set.
 - ``show SOURCE ID`` prints one task whole: its fields, prompt, test and canonical solution.
+- ``fetch qiskit-humaneval[-hard]`` downloads the data set's file from its official repository
+  at the commit this project measured, checked (see `qsandbox_env.fetch`).
 - ``check`` runs every canonical solution through the Verifier and reports the ones that do not
   pass (exit code 1 if any). ``qsandbox check-tasks FILE``, its older spelling, still works: it
   warns on stderr that it is deprecated, then does the same.
@@ -41,6 +43,7 @@ from qsandbox_env.cli.verifying import (
     result_record,
     verify_in_chunks,
 )
+from qsandbox_env.fetch import BASE_URL, DATASETS, MEASURED_REF, FetchError, fetch
 from qsandbox_env.sources import load_tasks
 from qsandbox_env.tasks import Task, TaskSet
 from qsandbox_env.verifier import Verdict
@@ -75,6 +78,35 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     add_verifier_options(check)
     check.epilog = "exit code: 0 if every canonical solution passed, 1 otherwise"
     check.set_defaults(action=_run_check)
+
+    fetch = actions.add_parser(
+        "fetch",
+        help="download qiskit-humaneval[-hard] from its official repository, checked",
+    )
+    fetch.add_argument("source", metavar="SOURCE", choices=sorted(DATASETS), help="which set")
+    fetch.add_argument("--out", metavar="FILE", help="where to write it (default: its file name)")
+    fetch.add_argument(
+        "--ref",
+        default=MEASURED_REF,
+        help=f"the repository commit, tag or branch (default: {MEASURED_REF}, the measured one)",
+    )
+    fetch.add_argument("--base-url", default=BASE_URL, help=argparse.SUPPRESS)
+    fetch.set_defaults(action=_run_fetch)
+
+
+def _run_fetch(args: argparse.Namespace) -> int:
+    try:
+        got = fetch(args.source, args.out, ref=args.ref, base_url=args.base_url)
+    except FetchError as error:
+        raise CLIError(f"tasks fetch: {error}") from None
+    where = "already there" if got.already_there else "wrote"
+    print(f"{where} {got.path}: {got.tasks} tasks, SHA-256 {got.sha256}")
+    if got.verified:
+        print(f"matches the version this project's results were measured on ({args.ref})")
+    else:
+        print(f"no checksum is pinned for {args.source} at {args.ref}: keep this one to compare")
+    print(f"use it with: --path {got.path} (qsandbox tasks, load_tasks(..., path=...))")
+    return 0
 
 
 def _add_source(parser: argparse.ArgumentParser) -> None:
