@@ -91,7 +91,7 @@ class QiskitCodeEnv(gymnasium.Env[str, str]):
     ## Version History
     * v0: initial version.
 
-    Example:
+    Examples:
         >>> import gymnasium, qsandbox_env
         >>> env = gymnasium.make("qsandbox/QiskitCode-v0")
         >>> prompt, info = env.reset(seed=0)
