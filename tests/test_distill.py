@@ -216,6 +216,14 @@ def test_a_finished_run_rerun_asks_the_teacher_nothing(teacher, tmp_path, verifi
     assert teacher.requests == asked
 
 
+def test_max_tokens_total_stops_the_run(teacher, tmp_path, verifier) -> None:
+    one_at_a_time = {"concurrency": 1}  # each request costs 150 tokens
+    changes = {"max_tokens_total": 300, "teacher_options": one_at_a_time}
+    stats = run_distill(config(teacher, **changes), str(tmp_path), verifier=verifier)
+    assert stats["stopped"] == "max_tokens_total (300) reached" and teacher.requests == 2
+    assert "stopped early: max_tokens_total (300) reached" in (tmp_path / "report.md").read_text()
+
+
 def test_another_configuration_in_the_same_directory_is_refused(
     teacher, tmp_path, verifier
 ) -> None:
@@ -318,8 +326,8 @@ def test_the_run_reports_the_similarity_of_its_kept_set(teacher, tmp_path, verif
 
 
 def test_the_progress_line_counts_kept_and_tried(teacher, tmp_path, capfd, verifier) -> None:
-    run_distill(config(teacher, limit=1, n=2), str(tmp_path), verifier=verifier)
-    assert "distill [" in capfd.readouterr().err
+    run_distill(config(teacher, limit=4, n=1), str(tmp_path), verifier=verifier)
+    assert "4/4 samples tried, 3 kept (75.0%)" in capfd.readouterr().err
 
 
 def test_outputs_are_in_the_run_directory(finished) -> None:

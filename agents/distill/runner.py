@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from agents.bench.config import BenchError, resolve_tasks
-from agents.bench.progress import Progress
+from agents.bench.progress import Progress, format_seconds
 from agents.bench.rundir import JsonlLog
 from agents.distill import outputs
 from agents.distill.config import DistillConfig, DistillError
@@ -173,7 +173,7 @@ class _Run:
                 if turn.get("passed"):
                     self.kept[task_id].add(normalized_code(turn.get("code", "")))
         finished = [s for s in states.values() if s.finished(config.repair)]
-        self.bar = Progress(
+        self.bar = _KeptProgress(
             config.n * len(tasks),
             done=len(finished),
             passed=sum(any(t.get("passed") for t in s.turns) for s in finished),
@@ -280,6 +280,21 @@ class _Run:
             "prompt_tokens": reply.prompt_tokens,
             "completion_tokens": reply.completion_tokens,
         }
+
+
+class _KeptProgress(Progress):
+    """``bench``'s progress line, worded for distillation: samples tried and answers kept."""
+
+    def line(self) -> str:
+        total = max(1, self.total)
+        filled = round(self.WIDTH * self.done / total)
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        rate = f"{100 * self.passed / self.done:.1f}%" if self.done else "-"
+        elapsed = time.monotonic() - self._started
+        return (
+            f"{self.label} [{bar}] {self.done}/{self.total} samples tried, {self.passed} kept "
+            f"({rate}) | {format_seconds(elapsed)}<{self._eta(elapsed)}"
+        )
 
 
 def repair_feedback(turn: dict[str, Any]) -> str:
