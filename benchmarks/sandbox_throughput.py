@@ -23,6 +23,8 @@ Each method runs one unmeasured program first (warm-up). Workloads:
   before ``sim.run``. Transpiling for Aer's target dominates its warm cost.
 - ``humaneval``: the canonical solutions of the Qiskit-HumanEval set given by ``--data``
   (skipped, with a message, when the file is missing).
+- ``schedule``: the ``humaneval`` canonical solutions on one warm Verifier, started in input order
+  and longest first (``Verifier(schedule=...)``), against max(longest program, total / workers).
 - ``fake-sampler``: a 2-qubit Bell circuit transpiled for a fake IBM device (``--device``,
   default ``sherbrooke``) and sampled with qiskit-ibm-runtime's ``SamplerV2`` in local mode (1024
   shots, the device's noise model), ``--fake-repeat`` times. A fresh interpreter builds the device
@@ -76,6 +78,7 @@ MIN_DISTURBED_CPU = 0.1  # CPU-seconds; less is within the counters' resolution
 MIN_BELL_SPEEDUP = 10.0
 MAX_FLOOR_OVERHEAD = 1.5
 MAX_HUMANEVAL_WALL_FRACTION = 0.25
+SCHEDULE_ROUNDS = 2  # runs of each order in the schedule workload (the best is kept)
 
 BELL_PROMPT = (
     "Write a function bell_counts() that prepares a Bell state on two qubits, measures both, runs "
@@ -504,6 +507,50 @@ def benchmark_humaneval(workload: Workload, workers: int) -> Report:
     return report
 
 
+def benchmark_schedule(workload: Workload, workers: int) -> Report:
+    """The canonical solutions in input order against longest first, on one warm Verifier.
+
+    One unmeasured pass teaches the Verifier each task's time; then the same batch runs with
+    ``schedule="input"`` and with ``schedule="longest_first"``, alternately, ``SCHEDULE_ROUNDS``
+    times each. The bound is max(longest program, total sandbox time / workers), from the
+    verdicts' own times in the learning pass.
+    """
+    report = Report(f"{workload.name} scheduling")
+    start = time.perf_counter()
+    with Verifier(parallelism=workers) as verifier:
+        startup = time.perf_counter() - start
+        learned = verifier.verify_many(workload.pairs)
+        longest = max(v.seconds for v in learned)
+        bound = max(longest, sum(v.seconds for v in learned) / workers)
+        best: dict[str, Measurement] = {}
+        for _ in range(SCHEDULE_ROUNDS):
+            for schedule in ("input", "longest_first"):
+                verifier.schedule = schedule
+                with Window() as window:
+                    verdicts = verifier.verify_many(workload.pairs)
+                made = make_measurement(workload, f"verifier, {schedule}", workers,
+                                        [v.passed for v in verdicts], window)
+                made.startup_seconds = startup
+                if schedule not in best or made.wall_seconds < best[schedule].wall_seconds:
+                    best[schedule] = made
+    report.rows = [best["input"], best["longest_first"]]
+    report.ratios = [
+        Ratio("input order wall / max(longest program, total / workers)",
+              best["input"].wall_seconds / bound),
+        Ratio("longest first wall / max(longest program, total / workers)",
+              best["longest_first"].wall_seconds / bound),
+        Ratio("longest first wall / input order wall",
+              best["longest_first"].wall_seconds / best["input"].wall_seconds),
+    ]
+    report.notes.append(
+        f"best of {SCHEDULE_ROUNDS} runs each; longest program {longest:.2f} s, total sandbox "
+        f"time {sum(v.seconds for v in learned):.2f} s over {workers} workers: bound "
+        f"{bound:.2f} s"
+    )
+    report.notes.extend(f"{m.method}: {contention_note(m)}" for m in report.rows)
+    return report
+
+
 def benchmark_fake_sampler(device: str, repeat: int, workers: int) -> Report:
     built, served = fake_sampler_workloads(device, repeat)
     target = f"fake:{device}"
@@ -595,7 +642,8 @@ def positive_int(text: str) -> int:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload",
-                        choices=("bell", "bell-transpile", "humaneval", "fake-sampler", "all"),
+                        choices=("bell", "bell-transpile", "humaneval", "fake-sampler",
+                                 "schedule", "all"),
                         default="all")
     parser.add_argument("--repeat", type=positive_int, default=40,
                         help="how many times the bell program runs (default 40)")
@@ -625,6 +673,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         workload = humaneval_workload(args.data.resolve())
         if workload is not None:
             reports.append(benchmark_humaneval(workload, args.workers))
+    if args.workload in ("schedule", "all"):
+        workload = humaneval_workload(args.data.resolve())
+        if workload is not None:
+            reports.append(benchmark_schedule(workload, args.workers))
     if not reports:
         print("nothing was measured", file=sys.stderr)
         return 1

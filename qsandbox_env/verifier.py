@@ -113,6 +113,8 @@ DEFAULT_PRELOAD = (
     "matplotlib.pyplot",
 )
 
+SCHEDULES = ("longest_first", "input")
+MAX_HISTORY = 100_000  # tasks whose mean time a Verifier keeps for scheduling
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -167,6 +169,9 @@ class Verifier:
             out of the model's text (`qsandbox_env.extract`) and fitted to a completion task's
             prompt, whitespace only (`qsandbox_env.program.join`). ``"strict"``: the plain
             HumanEval convention, prompt + completion + test, nothing taken out or fitted.
+        schedule: the order in which `verify_many` starts work: ``"longest_first"`` (the
+            default; by each task's mean time on this Verifier so far, its time limit until it
+            has run once) or ``"input"``. Verdicts come back in input order either way.
 
     Example:
         >>> from qsandbox_env import Task, Verifier
@@ -194,6 +199,7 @@ class Verifier:
         budget: Budget | BudgetLedger | None = None,
         profile: str | None = None,
         fit: str = "fitted",
+        schedule: str = "longest_first",
     ) -> None:
         self.parallelism = _positive_int(
             os.cpu_count() or 1 if parallelism is None else parallelism, "parallelism"
@@ -208,6 +214,10 @@ class Verifier:
         if fit not in FIT_POLICIES:
             raise ValueError(f"fit: expected one of {', '.join(FIT_POLICIES)}, got {fit!r}")
         self.fit = fit
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule: expected one of {', '.join(SCHEDULES)}, got {schedule!r}")
+        self.schedule = schedule
+        self._durations: dict[str, tuple[float, int]] = {}  # task id -> (seconds, runs)
         if profile is not None:
             if python is not None:
                 raise ValueError("profile: give either profile= or python=, not both")
@@ -257,10 +267,31 @@ class Verifier:
     def verify_many(
         self, pairs: Iterable[tuple[Task, str]], *, timeout: float | None = None
     ) -> list[Verdict]:
-        """Verify many (task, completion) pairs in parallel; verdicts come back in input order."""
+        """Verify many (task, completion) pairs in parallel; verdicts come back in input order.
+
+        Work starts longest first (``schedule="longest_first"``, the default): each pair's
+        expected time is the mean of what its task took before on this Verifier, or, for a task
+        not seen yet, its time limit. A batch with a few long programs then ends close to
+        max(longest program, total work / workers) instead of waiting on a long one that started
+        last. ``schedule="input"`` starts work in input order.
+        """
         jobs = [(task, self._request(task, completion, timeout)) for task, completion in pairs]
-        futures = [self._executor.submit(self._run, task, request) for task, request in jobs]
-        return [f.result() for f in futures]
+        order = range(len(jobs))
+        if self.schedule == "longest_first":
+            order = sorted(order, key=lambda i: -self._expected(jobs[i][0], jobs[i][1]))
+        futures = {i: self._executor.submit(self._run, *jobs[i]) for i in order}
+        return [futures[i].result() for i in range(len(jobs))]
+
+    def _expected(self, task: Task, request: dict) -> float:
+        seen = self._durations.get(task.task_id)
+        return seen[0] / seen[1] if seen else float(request["timeout"])
+
+    def _record(self, verdict: Verdict) -> None:
+        with self._lock:
+            total, count = self._durations.get(verdict.task_id, (0.0, 0))
+            if len(self._durations) >= MAX_HISTORY and verdict.task_id not in self._durations:
+                self._durations.pop(next(iter(self._durations)))  # the oldest task seen
+            self._durations[verdict.task_id] = (total + verdict.seconds, count + 1)
 
     def close(self) -> None:
         with self._lock:
@@ -336,7 +367,7 @@ class Verifier:
                 reply = self._run_cold(request, answer)
         if session is not None and session.refusals and reply["outcome"] != "passed":
             reply = _budget_reply(reply, session.refusals)
-        return Verdict(
+        verdict = Verdict(
             task.task_id,
             Outcome(reply["outcome"]),
             reply.get("detail", ""),
@@ -345,6 +376,8 @@ class Verifier:
             reply.get("error_type", ""),
             code,
         )
+        self._record(verdict)
+        return verdict
 
     def _run_cold(self, request: dict, broker: Callable[[Any], dict] | None = None) -> dict:
         pool = ZygotePool(self._config, 1)
