@@ -183,8 +183,14 @@ def test_lora_is_merged_into_a_plain_model(distilled, base_model, tmp_path) -> N
 
 
 def test_lora_without_merging_saves_the_adapter(distilled, base_model, tmp_path) -> None:
+    from agents.policies.hf import HFPolicy
+
     run_sft(options(distilled, base_model, tmp_path, lora=True, merge=False, lora_r=4))
     assert (tmp_path / "adapter_config.json").is_file()
+    # bench's hf: agent loads the adapter over its base (transformers' PEFT integration).
+    policy = HFPolicy(str(tmp_path), device="cpu")
+    assert any("lora" in name for name, _ in policy.model.named_parameters())
+    policy.close()
 
 
 def test_a_tokenizer_without_chat_template_is_refused_for_chat_data(distilled, tmp_path) -> None:
