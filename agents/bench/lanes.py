@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from agents.bench.progress import Progress
+from qsandbox_env.progress import Progress
 from qsandbox_env.tasks import Task
 
 __all__ = ["VerifyLanes"]

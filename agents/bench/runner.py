@@ -29,7 +29,6 @@ from typing import Any, Protocol
 
 from agents.bench.config import BenchConfig, BenchError, resolve_tasks
 from agents.bench.lanes import VerifyLanes
-from agents.bench.progress import Progress
 from agents.bench.rundir import (
     CONFIG_FILE,
     RESULTS_FILE,
@@ -46,6 +45,7 @@ from agents.bench.rundir import (
 )
 from agents.policy import Policy, PolicyError, SamplingParams, make_policy, query_for
 from agents.verifying import VerifierError, VerifierLike, build_verifier, verifier_options
+from qsandbox_env.progress import Progress
 from qsandbox_env.tasks import Task, TaskSet
 
 __all__ = [  # the configuration, directory and verifier names stay importable from here

@@ -23,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from agents.bench.config import BenchError, resolve_tasks
-from agents.bench.progress import Progress, format_seconds
 from agents.bench.rundir import JsonlLog
 from agents.distill import outputs
 from agents.distill.config import DistillConfig, DistillError
@@ -38,6 +37,7 @@ from agents.distill.rundir import (
 )
 from agents.distill.teacher import Reply, Teacher, make_teacher
 from agents.policy import PolicyError
+from qsandbox_env.progress import Progress
 from qsandbox_env.prompts import feedback
 from qsandbox_env.tasks import Task, TaskSet
 from qsandbox_env.verifier import Outcome, Verdict
@@ -177,6 +177,7 @@ class _Run:
             config.n * len(tasks),
             done=len(finished),
             passed=sum(any(t.get("passed") for t in s.turns) for s in finished),
+            made=None,
             enabled=progress,
             label="distill",
         )
@@ -283,18 +284,11 @@ class _Run:
 
 
 class _KeptProgress(Progress):
-    """``bench``'s progress line, worded for distillation: samples tried and answers kept."""
+    """``bench``'s progress bar, worded for distillation: samples tried and answers kept."""
 
-    def line(self) -> str:
-        total = max(1, self.total)
-        filled = round(self.WIDTH * self.done / total)
-        bar = "#" * filled + "." * (self.WIDTH - filled)
+    def postfix(self) -> str:
         rate = f"{100 * self.passed / self.done:.1f}%" if self.done else "-"
-        elapsed = time.monotonic() - self._started
-        return (
-            f"{self.label} [{bar}] {self.done}/{self.total} samples tried, {self.passed} kept "
-            f"({rate}) | {format_seconds(elapsed)}<{self._eta(elapsed)}"
-        )
+        return f"{self.passed} kept ({rate})"
 
 
 def repair_feedback(turn: dict[str, Any]) -> str:

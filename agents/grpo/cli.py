@@ -24,6 +24,7 @@ from typing import Any
 from agents.grpo.config import ADVANTAGE_SCALES, LOSS_TYPES, LR_SCHEDULES, PRECISIONS, GRPOConfig
 from agents.policy import PolicyError
 from qsandbox_env.cli import CLIError, Command, register
+from qsandbox_env.progress import Progress
 
 __all__ = ["configure_grpo", "run_grpo"]
 
@@ -168,11 +169,14 @@ def run_grpo(args: argparse.Namespace) -> int:
                 raise CLIError(f"--resume: no checkpoint under {args.out}/checkpoints")
             trainer.resume(where)
             print(f"resumed from {where} at step {trainer.step}")
+        bar = _StepProgress(config.steps, done=trainer.step, made=None, label="train grpo")
+        trainer.echo = bar.write  # the step lines print above the bar
         try:
-            trainer.train()
+            trainer.train(on_step=bar.step)
         except PolicyError as error:  # the server's failure, worded with its fix
             raise CLIError(str(error)) from None
         finally:
+            bar.close()
             if generator is not None:
                 generator.close()
     print(f"final model: {os.path.join(args.out, 'final')}")
@@ -313,3 +317,19 @@ register(
         _run_train,
     )
 )
+
+
+class _StepProgress(Progress):
+    """The progress bar of ``train grpo``: steps done, with the last step's pass rate."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.last: dict[str, float | None] = {}
+        super().__init__(*args, unit="step", **kwargs)
+
+    def step(self, metrics: dict[str, float | None]) -> None:
+        self.last = metrics
+        self.verified(False)
+
+    def postfix(self) -> str:
+        rate = self.last.get("train/pass_rate")
+        return "" if rate is None else f"pass rate {rate:.2f}"

@@ -267,7 +267,9 @@ def check_canonical_solutions(args: argparse.Namespace, tasks: TaskSet, source: 
     started = time.monotonic()
     try:
         pairs = [(task, task.canonical_solution) for task in checked]
-        verdicts = [v for chunk in verify_in_chunks(args, pairs) for v in chunk] if pairs else []
+        verdicts = (
+            [v for chunk in verify_in_chunks(args, pairs, "check") for v in chunk] if pairs else []
+        )
         seconds = time.monotonic() - started
         if report is not None:
             _write_report(report, source, verdicts, skipped, seconds)

@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from qsandbox_env.cli.registry import CLIError
 from qsandbox_env.program import FIT_POLICIES
+from qsandbox_env.progress import Progress
 from qsandbox_env.sources import load_tasks
 from qsandbox_env.tasks import Task, TaskSet
 from qsandbox_env.verifier import Verdict, Verifier
@@ -226,14 +227,24 @@ def open_output(path: str) -> IO[str]:
 
 
 def verify_in_chunks(
-    args: argparse.Namespace, pairs: Sequence[tuple[Task, str]]
+    args: argparse.Namespace, pairs: Sequence[tuple[Task, str]], label: str = "verify"
 ) -> Iterator[list[Verdict]]:
-    """Run ``pairs`` through one Verifier, yielding the verdicts chunk by chunk, in input order."""
+    """Run ``pairs`` through one Verifier, yielding the verdicts chunk by chunk, in input order.
+
+    A progress bar counts them on stderr when it is a terminal.
+    """
     workers = args.workers or os.cpu_count() or 1
     size = max(CHUNK, workers)  # a chunk smaller than the pool would leave workers idle
-    with verifier_from_args(args, workers) as verifier:
-        for start in range(0, len(pairs), size):
-            yield verifier.verify_many(pairs[start : start + size])
+    bar = Progress(len(pairs), made=None, label=label, unit="program")
+    try:
+        with verifier_from_args(args, workers) as verifier:
+            for start in range(0, len(pairs), size):
+                verdicts = verifier.verify_many(pairs[start : start + size])
+                for verdict in verdicts:
+                    bar.verified(verdict.passed)
+                yield verdicts
+    finally:
+        bar.close()
 
 
 def outcome_counts(verdicts: Sequence[Verdict]) -> str:
