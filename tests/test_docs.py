@@ -48,3 +48,18 @@ def test_the_readmes_links_point_at_files_that_exist():
     assert local, "the README links to no page of the manual"
     missing = [t for t in local if not (ROOT / t).exists()]
     assert not missing, missing
+
+
+def test_the_layout_page_names_every_module():
+    layout = (ROOT / "docs" / "layout.md").read_text()
+    modules = [
+        path
+        for package in ("qsandbox_env", "agents")
+        for path in (ROOT / package).rglob("*.py")
+        if path.name != "__init__.py"
+    ]
+    assert modules
+    missing = sorted(
+        str(path.relative_to(ROOT)) for path in modules if f"`{path.name}`" not in layout
+    )
+    assert not missing, f"docs/layout.md does not name: {missing}"
