@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agents.bench import report
+from agents.bench import charts, report
 
 DIFFICULTIES = {f"t{i}": ("basic", "intermediate", "difficult")[i % 3] for i in range(12)}
 INFO = {
@@ -40,7 +40,7 @@ def test_the_installed_versions_are_read_from_the_packages():
 
 @pytest.mark.parametrize(("outcome", "label"), [("failed", "0%"), ("passed", "100%")])
 def test_every_bar_carries_its_value_and_nothing_covers_a_bar(outcome, label):
-    figure = report.chart_figure(summary_of(outcome))
+    figure = charts.chart_figure(summary_of(outcome))
     try:
         left, right = figure.axes
         labels = [t.get_text() for t in left.texts]
@@ -57,32 +57,32 @@ def test_every_bar_carries_its_value_and_nothing_covers_a_bar(outcome, label):
         assert any("fake:sherbrooke" in t and "qiskit 2.6.2" in t for t in under_title)
         assert [t.get_text() for t in right.texts] == ["12"]
     finally:
-        report._pyplot().close(figure)
+        charts._pyplot().close(figure)
 
 
 def test_a_run_with_no_samples_says_so_instead_of_an_empty_panel():
     empty = report.build_summary([], {}, 1, [2], INFO)
-    figure = report.chart_figure(empty)
+    figure = charts.chart_figure(empty)
     try:
         left, right = figure.axes
         assert "needs n >= 2" in left.texts[0].get_text()
         assert right.texts[0].get_text() == "no samples"
     finally:
-        report._pyplot().close(figure)
+        charts._pyplot().close(figure)
 
 
 def test_runs_compared_in_one_chart(tmp_path):
     runs = {"oracle": summary_of("passed", agent="oracle"), "stale-api": summary_of("failed")}
-    figure = report.compare_figure(runs)
+    figure = charts.compare_figure(runs)
     try:
         (axis,) = figure.axes
         assert axis.get_title() == "pass@1"
         assert [t.get_text() for t in figure.legends[0].get_texts()] == ["oracle", "stale-api"]
         assert sorted(t.get_text() for t in axis.texts) == ["0%"] * 4 + ["100%"] * 4
     finally:
-        report._pyplot().close(figure)
+        charts._pyplot().close(figure)
     path = tmp_path / "compare.png"
-    report.write_compare_chart(runs, str(path))
+    charts.write_compare_chart(runs, str(path))
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

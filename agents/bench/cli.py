@@ -20,7 +20,7 @@ import os
 import sys
 from typing import Any
 
-from agents.bench import report
+from agents.bench import charts, report
 from agents.bench.runner import (
     SUMMARY_FILE,
     BenchConfig,
@@ -276,7 +276,7 @@ def _compare(args: argparse.Namespace) -> int:
     print(report.compare_table(summaries))
     if args.chart:
         try:
-            report.write_compare_chart(summaries, args.chart)
+            charts.write_compare_chart(summaries, args.chart)
         except OSError as error:
             raise CLIError(f"bench compare: cannot write {args.chart}: {error}") from None
         print(f"wrote {args.chart}")

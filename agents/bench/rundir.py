@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from agents.bench import report
+from agents.bench import charts, report
 from agents.bench.config import BenchConfig, BenchError
 from qsandbox_env.tasks import TaskSet
 
@@ -239,5 +239,5 @@ def write_outputs(
     report.write_json(summary, os.path.join(out, SUMMARY_FILE))
     with open(os.path.join(out, REPORT_FILE), "w", encoding="utf-8") as file:
         file.write(report.render_markdown(summary))
-    report.write_chart(summary, os.path.join(out, CHART_FILE))
+    charts.write_chart(summary, os.path.join(out, CHART_FILE))
     return summary
