@@ -23,6 +23,11 @@ them.
 
 Wire format: ``b"QSC1"`` then one value. A value is a one-byte tag and its payload; lengths and
 counts are little-endian ``uint32``; containers are followed by their items. See ``_T_*`` below.
+
+One module, though long: the encoder's table of kinds and the decoder's builders are the two
+halves of one format, read side by side when a kind is added, and the child imports this file
+alone (it may not import the rest of the package), so splitting it would mean a second standalone
+module that must travel with it.
 """
 
 from __future__ import annotations

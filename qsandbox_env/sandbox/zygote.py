@@ -1,11 +1,16 @@
 """The zygote: a warm interpreter that forks one isolated child per program.
 
-Started by :class:`~qsandbox_env.sandbox.pool.ZygotePool` as ``python -m qsandbox_env.sandbox.zygote
-CONFIG_JSON``. It enters new namespaces (becoming PID 1 of its own PID namespace, so that one
-``kill(-1)`` ends every process a program left behind), builds a read-only view of the filesystem,
-preloads Qiskit without starting threads, snapshots the protected library surface, and then serves
-requests from its parent: one program at a time, each in a fresh child with its own working
-directory, uid, rlimits and environment. It never runs program code itself.
+Started by :class:`~qsandbox_env.sandbox.pool.ZygotePool` (through :mod:`qsandbox_env.sandbox.boot`,
+which puts the caller's import path in place first). It enters new namespaces (becoming PID 1 of its
+own PID namespace, so that one ``kill(-1)`` ends every process a program left behind), builds a
+read-only view of the filesystem, preloads Qiskit without starting threads, snapshots the protected
+library surface, and then serves requests from its parent: one program at a time, each in a fresh
+child with its own working directory, uid, rlimits and environment. It never runs program code
+itself.
+
+One module, though long: start-up, forking, confinement and clean-up are one sequence whose order
+is what makes it safe (namespaces before preloading, the tamper snapshot after it, descriptors
+closed before a child confines itself), and it reads best top to bottom in one place.
 """
 
 from __future__ import annotations
