@@ -152,7 +152,17 @@ class QiskitCodeEnv(gymnasium.Env[str, str]):
         if self._task is None:
             raise gymnasium.error.ResetNeeded("Cannot call env.step() before calling env.reset()")
         if not isinstance(action, str):
-            raise TypeError(f"action: expected str (the model's code), got {type(action).__name__}")
+            hint = ""
+            if isinstance(action, list | tuple) and any(isinstance(m, dict) for m in action):
+                hint = (
+                    "; for chat messages, pass the reply's text: "
+                    "env.step(qsandbox_env.extract.completion_text(messages)) reads the last "
+                    "assistant message"
+                )
+            raise TypeError(
+                f"action: expected str (the model's reply or code), got {type(action).__name__}"
+                + hint
+            )
         if self._attempts >= self.max_attempts or (self._last is not None and self._last.passed):
             raise gymnasium.error.ResetNeeded("the episode has ended; call env.reset()")
         verdict = self.verifier.verify(self._task, action)

@@ -91,8 +91,22 @@ def test_step_before_reset_is_the_gymnasium_error(verifier):
 def test_non_string_action_is_a_type_error(verifier):
     env = QiskitCodeEnv(verifier=verifier)
     env.reset(seed=0)
-    with pytest.raises(TypeError, match=r"action: expected str .*, got bytes"):
+    with pytest.raises(TypeError, match=r"action: expected str .*, got bytes$"):
         env.step(b"pass")
+
+
+def test_chat_messages_as_an_action_point_at_the_helper_that_reads_them(verifier):
+    from qsandbox_env.extract import completion_text
+
+    env = QiskitCodeEnv(verifier=verifier, max_attempts=2)
+    env.reset(options={"task_id": "qsandbox/ghz_circuit"})
+    reply = [{"role": "assistant", "content": "```python\nprint('no answer')\n```"}]
+    with pytest.raises(TypeError, match=r"got list; for chat messages.*completion_text"):
+        env.step(reply)
+    # The refusal cost no attempt, and the helper it names makes an action of the same messages.
+    _, reward, terminated, _, step_info = env.step(completion_text(reply))
+    assert step_info["attempt"] == 1 and not terminated
+    assert reward == 0.0 and "print('no answer')" in step_info["code"]
 
 
 def test_unknown_task_id_lists_close_matches(verifier):
