@@ -58,7 +58,7 @@ class SFTOptions:
         out: Where the fine-tuned model is written.
         lora: Train a LoRA adapter instead of every weight.
         merge: LoRA only: merge the adapter into the base before saving.
-        lora_r: LoRA rank.
+        lora_rank: LoRA rank.
         lora_alpha: LoRA scaling numerator.
         lora_target_modules: Module names the adapter wraps (``all-linear``: every linear layer).
         epochs: Passes over the data.
@@ -79,7 +79,7 @@ class SFTOptions:
     out: str
     lora: bool = False
     merge: bool = True
-    lora_r: int = 16
+    lora_rank: int = 16
     lora_alpha: int = 32
     lora_target_modules: Sequence[str] = ("all-linear",)
     epochs: float = 2.0
@@ -99,7 +99,7 @@ class SFTOptions:
             raise ValueError(
                 f"precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}"
             )
-        for name in ("lora_r", "lora_alpha", "batch_size", "gradient_accumulation_steps"):
+        for name in ("lora_rank", "lora_alpha", "batch_size", "gradient_accumulation_steps"):
             _positive_int(name, getattr(self, name))
         for name in ("max_steps", "max_length", "logging_steps"):
             if getattr(self, name) is not None:
@@ -268,7 +268,7 @@ def _peft_config(options: SFTOptions) -> Any:
 
     targets = list(options.lora_target_modules)
     return peft.LoraConfig(
-        r=options.lora_r,
+        r=options.lora_rank,
         lora_alpha=options.lora_alpha,
         lora_dropout=0.05,
         target_modules=targets[0] if targets == ["all-linear"] else targets,
@@ -309,7 +309,7 @@ def configure_sft(parser: Any) -> None:
     )
     defaults = SFTOptions(data="", model="", out="")
     for name, kind, text in (
-        ("lora_r", int, "LoRA rank"),
+        ("lora_rank", int, "LoRA rank"),
         ("lora_alpha", int, "LoRA alpha"),
         ("epochs", float, "passes over the data"),
         ("max_steps", int, "stop after N optimizer steps (overrides --epochs)"),
@@ -321,9 +321,10 @@ def configure_sft(parser: Any) -> None:
         ("logging_steps", int, "optimizer steps between log lines"),
     ):
         default = getattr(defaults, name)
-        parser.add_argument(
-            "--" + name.replace("_", "-"), type=kind, default=default, help=f"{text} ({default})"
-        )
+        flags = ["--" + name.replace("_", "-")]
+        if name == "lora_rank":
+            flags.append("--lora-r")  # the old spelling; train grpo says --lora-rank
+        parser.add_argument(*flags, type=kind, default=default, help=f"{text} ({default})")
     parser.add_argument(
         "--lora-target-modules",
         default="all-linear",

@@ -176,7 +176,7 @@ def test_the_whole_recipe_distil_sft_grpo_bench(distilled, base_model, tmp_path)
 def test_lora_is_merged_into_a_plain_model(distilled, base_model, tmp_path) -> None:
     from transformers import AutoModelForCausalLM
 
-    run_sft(options(distilled, base_model, tmp_path, lora=True, lora_r=4, lora_alpha=8))
+    run_sft(options(distilled, base_model, tmp_path, lora=True, lora_rank=4, lora_alpha=8))
     assert not (tmp_path / "adapter_config.json").exists()
     model = AutoModelForCausalLM.from_pretrained(tmp_path)
     assert not any("lora" in name for name, _ in model.named_parameters())
@@ -185,7 +185,7 @@ def test_lora_is_merged_into_a_plain_model(distilled, base_model, tmp_path) -> N
 def test_lora_without_merging_saves_the_adapter(distilled, base_model, tmp_path) -> None:
     from agents.policies.hf import HFPolicy
 
-    run_sft(options(distilled, base_model, tmp_path, lora=True, merge=False, lora_r=4))
+    run_sft(options(distilled, base_model, tmp_path, lora=True, merge=False, lora_rank=4))
     assert (tmp_path / "adapter_config.json").is_file()
     # bench's hf: agent loads the adapter over its base (transformers' PEFT integration).
     policy = HFPolicy(str(tmp_path), device="cpu")
