@@ -47,7 +47,7 @@ def test_a_package_reachable_only_through_pythonpath_imports_in_the_sandbox(tmp_
     assert write_error in {"OSError", "PermissionError"}, proc.stdout
 
 
-def test_the_projects_own_directories_never_travel_on_the_import_path(monkeypatch):
+def test_the_projects_own_directories_never_travel_on_the_import_path(monkeypatch, tmp_path):
     root = os.path.realpath(PACKAGE_ROOT)
     above = os.path.dirname(root)
     inside = os.path.join(root, "tests")
@@ -56,5 +56,10 @@ def test_the_projects_own_directories_never_travel_on_the_import_path(monkeypatc
     assert root not in passed and above not in passed and "/" not in passed
     assert inside not in passed
     assert "" not in passed and "relative/dir" not in passed
-    # Another interpreter (an execution profile) keeps its own libraries.
+    # Another interpreter (an execution profile) keeps its own libraries, even when it is a
+    # virtual environment whose python links to this same binary.
     assert caller_import_path("/usr/bin/false") == ()
+    venv_python = tmp_path / "venv" / "bin" / "python"
+    venv_python.parent.mkdir(parents=True)
+    venv_python.symlink_to(os.path.realpath(sys.executable))
+    assert caller_import_path(str(venv_python)) == ()

@@ -91,8 +91,10 @@ def caller_import_path(python: str) -> tuple[str, ...]:
     checkout's ``tests/``): binding one of those back into the sandbox would show programs the
     project's files (its tasks' solutions, its tests' data).
     """
-    if os.path.realpath(python) != os.path.realpath(sys.executable):
-        return ()  # another interpreter (an execution profile) has its own libraries
+    if os.path.abspath(python) != os.path.abspath(sys.executable):
+        # Another interpreter has its own libraries. Compared by path, not by what it links to:
+        # a virtual environment's python (an execution profile's) links to this very binary.
+        return ()
     root = os.path.realpath(PACKAGE_ROOT)
     kept = []
     for entry in sys.path:
