@@ -37,6 +37,7 @@ from qsandbox_env.cli import (
     qpu_budget,
     register,
 )
+from qsandbox_env.cli.verifying import key_value_options, positive_int
 
 __all__ = ["main_bench"]
 
@@ -79,8 +80,8 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="option for a named task source, e.g. n=50 (repeatable)",
     )
-    run.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N tasks")
-    run.add_argument("-n", type=_positive_int, default=1, help="samples per task (default: 1)")
+    run.add_argument("--limit", type=positive_int, metavar="N", help="only the first N tasks")
+    run.add_argument("-n", type=positive_int, default=1, help="samples per task (default: 1)")
     run.add_argument(
         "-k",
         type=_ks,
@@ -102,7 +103,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     )
     sampling.add_argument(
         "--max-new-tokens",
-        type=_positive_int,
+        type=positive_int,
         default=defaults.max_new_tokens,
         help=f"(default: {defaults.max_new_tokens})",
     )
@@ -113,9 +114,9 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     agent = parser.add_argument_group("agent options")
     agent.add_argument("--device", help="hf: cuda, cuda:1, mps or cpu (default: best available)")
     agent.add_argument("--dtype", help="hf: bfloat16, float16 or float32 (default: by device)")
-    agent.add_argument("--batch-size", type=_positive_int, help="hf: prompts per forward pass")
+    agent.add_argument("--batch-size", type=positive_int, help="hf: prompts per forward pass")
     agent.add_argument("--api-key-env", help="openai: env var holding the key (OPENAI_API_KEY)")
-    agent.add_argument("--concurrency", type=_positive_int, help="openai: requests at once")
+    agent.add_argument("--concurrency", type=positive_int, help="openai: requests at once")
     agent.add_argument("--request-timeout", type=float, help="openai: seconds per request")
     agent.add_argument(
         "--agent-option",
@@ -125,7 +126,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help="any other option of the agent's factory (repeatable)",
     )
     verify = parser.add_argument_group("verification")
-    verify.add_argument("--workers", type=_positive_int, help="programs run at once (CPU count)")
+    verify.add_argument("--workers", type=positive_int, help="programs run at once (CPU count)")
     verify.add_argument(
         "--timeout", type=float, default=60.0, help="seconds per program (default: 60)"
     )
@@ -143,7 +144,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
             "too for agents each worker can build (openai:, oracle, stale-api)"
         ),
     )
-    parser.add_argument("--chunk", type=_positive_int, default=32, help="queries per generate call")
+    parser.add_argument("--chunk", type=positive_int, default=32, help="queries per generate call")
     parser.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
 
 
@@ -192,7 +193,7 @@ def _config(args: argparse.Namespace) -> BenchConfig:
             seed=args.seed,
             stop=tuple(args.stop),
         )
-        agent_options = _options(args.agent_option, "--agent-option")
+        agent_options = key_value_options(args.agent_option, "--agent-option")
         for flag, option in _AGENT_FLAGS.items():
             if getattr(args, flag) is not None:
                 agent_options[option] = getattr(args, flag)
@@ -203,7 +204,7 @@ def _config(args: argparse.Namespace) -> BenchConfig:
             ks=args.k,
             params=params,
             data=args.data,
-            task_options=_options(args.task_option, "--task-option"),
+            task_options=key_value_options(args.task_option, "--task-option"),
             limit=args.limit,
             timeout=args.timeout,
             target=args.target,
@@ -212,19 +213,6 @@ def _config(args: argparse.Namespace) -> BenchConfig:
         )
     except (ValueError, TypeError) as error:
         raise CLIError(str(error)) from None
-
-
-def _options(pairs: list[str], flag: str) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise CLIError(f"{flag}: expected KEY=VALUE, got {pair!r}")
-        try:
-            options[key.strip()] = json.loads(text)
-        except json.JSONDecodeError:
-            options[key.strip()] = text  # plain words are strings: device=cuda
-    return options
 
 
 def _summary_text(summary: dict[str, Any], out: str) -> str:
@@ -286,16 +274,6 @@ def _compare(args: argparse.Namespace) -> int:
 def _label(directory: str, taken: dict[str, Any]) -> str:
     label = os.path.basename(os.path.normpath(directory)) or directory
     return label if label not in taken else os.path.normpath(directory)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _ks(text: str) -> tuple[int, ...]:

@@ -133,11 +133,7 @@ def check_config(identity: dict[str, Any], path: str) -> bool:
     except (OSError, json.JSONDecodeError) as error:
         raise BenchError(f"cannot read {path}: {error}; delete it only if the run is empty")
     saved.pop("created", None)
-    differences = [
-        f"{key}: {saved.get(key)!r} in the saved run, {value!r} now"
-        for key, value in identity.items()
-        if saved.get(key) != value
-    ]
+    differences = config_differences(saved, identity)
     if differences:
         raise BenchError(
             f"{os.path.dirname(path) or '.'} holds a run with another configuration:\n  "
@@ -145,6 +141,15 @@ def check_config(identity: dict[str, Any], path: str) -> bool:
             + "\nresume it with the same options, or pass a new --out directory"
         )
     return True
+
+
+def config_differences(saved: Mapping[str, Any], identity: Mapping[str, Any]) -> list[str]:
+    """Each key whose value in a saved run's configuration differs from this run's, worded."""
+    return [
+        f"{key}: {saved.get(key)!r} in the saved run, {value!r} now"
+        for key, value in identity.items()
+        if saved.get(key) != value
+    ]
 
 
 def load_state(samples_log: JsonlLog, results_log: JsonlLog, tasks: TaskSet, n: int) -> RunState:

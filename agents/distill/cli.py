@@ -13,7 +13,6 @@ the work is `agents.distill.runner.run_distill`'s.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from typing import Any
 
@@ -22,6 +21,7 @@ from agents.distill.prompting import DEFAULT_TEMPLATE, PromptTemplate
 from agents.distill.rundir import REPORT_FILE, STATS_FILE, TRAIN_FILE
 from agents.policy import SamplingParams
 from qsandbox_env.cli import CLIError, Command, add_fit_option, register
+from qsandbox_env.cli.verifying import key_value_options
 
 __all__ = ["configure_distill", "main_distill"]
 
@@ -163,7 +163,7 @@ def _config(args: argparse.Namespace) -> DistillConfig:
             repair=args.repair,
             params=params,
             data=args.data,
-            task_options=_options(args.task_option),
+            task_options=key_value_options(args.task_option, "--task-option"),
             limit=args.limit,
             target=args.target,
             timeout=args.timeout,
@@ -194,19 +194,6 @@ def _read(path: str, flag: str) -> str:
             return file.read()
     except OSError as error:
         raise CLIError(f"{flag} {path}: {error.strerror or error}") from None
-
-
-def _options(pairs: list[str]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise CLIError(f"--task-option: expected KEY=VALUE, got {pair!r}")
-        try:
-            options[key.strip()] = json.loads(text)
-        except json.JSONDecodeError:
-            options[key.strip()] = text
-    return options
 
 
 def _summary(stats: dict[str, Any], out: str) -> str:

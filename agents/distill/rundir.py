@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.bench.report import write_json
+from agents.bench.rundir import config_differences
 from agents.distill.config import DistillError
 
 __all__ = [
@@ -71,11 +72,7 @@ def check_config(identity: Mapping[str, Any], out: str) -> bool:
         return False
     except (OSError, json.JSONDecodeError) as error:
         raise DistillError(f"cannot read {path}: {error}; use a new --out directory") from None
-    differences = [
-        f"{key}: {saved.get(key)!r} in the saved run, {value!r} now"
-        for key, value in identity.items()
-        if saved.get(key) != value
-    ]
+    differences = config_differences(saved, identity)
     if differences:
         raise DistillError(
             f"{out} holds a distillation run with another configuration:\n  "

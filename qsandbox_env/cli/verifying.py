@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -46,6 +47,25 @@ __all__ = [
 
 CHUNK = 64  # samples per verify_many call; results are written after each chunk
 OUTPUT_LIMIT = 2000  # characters of a program's output kept in a result line
+
+
+def key_value_options(pairs: Sequence[str], flag: str) -> dict[str, Any]:
+    """``KEY=VALUE`` arguments of a repeatable ``flag`` as a dict; values are JSON or words.
+
+    Example:
+        >>> key_value_options(["n=20", "families=['x']", "device=cuda"], "--opt")
+        {'n': 20, 'families': "['x']", 'device': 'cuda'}
+    """
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise CLIError(f"{flag}: expected KEY=VALUE, got {pair!r}")
+        try:
+            options[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key.strip()] = text  # plain words are strings: device=cuda
+    return options
 
 
 def positive_int(text: str) -> int:
