@@ -31,6 +31,7 @@ import importlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from qsandbox_env.deprecation import renamed_keyword
 from qsandbox_env.extract import Completion, completion_text
 from qsandbox_env.prompts import feedback, task_messages
 from qsandbox_env.sources import load_tasks
@@ -88,7 +89,7 @@ class VerifierReward:
         >>> from qsandbox_env import Verifier
         >>> tasks = load_tasks("bundled")
         >>> task = tasks["qsandbox/ghz_circuit"]
-        >>> with Verifier(parallelism=1) as verifier:
+        >>> with Verifier(workers=1) as verifier:
         ...     reward = VerifierReward(tasks, verifier=verifier)
         ...     asyncio.run(reward(prompts=[task.prompt], completions=[task.canonical_solution],
         ...                        task_id=[task.task_id]))
@@ -102,18 +103,19 @@ class VerifierReward:
         tasks: TaskSet | str = "bundled",
         *,
         verifier: Verifier | None = None,
-        parallelism: int | None = None,
+        workers: int | None = None,
         timeout: float = 60.0,
         keep: int = 1024,
+        parallelism: int | None = None,
     ) -> None:
         """Build the reward function.
 
         Args:
             tasks: The task set (or a source name for `load_tasks`) the ``task_id`` column names.
             verifier: A Verifier to share (the caller closes it); by default one is started on
-                the first batch, with ``parallelism`` workers and ``timeout``, and closed by
-                `close`.
-            parallelism: Workers of the default Verifier (default: the CPU count).
+                the first batch, with ``workers`` and ``timeout``, and closed by `close`.
+            workers: Workers of the default Verifier (default: the CPU count); ``parallelism=``
+                is its older name (warns).
             timeout: Per-program wall-clock limit of the default Verifier, in seconds.
             keep: How many recent verdicts `verdicts` holds (a long run scores millions; each
                 verdict carries its code and output).
@@ -121,7 +123,8 @@ class VerifierReward:
         self.tasks = _task_set(tasks)
         self._verifier = verifier
         self._owns_verifier = verifier is None
-        self._verifier_options = {"parallelism": parallelism, "timeout": timeout}
+        workers = renamed_keyword("VerifierReward", "parallelism", parallelism, "workers", workers)
+        self._verifier_options = {"workers": workers, "timeout": timeout}
         self.calls = 0
         self.verdicts: collections.deque[Verdict] = collections.deque(maxlen=keep)
         self.outcomes: collections.Counter[str] = collections.Counter()
@@ -350,7 +353,7 @@ class QiskitToolEnvironment:
         if self._task is None:
             raise RuntimeError("QiskitToolEnvironment.run_tests: call reset(...) first")
         if self._verifier is None:
-            self._verifier = Verifier(parallelism=1)
+            self._verifier = Verifier(workers=1)
         self._last = self._verifier.verify(self._task, code)
         self._attempts += 1
         return PASSED_MESSAGE if self._last.passed else feedback(self._last)

@@ -56,14 +56,14 @@ def build_verifier(
 
         address = ray if isinstance(ray, str) else None
         try:
-            return RayVerifier(address=address, actors=workers, **options)
+            return RayVerifier(address=address, workers=workers, **options)
         except (ImportError, ValueError, RuntimeError) as error:
             # No ray installed, a cluster too small, actors that would not start: say so plainly.
             raise VerifierError(f"--ray: {error}") from None
     from qsandbox_env.verifier import Verifier
 
     try:
-        return Verifier(parallelism=workers, **options)
+        return Verifier(workers=workers, **options)
     except (TypeError, ValueError) as error:  # a target that cannot take a budget, say
         raise VerifierError(str(error)) from None
 

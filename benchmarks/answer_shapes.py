@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as workdir:
         sources = load_sources(args.data, args.procedural, workdir)
-        verifiers = {fit: Verifier(parallelism=args.workers, fit=fit) for fit in fits}
+        verifiers = {fit: Verifier(workers=args.workers, fit=fit) for fit in fits}
         try:
             misses: list[dict[str, str]] = []
             matrix = run_matrix(verifiers, sources, misses)

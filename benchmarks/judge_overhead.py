@@ -58,7 +58,7 @@ else:
     tasks = load_tasks("qiskit-humaneval", path=data)
     pairs = [(task, task.canonical_solution) for task in tasks.values()]
 started = time.perf_counter()
-verifier = Verifier(parallelism=workers)
+verifier = Verifier(workers=workers)
 startup = time.perf_counter() - started
 with verifier:
     verifier.verify(*pairs[0])

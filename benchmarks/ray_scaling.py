@@ -1,10 +1,10 @@
-"""Ray scaling: `RayVerifier` with 1, 2, ... actors against the local `Verifier`, same programs.
+"""Ray scaling: `RayVerifier` with 1, 2, ... workers against the local `Verifier`, same programs.
 
 Every method verifies the *same* (task, completion) pairs in one run, side by side:
 
-- ``local Verifier p=k``: ``Verifier(parallelism=k)`` in this process (k warm zygotes).
-- ``RayVerifier actors=k``: ``RayVerifier(actors=k)`` on a local Ray started by this script
-  (``num_cpus`` = the machine's cores, no dashboard); each actor owns a ``Verifier(parallelism=1)``.
+- ``local Verifier p=k``: ``Verifier(workers=k)`` in this process (k warm zygotes).
+- ``RayVerifier workers=k``: ``RayVerifier(workers=k)`` on a local Ray started by this script
+  (``num_cpus`` = the machine's cores, no dashboard); each actor owns a ``Verifier(workers=1)``.
 
 Pools are started and given one unmeasured program before the clock starts (zygote start-up is
 not in the timings); each pool then verifies the whole workload ``--rounds`` times. Printed per
@@ -21,7 +21,7 @@ Workloads (the programs of ``benchmarks/sandbox_throughput.py``):
 Run from the repository root:
 
     PYTHONPATH=. python benchmarks/ray_scaling.py
-    PYTHONPATH=. python benchmarks/ray_scaling.py --workload humaneval --actors 1,2
+    PYTHONPATH=. python benchmarks/ray_scaling.py --workload humaneval --workers 1,2
 
 Timings share the machine with whatever else runs: the load average before each pool's rounds is
 printed, and a row measured while the machine was busier than its core count is marked
@@ -93,15 +93,15 @@ def measure(
 
 
 def run_local(workload: Workload, workers: int, rounds: int) -> Row:
-    with Verifier(parallelism=workers) as verifier:
+    with Verifier(workers=workers) as verifier:
         return measure("local Verifier", workers, verifier.verify_many, workload, rounds)
 
 
-def run_ray(workload: Workload, actors: int, rounds: int) -> Row:
+def run_ray(workload: Workload, workers: int, rounds: int) -> Row:
     from agents.ray import RayVerifier
 
-    with RayVerifier(actors=actors) as remote:
-        return measure("RayVerifier", actors, remote.verify_many, workload, rounds)
+    with RayVerifier(workers=workers) as remote:
+        return measure("RayVerifier", workers, remote.verify_many, workload, rounds)
 
 
 def print_table(rows: list[Row]) -> None:
@@ -133,11 +133,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeat", type=int, default=60, help="programs of bell-transpile")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--actors", default="1,2", help="comma-separated actor counts")
+    parser.add_argument(
+        "--workers",
+        "--actors",
+        dest="workers",
+        default="1,2",
+        help="comma-separated worker counts (Ray actors, local sandboxes); --actors: older name",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per pool")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
-    counts = [int(k) for k in args.actors.split(",")]
+    counts = [int(k) for k in args.workers.split(",")]
     workload = (
         bell_workload(args.repeat, "bell-transpile")
         if args.workload == "bell-transpile"

@@ -6,7 +6,7 @@ Every workload runs the *same* program texts (``assemble(task, code).source`` pl
 - ``fresh-interpreter``: ``subprocess.run([sys.executable, "-c", program], timeout=60)`` per
   program, exit code 0 = pass, ``--workers`` at once through a thread pool. This is exactly what a
   plain HumanEval-style harness does.
-- ``verifier``: ``Verifier(parallelism=workers)`` in warm mode (zygotes with Qiskit preloaded fork
+- ``verifier``: ``Verifier(workers=workers)`` in warm mode (zygotes with Qiskit preloaded fork
   one isolated child per program), through ``verify_many``. The zygotes are started before the
   clock; their start-up time is reported separately in the notes.
 - ``warm-floor``: ``exec`` of each program, one after another, in this benchmark's
@@ -381,7 +381,7 @@ def measure_fresh(workload: Workload, workers: int,
 def measure_verifier(workload: Workload, workers: int, method: str = "verifier",
                      target: str = "aer") -> Measurement:
     start = time.perf_counter()
-    verifier = Verifier(parallelism=workers, target=target)
+    verifier = Verifier(workers=workers, target=target)
     startup = time.perf_counter() - start
     with verifier:
         verifier.verify(*workload.pairs[0])  # warm-up
@@ -517,7 +517,7 @@ def benchmark_schedule(workload: Workload, workers: int) -> Report:
     """
     report = Report(f"{workload.name} scheduling")
     start = time.perf_counter()
-    with Verifier(parallelism=workers) as verifier:
+    with Verifier(workers=workers) as verifier:
         startup = time.perf_counter() - start
         learned = verifier.verify_many(workload.pairs)
         longest = max(v.seconds for v in learned)

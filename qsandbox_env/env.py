@@ -196,7 +196,7 @@ class QiskitCodeEnv(gymnasium.Env[str, str]):
     @property
     def verifier(self) -> Verifier:
         if self._verifier is None:
-            self._verifier = Verifier(parallelism=1, timeout=self._timeout, target=self.target)
+            self._verifier = Verifier(workers=1, timeout=self._timeout, target=self.target)
         return self._verifier
 
     @staticmethod

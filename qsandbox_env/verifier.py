@@ -20,6 +20,7 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from qsandbox_env.deprecation import renamed_keyword
 from qsandbox_env.extract import extract_code
 from qsandbox_env.program import FIT_POLICIES, import_lines, join, judging
 from qsandbox_env.sandbox.pool import SandboxError, ZygoteConfig, ZygotePool, caller_import_path
@@ -139,7 +140,8 @@ class Verifier:
     """Runs completions against tasks in warm, isolated sandboxes.
 
     Args:
-        parallelism: programs run at once (one zygote each); default the CPU count.
+        workers: programs run at once (one sandbox each); default the CPU count. The older
+            keyword ``parallelism=`` still works for one release and warns.
         timeout: default wall-clock limit per program in seconds (a task's own ``timeout`` wins).
         memory: address-space limit per program (``"4GiB"`` by default). A warm child starts with
             about 1.5 GiB of address space mapped (Qiskit and its libraries), mostly shared.
@@ -177,14 +179,14 @@ class Verifier:
         >>> from qsandbox_env import Task, Verifier
         >>> task = Task("demo/0", "def add(a, b):\\n", "def check(f):\\n    assert f(2, 3) == 5\\n",
         ...             "add")
-        >>> with Verifier(parallelism=1, preload=()) as v:
+        >>> with Verifier(workers=1, preload=()) as v:
         ...     v.verify(task, "    return a + b\\n").outcome
         <Outcome.PASSED: 'passed'>
     """
 
     def __init__(
         self,
-        parallelism: int | None = None,
+        workers: int | None = None,
         *,
         timeout: float = 60.0,
         memory: int | str = "4GiB",
@@ -200,10 +202,10 @@ class Verifier:
         profile: str | None = None,
         fit: str = "fitted",
         schedule: str = "longest_first",
+        parallelism: int | None = None,
     ) -> None:
-        self.parallelism = _positive_int(
-            os.cpu_count() or 1 if parallelism is None else parallelism, "parallelism"
-        )
+        workers = renamed_keyword("Verifier", "parallelism", parallelism, "workers", workers)
+        self.workers = _positive_int(os.cpu_count() or 1 if workers is None else workers, "workers")
         self.timeout = _positive_float(timeout, "timeout")
         self.memory = parse_size(memory, "memory")
         self.max_processes = _positive_int(max_processes, "max_processes")
@@ -243,12 +245,20 @@ class Verifier:
         self._cold_info: dict = {}
         self._lock = threading.Lock()
         self._pool: ZygotePool | None = None
-        self._executor = ThreadPoolExecutor(self.parallelism, thread_name_prefix="qsandbox")
+        self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="qsandbox")
         if mode == "warm":
-            self._pool = ZygotePool(self._config, self.parallelism)
+            self._pool = ZygotePool(self._config, self.workers)
             self._announce(self._pool.info)
 
     # -- public API -----------------------------------------------------------------------
+    @property
+    def parallelism(self) -> int:
+        """The older name of `workers` (deprecated; warns)."""
+        warnings.warn(
+            "Verifier.parallelism is deprecated; read Verifier.workers", DeprecationWarning, 2
+        )
+        return self.workers
+
     @property
     def isolation(self) -> dict:
         """Which isolation layers are active in the sandbox, and why any are missing."""

@@ -59,5 +59,5 @@ def program_task(
 
 @pytest.fixture(scope="session")
 def verifier():
-    with Verifier(parallelism=2) as v:
+    with Verifier(workers=2) as v:
         yield v

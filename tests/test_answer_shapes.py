@@ -205,7 +205,7 @@ def test_sampled_humaneval_solutions_pass_in_every_shape_normal_and_hard(verifie
 
 @pytest.fixture(scope="module")
 def strict_verifier():
-    with Verifier(parallelism=2, fit="strict") as verifier:
+    with Verifier(workers=2, fit="strict") as verifier:
         yield verifier
 
 

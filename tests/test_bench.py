@@ -337,7 +337,7 @@ def test_oracle_on_humaneval_passes_at_the_verifiers_canonical_rate(tmp_path):
     tasks = load_tasks(path)
     # A generous limit: on a loaded machine the slowest task (~20 s) must not time out in one
     # run and not the other.
-    with Verifier(parallelism=2, timeout=300) as patient:
+    with Verifier(workers=2, timeout=300) as patient:
         pairs = [(t, t.canonical_solution) for t in tasks.values()]
         canonical = settle_shot_noise(patient, pairs, patient.verify_many(pairs))
         config = BenchConfig("oracle", "qiskit-humaneval", data=path, n=1)

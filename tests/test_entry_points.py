@@ -130,7 +130,7 @@ def test_ray_workers_score_like_the_verifier(reference):
     if started:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        with RayVerifier(actors=1) as remote:
+        with RayVerifier(workers=1) as remote:
             verdicts = remote.verify_many([(TASK, answer) for answer in ANSWERS])
     finally:
         if started:

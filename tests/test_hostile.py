@@ -752,7 +752,7 @@ def test_secrets_in_the_environment_are_not_visible(monkeypatch):
         "import os\ndef leak():\n"
         "    return os.environ.get('QISKIT_IBM_TOKEN'), os.environ.get('AWS_SECRET_ACCESS_KEY')\n"
     )
-    with Verifier(parallelism=1, preload=()) as v:
+    with Verifier(workers=1, preload=()) as v:
         assert_fooled_naive_not_us(v, task, code, expected=Outcome.FAILED, env=dict(os.environ))
 
 
@@ -822,7 +822,7 @@ def test_daemons_are_killed_when_the_program_ends(verifier):
 # -- what one program leaves behind must not reach the next (one zygote, one program at a time) --
 @pytest.fixture(scope="module")
 def single():
-    with Verifier(parallelism=1, preload=()) as v:
+    with Verifier(workers=1, preload=()) as v:
         yield v
 
 

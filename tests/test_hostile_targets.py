@@ -36,7 +36,7 @@ TARGET = f"fake:{DEVICE}"
 
 @pytest.fixture(scope="module")
 def manila():
-    with Verifier(parallelism=1, target=TARGET) as v:
+    with Verifier(workers=1, target=TARGET) as v:
         yield v
 
 

@@ -128,7 +128,7 @@ def test_ray_verifier_gives_the_local_verifiers_verdicts_on_humaneval_canonical(
     # A generous limit on both sides: on a busy 2-core machine a slow task can pass the default
     # 60 s on one side and not the other, which is load, not a difference between the two.
     local = settle_shot_noise(verifier, pairs, verifier.verify_many(pairs, timeout=300))
-    with RayVerifier(actors=CPUS) as remote:
+    with RayVerifier(workers=CPUS) as remote:
         distributed = remote.verify_many(pairs, timeout=300)
         distributed = settle_shot_noise(remote, pairs, distributed, timeout=300)
 
@@ -142,7 +142,7 @@ def test_ray_verifier_gives_the_local_verifiers_verdicts_on_humaneval_canonical(
 def test_verify_many_keeps_input_order_across_actors(ray_session):
     tasks = [sleepy_task(i, 0.05) for i in range(8)]
     pairs = [(t, answer(i) if i % 3 else WRONG) for i, t in enumerate(tasks)]
-    with RayVerifier(actors=2, preload=()) as remote:
+    with RayVerifier(workers=2, preload=()) as remote:
         verdicts = remote.verify_many(pairs)
     assert [v.task_id for v in verdicts] == [t.task_id for t in tasks]
     assert [v.passed for v in verdicts] == [bool(i % 3) for i in range(8)]
@@ -150,7 +150,7 @@ def test_verify_many_keeps_input_order_across_actors(ray_session):
 
 
 def test_the_environment_steps_through_a_ray_verifier(ray_session, bundled):
-    with RayVerifier(actors=1, preload=()) as remote:
+    with RayVerifier(workers=1, preload=()) as remote:
         env = QiskitCodeEnv(bundled, verifier=remote)
         _, info = env.reset(seed=0)
         _, reward, terminated, _, step_info = env.step(bundled[info["task_id"]].canonical_solution)
@@ -159,7 +159,7 @@ def test_the_environment_steps_through_a_ray_verifier(ray_session, bundled):
 
 
 def test_ray_verifier_reports_the_isolation_of_its_actors(ray_session):
-    with RayVerifier(actors=1, preload=()) as remote:
+    with RayVerifier(workers=1, preload=()) as remote:
         isolation = remote.isolation
     assert "scrubbed-environment" in isolation["active"]
     assert set(isolation) == {"active", "missing"}
@@ -167,7 +167,7 @@ def test_ray_verifier_reports_the_isolation_of_its_actors(ray_session):
 
 def test_a_killed_actors_items_run_on_its_replacement_and_each_result_comes_once(ray_session):
     tasks = [sleepy_task(i, 0.3) for i in range(16)]
-    with RayVerifier(actors=2, preload=()) as remote:
+    with RayVerifier(workers=2, preload=()) as remote:
         victim = remote.actors[0]
 
         def kill_mid_batch():
@@ -239,7 +239,7 @@ def test_an_item_past_item_timeout_gets_a_timeout_verdict_and_the_batch_complete
     slow = program_task("    import time\n    time.sleep(120)", task_id="slow/0")
     quick = [sleepy_task(i, 0.0) for i in range(4)]
     pairs = [(slow, "def solve():\n    pass\n")] + [(t, answer(i)) for i, t in enumerate(quick)]
-    with RayVerifier(actors=2, preload=(), item_timeout=10, timeout=300) as remote:
+    with RayVerifier(workers=2, preload=(), item_timeout=10, timeout=300) as remote:
         started = time.monotonic()
         verdicts = remote.verify_many(pairs)
         elapsed = time.monotonic() - started
@@ -253,7 +253,7 @@ def test_an_item_past_item_timeout_gets_a_timeout_verdict_and_the_batch_complete
 
 def test_more_actors_than_the_cluster_holds_raise_before_anything_starts(ray_session):
     with pytest.raises(ValueError) as caught:
-        RayVerifier(actors=3, preload=())
+        RayVerifier(workers=3, preload=())
     assert str(caught.value) == (
         "RayVerifier: 3 actors of (CPU 1) each cannot be placed: the Ray cluster's 1 alive "
         "node(s) (CPU 2 in all) hold 2; ask for actors <= 2, fewer CPUs per actor "
@@ -263,16 +263,16 @@ def test_more_actors_than_the_cluster_holds_raise_before_anything_starts(ray_ses
 
 def test_an_actor_larger_than_any_node_is_refused(ray_session):
     with pytest.raises(ValueError, match=r"hold 0; ask for actors <= 0"):
-        RayVerifier(actors=1, num_cpus=4, preload=())
+        RayVerifier(workers=1, num_cpus=4, preload=())
 
 
 def test_actors_that_cannot_start_because_the_cluster_is_busy_raise_after_start_timeout(
     ray_session,
 ):
-    with RayVerifier(actors=2, preload=()):
+    with RayVerifier(workers=2, preload=()):
         started = time.monotonic()
         with pytest.raises(RuntimeError) as caught:
-            RayVerifier(actors=1, preload=(), start_timeout=2)
+            RayVerifier(workers=1, preload=(), start_timeout=2)
         assert time.monotonic() - started < 30
     assert str(caught.value) == (
         "RayVerifier: 1 of 1 Ray actors did not start within 2 s; the cluster has 0 of 2 CPUs "
@@ -298,7 +298,7 @@ def test_the_actors_spend_one_qpu_budget_and_a_replaced_actor_adds_nothing_to_it
     task = program_task(SAMPLER_TEST)
     # ibm:fake_* devices run in the runtime's local mode on each actor: no account needed.
     with RayVerifier(
-        actors=2, target="ibm:fake_manila", budget=Budget(jobs=1), preload=PRELOAD
+        workers=2, target="ibm:fake_manila", budget=Budget(jobs=1), preload=PRELOAD
     ) as remote:
         first = remote.verify_many([(task, sampler_program(a)) for a in (1.0, 1.1)])
         before = ray.get([actor.call.remote("budget", None) for actor in remote.actors])
@@ -322,19 +322,19 @@ def test_the_actors_spend_one_qpu_budget_and_a_replaced_actor_adds_nothing_to_it
 
 def test_a_bad_verifier_option_value_raises_its_own_error_from_the_actor(ray_session):
     with pytest.raises(ValueError) as caught:
-        RayVerifier(actors=1, memory="lots")
+        RayVerifier(workers=1, memory="lots")
     assert str(caught.value) == "memory: expected a size like '4GiB' or '512MiB', got 'lots'"
 
 
 def test_a_closed_ray_verifier_refuses_work(ray_session):
-    remote = RayVerifier(actors=1, preload=())
+    remote = RayVerifier(workers=1, preload=())
     remote.close()
     with pytest.raises(ValueError, match=r"^this RayVerifier is closed; create a new one$"):
         remote.verify(sleepy_task(0), answer(0))
 
 
 def test_closing_leaves_running_a_ray_session_it_did_not_start(ray_session):
-    with RayVerifier(actors=1, preload=()) as remote:
+    with RayVerifier(workers=1, preload=()) as remote:
         assert remote.verify(sleepy_task(1, 0.0), answer(1)).passed
     assert ray.is_initialized()
 
@@ -344,7 +344,7 @@ import ray
 from agents.rollout import RayVerifier
 from qsandbox_env import Task
 task = Task("add/0", "def add(a, b):\\n", "def check(f):\\n    assert f(2, 3) == 5\\n", "add")
-with RayVerifier(actors=1, preload=()) as remote:
+with RayVerifier(workers=1, preload=()) as remote:
     print(ray.is_initialized(), remote.verify(task, "    return a + b\\n").passed)
 print(ray.is_initialized())
 """
@@ -525,9 +525,9 @@ def test_rollout_pool_verifies_given_completions_like_the_local_verifier(ray_ses
     ids = list(bundled)[:3]
     pairs = [(bundled[t], bundled[t].canonical_solution) for t in ids]
     pairs += [(bundled[ids[0]], WRONG), (bundled[ids[1]], "def broken(:\n")]
-    with RolloutPool(ScriptedPolicy(), bundled, workers=1, parallelism=2) as pool:
+    with RolloutPool(ScriptedPolicy(), bundled, workers=1, sandboxes_per_worker=2) as pool:
         remote = pool.verify_many(pairs)
-    with Verifier(parallelism=2) as local:
+    with Verifier(workers=2) as local:
         expected = local.verify_many(pairs)
     assert [v.outcome for v in remote] == [v.outcome for v in expected]
     assert [v.outcome for v in remote][:3] == [Outcome.PASSED] * 3

@@ -30,7 +30,7 @@ def started(verdict) -> float:
 
 @pytest.fixture(scope="module")
 def one_lane():
-    with Verifier(parallelism=1, preload=()) as verifier:
+    with Verifier(workers=1, preload=()) as verifier:
         yield verifier
 
 
@@ -56,7 +56,7 @@ def test_a_task_never_seen_goes_by_its_time_limit(one_lane):
 
 def test_input_order_when_asked():
     pairs = [(timed_task(name), program(seconds)) for name, seconds in SLEEPS.items()]
-    with Verifier(parallelism=1, preload=(), schedule="input") as verifier:
+    with Verifier(workers=1, preload=(), schedule="input") as verifier:
         verifier.verify_many(pairs)
         verdicts = verifier.verify_many(pairs)
     assert [v.task_id for v in sorted(verdicts, key=started)] == list(SLEEPS)
@@ -64,4 +64,4 @@ def test_input_order_when_asked():
 
 def test_an_unknown_schedule_is_refused_naming_the_choices():
     with pytest.raises(ValueError, match="schedule: expected one of longest_first, input"):
-        Verifier(parallelism=1, schedule="shortest")
+        Verifier(workers=1, schedule="shortest")

@@ -45,7 +45,7 @@ SOME_ANTICORRELATED = (
 
 @pytest.fixture(scope="module")
 def sherbrooke():
-    with Verifier(parallelism=1, target="fake:sherbrooke") as v:
+    with Verifier(workers=1, target="fake:sherbrooke") as v:
         yield v
 
 
@@ -112,7 +112,7 @@ def test_a_non_string_target_is_a_type_error():
 
 def test_the_verifier_rejects_an_unknown_target_before_starting_sandboxes():
     with pytest.raises(ValueError, match="unknown fake device 'fake:atlantis'"):
-        Verifier(parallelism=1, target="fake:atlantis")
+        Verifier(workers=1, target="fake:atlantis")
 
 
 # -- noise and constraints of a fake device ----------------------------------------------------

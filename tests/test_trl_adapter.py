@@ -123,7 +123,7 @@ def test_only_the_most_recent_verdicts_are_kept(verifier) -> None:
 
 
 def test_a_reward_function_without_a_verifier_starts_and_closes_its_own() -> None:
-    reward = VerifierReward(TaskSet([PROGRAM]), parallelism=1)
+    reward = VerifierReward(TaskSet([PROGRAM]), workers=1)
     assert score(reward, ["def one():\n    return 1\n"], [PROGRAM.task_id]) == [1.0]
     started = reward.verifier
     reward.close()

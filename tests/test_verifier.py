@@ -198,7 +198,7 @@ def test_non_task_is_a_type_error(verifier):
         ),
         ({"timeout": "5"}, TypeError, "timeout: expected a positive number of seconds, got '5'"),
         ({"memory": "lots"}, ValueError, "memory: expected a size like '4GiB'"),
-        ({"parallelism": 0}, ValueError, "parallelism: expected a positive int, got 0"),
+        ({"workers": 0}, ValueError, "workers: expected a positive int, got 0"),
         ({"mode": "hot"}, ValueError, "mode: expected 'warm' or 'cold', got 'hot'"),
         (
             {"python": "/no/such/python"},
@@ -218,7 +218,7 @@ def test_bad_per_call_timeout_is_rejected(verifier):
 
 
 def test_closed_verifier_refuses_work():
-    v = Verifier(parallelism=1, preload=())
+    v = Verifier(workers=1, preload=())
     v.close()
     with pytest.raises(ValueError, match="this Verifier is closed"):
         v.verify(ADD, "    return a + b\n")
@@ -235,14 +235,14 @@ def test_isolation_reports_every_layer_as_active_or_missing(verifier):
 
 
 def test_cold_mode_gives_the_same_verdicts():
-    with Verifier(parallelism=1, mode="cold") as cold:
+    with Verifier(workers=1, mode="cold") as cold:
         assert set(cold.isolation["active"]) | set(cold.isolation["missing"]) == set(LAYERS)
         verdicts = cold.verify_many([(ADD, "    return a + b\n"), (ADD, "    return a - b\n")])
     assert [v.outcome for v in verdicts] == [Outcome.PASSED, Outcome.FAILED]
 
 
 def test_a_killed_zygote_is_replaced_and_the_program_rerun():
-    with Verifier(parallelism=1, preload=()) as v:
+    with Verifier(workers=1, preload=()) as v:
         task = Task(
             "sleep/1", "import time\ndef f():\n", "def check(c):\n    assert c() == 1\n", "f"
         )
@@ -266,7 +266,7 @@ def test_programs_can_run_under_another_interpreter(tmp_path):
     python = venv / "bin" / "python"
     task = program_task(f"    assert candidate() == {str(venv)!r}\n", entry_point="where")
     code = "import sys\ndef where():\n    return sys.prefix\n"
-    with Verifier(parallelism=1, mode="cold", python=str(python)) as v:
+    with Verifier(workers=1, mode="cold", python=str(python)) as v:
         verdict = v.verify(task, code)
         assert verdict.passed, verdict.detail
         assert v.verify(task, "def where():\n    return '/elsewhere'\n").outcome is Outcome.FAILED
@@ -274,7 +274,7 @@ def test_programs_can_run_under_another_interpreter(tmp_path):
 
 def test_missing_isolation_layers_are_announced_and_listed():
     with pytest.warns(RuntimeWarning, match="sandbox layers are NOT active"):
-        v = Verifier(parallelism=1, preload=(), isolate=False)
+        v = Verifier(workers=1, preload=(), isolate=False)
     with v:
         assert "network-namespace" in v.isolation["missing"]
         assert v._pool.info["threads"] == 1  # no namespace fork hides a thread pool here
@@ -283,14 +283,14 @@ def test_missing_isolation_layers_are_announced_and_listed():
 
 def test_a_module_that_cannot_be_preloaded_is_announced():
     with pytest.warns(RuntimeWarning, match="could not preload:\n  - no_such_module_qsandbox"):
-        v = Verifier(parallelism=1, preload=("no_such_module_qsandbox",))
+        v = Verifier(workers=1, preload=("no_such_module_qsandbox",))
     with v:
         assert v.verify(ADD, "    return a + b\n").passed
 
 
 def test_a_zygote_that_keeps_dying_gives_a_sandbox_verdict_not_a_hang():
     task = Task("sleep/2", "import time\ndef f():\n", "def check(c):\n    assert c() == 1\n", "f")
-    with Verifier(parallelism=1, preload=(), timeout=20) as v:
+    with Verifier(workers=1, preload=(), timeout=20) as v:
         handle = v._pool.handles[0]
         killed: list[int] = []
 
@@ -335,7 +335,7 @@ def test_each_program_draws_its_own_numpy_random_numbers():
     # draws the same "random" numbers, so unseeded random tests repeat themselves exactly.
     task = Task("rng/0", "def f():\n", "def check(candidate):\n    candidate()\n", "f")
     code = "    import numpy as np\n    print(np.random.rand(), np.random.randint(1 << 30))\n"
-    with Verifier(parallelism=1) as v:
+    with Verifier(workers=1) as v:
         verdicts = v.verify_many([(task, code)] * 4)
     assert [x.outcome for x in verdicts] == [Outcome.PASSED] * 4
     assert len({x.output for x in verdicts}) == 4

@@ -141,7 +141,7 @@ def _verifier(config: DistillConfig, workers: int | None) -> Any:
     if config.target:
         options["target"] = config.target
     try:
-        return Verifier(parallelism=workers, **options)
+        return Verifier(workers=workers, **options)
     except (TypeError, ValueError) as error:
         raise DistillError(str(error)) from None
 

@@ -204,7 +204,7 @@ def run_demo(
     tasks = demo_tasks()
     tokenizer = demo_tokenizer(tasks)
     model = demo_model(len(tokenizer), config.seed)
-    with Verifier(parallelism=workers, preload=("qiskit", "qiskit.quantum_info")) as verifier:
+    with Verifier(workers=workers, preload=("qiskit", "qiskit.quantum_info")) as verifier:
         counting = _CountingVerifier(verifier)
         trainer = GRPOTrainer(config, model, tokenizer, tasks, counting, out_dir=out_dir, echo=echo)
         initial = trainer.evaluate(tasks, EVAL_SAMPLES, temperature=config.temperature)

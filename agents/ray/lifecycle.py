@@ -153,8 +153,8 @@ def start_pool(
     """Start ``shape``'s actors of ``actor_class`` (each in an `ActorHost`), with a shared budget
     ledger actor when ``kwargs`` hold a QPU `Budget`; ValueError when the cluster cannot hold
     them."""
-    room = check_capacity(ray, shape.actors or 1, {"CPU": shape.num_cpus}, label)
-    count = shape.actors or room
+    room = check_capacity(ray, shape.workers or 1, {"CPU": shape.num_cpus}, label)
+    count = shape.workers or room
     companions = []
     budget = kwargs.get("budget")
     if isinstance(budget, Budget):

@@ -11,6 +11,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any
 
+from qsandbox_env.deprecation import renamed_keyword
 from qsandbox_env.verifier import Verifier
 
 __all__ = [
@@ -24,7 +25,11 @@ __all__ = [
 
 DEFAULT_START_TIMEOUT = 300.0  # zygotes preload Qiskit; a busy node takes a while
 DEFAULT_MAX_RETRIES = 2
-_VERIFIER_PARAMETERS = frozenset(inspect.signature(Verifier).parameters)
+# What a pool passes on to each worker's Verifier; the pool sets its ``workers`` itself.
+_WORKER_VERIFIER_PARAMETERS = frozenset(inspect.signature(Verifier).parameters) - {
+    "workers",
+    "parallelism",
+}
 
 
 def positive_int(value: object, name: str) -> int:
@@ -45,7 +50,7 @@ def positive_number(value: object, name: str) -> float:
 class PoolShape:
     """What every pool asks of Ray, checked once on the driver."""
 
-    actors: int | None
+    workers: int | None
     num_cpus: float
     max_in_flight: int
     item_timeout: float | None
@@ -55,15 +60,15 @@ class PoolShape:
     @classmethod
     def checked(
         cls,
-        actors: int | None,
+        workers: int | None,
         num_cpus: float,
         max_in_flight: int,
         item_timeout: float | None,
         max_retries: int,
         start_timeout: float,
     ) -> PoolShape:
-        if actors is not None:
-            positive_int(actors, "actors")
+        if workers is not None:
+            positive_int(workers, "workers")
         positive_number(num_cpus, "num_cpus")
         positive_int(max_in_flight, "max_in_flight")
         if item_timeout is not None:
@@ -71,15 +76,29 @@ class PoolShape:
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError(f"max_retries: expected an int >= 0, got {max_retries!r}")
         positive_number(start_timeout, "start_timeout")
-        return cls(actors, num_cpus, max_in_flight, item_timeout, max_retries, start_timeout)
+        return cls(workers, num_cpus, max_in_flight, item_timeout, max_retries, start_timeout)
 
 
-def checked_verifier_options(options: dict[str, Any], label: str) -> dict[str, Any]:
-    unknown = sorted(set(options) - _VERIFIER_PARAMETERS)
+def checked_verifier_options(
+    options: dict[str, Any], label: str, sandboxes_per_worker: int | None = None
+) -> dict[str, Any]:
+    """The options of each worker's `Verifier`, its ``workers`` set to ``sandboxes_per_worker``
+    (default 1; the older spelling ``parallelism=`` among the options still works and warns)."""
+    options = dict(options)
+    sandboxes_per_worker = renamed_keyword(
+        label,
+        "parallelism",
+        options.pop("parallelism", None),
+        "sandboxes_per_worker",
+        sandboxes_per_worker,
+        stacklevel=4,
+    )
+    unknown = sorted(set(options) - _WORKER_VERIFIER_PARAMETERS)
     if unknown:
         raise TypeError(
             f"{label}: unknown Verifier option(s) {unknown}; expected some of "
-            f"{sorted(_VERIFIER_PARAMETERS)}"
+            f"{sorted(_WORKER_VERIFIER_PARAMETERS)} (each worker's sandbox count is "
+            "sandboxes_per_worker=)"
         )
     if options.get("broker") is not None:
         raise TypeError(
@@ -87,7 +106,7 @@ def checked_verifier_options(options: dict[str, Any], label: str) -> dict[str, A
             "credentials); pass target='ibm:...' (and budget=...) and each actor builds its own "
             "broker from its node's saved account or QISKIT_IBM_* environment"
         )
-    options = dict(options)
-    options["parallelism"] = positive_int(options.get("parallelism", 1), "parallelism")
+    per_worker = 1 if sandboxes_per_worker is None else sandboxes_per_worker
+    options["workers"] = positive_int(per_worker, "sandboxes_per_worker")
     options["timeout"] = positive_number(options.get("timeout", 60.0), "timeout")
     return options

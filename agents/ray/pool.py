@@ -60,17 +60,20 @@ class RolloutPool(RayPool):
         tasks: A `TaskSet` or a task source; loaded here and sent to the workers as plain data,
             so the workers' nodes need no copy of the task file.
         address: As for `RayVerifier`.
-        workers: How many workers; default as many as the cluster can hold.
+        workers: How many workers (Ray actors); default as many as the cluster can hold.
+        sandboxes_per_worker: Sandboxes of each worker's `Verifier` (default 1); episodes of one
+            batch run that many at once.
         batch_size: Tasks per request to a worker (a policy answers a batch in one call).
         max_attempts: Attempts per episode (repair mode above 1).
         max_in_flight: Batches sent to one worker and not yet returned.
         item_timeout: Seconds one batch may take on a worker; ``None`` for no limit (a local
             model's generation time is hard to bound; set one for API policies).
-        num_cpus: Ray CPUs each worker reserves (default its ``parallelism``).
+        num_cpus: Ray CPUs each worker reserves (default its ``sandboxes_per_worker``).
         max_retries: Times a batch is sent again after its worker died or timed out.
         start_timeout: Seconds to wait for the workers to start.
         policy_options: Options for `make_policy`.
-        **verifier_kwargs: Options of each worker's `Verifier`.
+        **verifier_kwargs: Options of each worker's `Verifier` (``timeout``, ``target``, ...;
+            ``parallelism=`` is the older name of ``sandboxes_per_worker=`` and warns).
 
     The pool is also a verifier: `verify_many` checks given completions on the workers'
     sandboxes, so one pool can finish the verdicts of a resumed benchmark and then generate.
@@ -87,6 +90,7 @@ class RolloutPool(RayPool):
         *,
         address: str | None = None,
         workers: int | None = None,
+        sandboxes_per_worker: int | None = None,
         batch_size: int = 4,
         max_attempts: int = 1,
         max_in_flight: int = 2,
@@ -103,12 +107,12 @@ class RolloutPool(RayPool):
         check_policy_like(policy)
         if isinstance(policy, str):  # an unknown spec fails here, before Ray starts
             policy, policy_options = policy_builder(policy, **(policy_options or {})), None
-        options = checked_verifier_options(verifier_kwargs, self.label)
+        options = checked_verifier_options(verifier_kwargs, self.label, sandboxes_per_worker)
         self.timeout: float = options["timeout"]
-        self._per_worker: int = options["parallelism"]
+        self.sandboxes_per_worker: int = options["workers"]
         shape = PoolShape.checked(
             workers,
-            options["parallelism"] if num_cpus is None else num_cpus,
+            self.sandboxes_per_worker if num_cpus is None else num_cpus,
             max_in_flight,
             item_timeout,
             max_retries,
@@ -127,6 +131,11 @@ class RolloutPool(RayPool):
     @property
     def workers(self) -> list[Any]:
         """The worker actor handles now serving."""
+        return self._open_pool().actors
+
+    @property
+    def actors(self) -> list[Any]:
+        """The same handles as `workers` (Ray calls them actors)."""
         return self._open_pool().actors
 
     def rollout(
@@ -183,7 +192,7 @@ class RolloutPool(RayPool):
         get ``sandbox`` or ``timeout`` verdicts.
         """
         items, timeout = self._wire_pairs(pairs, timeout)
-        size = self._per_worker
+        size = self.sandboxes_per_worker
         groups = [items[i : i + size] for i in range(0, len(items), size)]
         requests = [{"items": group, "timeout": timeout} for group in groups]
         limits = [stuck_after(group, timeout, self.timeout) for group in groups]

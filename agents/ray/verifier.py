@@ -9,6 +9,7 @@ merely run long end earlier, inside the sandbox, at the program limit, with the 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from agents.ray.options import (
 )
 from agents.ray.scheduler import Failure
 from agents.ray.wire import verdict_from_wire
+from qsandbox_env.deprecation import renamed_keyword
 from qsandbox_env.targets import Target, parse_target
 from qsandbox_env.tasks import Task
 from qsandbox_env.verifier import Outcome, Verdict
@@ -40,19 +42,22 @@ class RayVerifier(RayPool):
         address: Ray to use. ``None``: the session already initialised in this process, else the
             cluster in ``$RAY_ADDRESS``, else a new local instance (no dashboard, one CPU per core)
             that `close` shuts down. ``"auto"`` or ``"ray://host:10001"``: an existing cluster.
-        actors: How many actors; default as many as the cluster's alive nodes can hold.
+        workers: How many Ray workers (actors, each with its own `Verifier`); default as many as
+            the cluster's alive nodes can hold. ``actors=`` is its older name (warns).
+        sandboxes_per_worker: Sandboxes of each worker's `Verifier` (its ``workers``; default
+            1), so ``workers * sandboxes_per_worker`` programs run at once.
         max_in_flight: Items sent to one actor and not yet returned (default twice its
-            ``parallelism``, so each sandbox has its next program waiting).
+            ``sandboxes_per_worker``, so each sandbox has its next program waiting).
         item_timeout: Seconds an item may take on an actor, from when the actor starts it, before
             the actor counts as stuck: the item then gets a ``timeout`` verdict (it is not run
             again) and the actor is replaced. Default: twice the program's limit plus 60 s, a
             backstop; programs that run long end at their own limit inside the sandbox.
-        num_cpus: Ray CPUs each actor reserves (default its ``parallelism``).
+        num_cpus: Ray CPUs each actor reserves (default its ``sandboxes_per_worker``).
         max_retries: Times an item is sent again after its actor died running it; past that it
             gets a ``sandbox`` verdict.
         start_timeout: Seconds to wait for actors to start before raising ``RuntimeError``.
-        **verifier_kwargs: Options of each actor's `Verifier` (``parallelism`` defaults to 1:
-            one sandbox per actor; ``timeout``, ``memory``, ``preload``, ``target``, ...). For
+        **verifier_kwargs: Options of each actor's `Verifier` (``timeout``, ``memory``,
+            ``preload``, ``target``, ...). For
             ``ibm:`` targets each actor has its own broker, built from its node's account; all
             of them spend from one ``budget``, kept in a ledger actor (`RayBudgetLedger`), so
             the pool keeps to it as a whole and a replaced actor adds nothing to it. A
@@ -60,7 +65,7 @@ class RayVerifier(RayPool):
 
     Raises:
         ImportError: Ray is not installed (the message has the ``pip install`` command).
-        ValueError: The cluster's nodes cannot hold ``actors`` actors of ``num_cpus`` CPUs.
+        ValueError: The cluster's nodes cannot hold ``workers`` actors of ``num_cpus`` CPUs.
         RuntimeError: Actors did not start within ``start_timeout``.
 
     Calls from several threads are served one at a time. When Ray is already initialised in
@@ -72,24 +77,27 @@ class RayVerifier(RayPool):
     def __init__(
         self,
         address: str | None = None,
-        actors: int | None = None,
+        workers: int | None = None,
         *,
+        sandboxes_per_worker: int | None = None,
         max_in_flight: int | None = None,
         item_timeout: float | None = None,
         num_cpus: float | None = None,
         max_retries: int = DEFAULT_MAX_RETRIES,
         start_timeout: float = DEFAULT_START_TIMEOUT,
+        actors: int | None = None,
         **verifier_kwargs: Any,
     ) -> None:
+        workers = renamed_keyword(self.label, "actors", actors, "workers", workers)
         if address is not None and not isinstance(address, str):
             raise TypeError(f"address: expected None or a Ray address str, got {address!r}")
-        options = checked_verifier_options(verifier_kwargs, self.label)
+        options = checked_verifier_options(verifier_kwargs, self.label, sandboxes_per_worker)
         self.timeout: float = options["timeout"]
         self.target: Target = parse_target(options.get("target", "aer"))
         self.fit: str = options.get("fit", "fitted")
-        per_actor = options["parallelism"]
+        per_actor = options["workers"]
         shape = PoolShape.checked(
-            actors,
+            workers,
             per_actor if num_cpus is None else num_cpus,
             2 * per_actor if max_in_flight is None else max_in_flight,
             item_timeout,
@@ -97,7 +105,17 @@ class RayVerifier(RayPool):
             start_timeout,
         )
         self._start(shape, address, VerifierActor, (), options, concurrency=per_actor, retry=False)
-        self.parallelism = per_actor * len(self._open_pool().slots)
+        self.sandboxes_per_worker: int = per_actor
+
+    @property
+    def parallelism(self) -> int:
+        """Programs run at once, ``workers * sandboxes_per_worker`` (deprecated name; warns)."""
+        warnings.warn(
+            "RayVerifier.parallelism is deprecated; read workers * sandboxes_per_worker",
+            DeprecationWarning,
+            2,
+        )
+        return len(self._open_pool().slots) * self.sandboxes_per_worker
 
     # -- the Verifier interface ---------------------------------------------------------------
     @property
@@ -128,8 +146,13 @@ class RayVerifier(RayPool):
 
     # -- inspection ---------------------------------------------------------------------------
     @property
+    def workers(self) -> list[Any]:
+        """The worker actor handles now serving (a replaced actor's successor takes its place)."""
+        return self._open_pool().actors
+
+    @property
     def actors(self) -> list[Any]:
-        """The actor handles now serving (a replaced actor's successor takes its place)."""
+        """The same handles as `workers` (Ray calls them actors)."""
         return self._open_pool().actors
 
     # -- internals ----------------------------------------------------------------------------

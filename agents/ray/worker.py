@@ -89,8 +89,8 @@ class RolloutWorker:
     """Runs episodes of `QiskitCodeEnv` with a policy and returns `Trajectory` records.
 
     Usable directly in one process, and as a Ray actor in a `RolloutPool`. Environment copies
-    share this worker's one `Verifier` (``parallelism`` sandboxes); completions of one batch are
-    checked in parallel.
+    share this worker's one `Verifier` (``sandboxes_per_worker`` sandboxes); completions of one
+    batch are checked in parallel.
 
     Args:
         tasks: A `TaskSet`, a task source for `load_tasks`, or a sequence of tasks as plain data
@@ -100,7 +100,8 @@ class RolloutWorker:
         max_attempts: Attempts per episode; above 1 the policy sees the execution feedback of a
             failed attempt and answers again (the environment's repair mode).
         policy_options: Keyword options for `make_policy` when ``policy`` is a spec.
-        **verifier_kwargs: Options of the worker's `Verifier` (``parallelism`` defaults to 1).
+        **verifier_kwargs: Options of the worker's `Verifier` (its ``workers`` is the pool's
+            ``sandboxes_per_worker``).
 
     Policies that can report token log-probabilities implement
     ``generate_with_logprobs(queries, n, params)``, returning ``result[i][j] = (text, logprobs)``;
@@ -118,11 +119,12 @@ class RolloutWorker:
     ) -> None:
         self.tasks = task_set(tasks)
         self.max_attempts = positive_int(max_attempts, "max_attempts")
-        options = checked_verifier_options(verifier_kwargs, "RolloutWorker")
+        workers = verifier_kwargs.pop("workers", None)  # its Verifier's, from the pool
+        options = checked_verifier_options(verifier_kwargs, "RolloutWorker", workers)
         self.policy = _build_policy(policy, policy_options or {})
         self.verifier = Verifier(**options)
         self._free_envs: queue.SimpleQueue[QiskitCodeEnv] = queue.SimpleQueue()
-        self._steps = ThreadPoolExecutor(options["parallelism"], thread_name_prefix="rollout")
+        self._steps = ThreadPoolExecutor(options["workers"], thread_name_prefix="rollout")
 
     def ready(self) -> dict[str, Any]:
         return {**describe_actor(self.verifier.isolation), "policy": self.policy.name}

@@ -227,7 +227,7 @@ def verifier_from_args(args: argparse.Namespace, workers: int) -> Verifier:
     budget = qpu_budget(args, args.target)
     if budget is not None:
         options["budget"] = budget
-    return Verifier(parallelism=workers, **options)
+    return Verifier(workers=workers, **options)
 
 
 def load_task_file(path: str) -> TaskSet:
