@@ -174,6 +174,8 @@ def run_grpo(args: argparse.Namespace) -> int:
         try:
             trainer.train(on_step=bar.step)
         except PolicyError as error:  # the server's failure, worded with its fix
+            if not isinstance(error.__cause__ or error, PolicyError):
+                raise  # a generator's bug (GenerationError around it): keep the traceback
             raise CLIError(str(error)) from None
         finally:
             bar.close()

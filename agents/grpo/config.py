@@ -51,6 +51,10 @@ class GRPOConfig:
         top_p: Nucleus-sampling mass during training.
         max_new_tokens: Upper bound on generated tokens per completion.
         generation_batch_size: Prompts per generation call (each yields ``group_size`` samples).
+            Each call's completions are one chunk of the step's verification (see ``pipeline``).
+        pipeline: Verify each generation chunk on the verifier's workers while the next chunk
+            generates, so the update waits only for what is still running; False verifies the
+            whole step after generation ends (sequential; same rewards in the same order).
         use_chat_template: Wrap prompts in the tokenizer's chat template (system prompt plus
             instruction, as `QiskitCodeEnv` shows them) when the tokenizer has one; else the raw
             prompt is continued.
@@ -100,6 +104,7 @@ class GRPOConfig:
     top_p: float = 1.0
     max_new_tokens: int = 512
     generation_batch_size: int = 8
+    pipeline: bool = True
     use_chat_template: bool = True
     reuse_verdicts: bool = False
     lora: bool = False
@@ -252,6 +257,7 @@ _CHECKS = (
     _number_in("top_p", 0, 1, low_open=True, high_open=False),
     _int_at_least("max_new_tokens", 1),
     _int_at_least("generation_batch_size", 1),
+    _flag("pipeline"),
     _flag("use_chat_template"),
     _flag("reuse_verdicts"),
     _flag("lora"),

@@ -1,8 +1,10 @@
 """GRPOTrainer: the GRPO training loop over the Verifier's reward, in the order it runs.
 
-One step: sample tasks → generate ``group_size`` completions per task (a `Generator`: Hugging
-Face ``generate``, or an OpenAI-compatible server through `agents.grpo.served`; chat template
-when the tokenizer has one) → score them through the Verifier in parallel → compute
+One step: sample tasks → generate ``group_size`` completions per task, ``generation_batch_size``
+prompts a chunk (a `Generator`: Hugging Face ``generate``, or an OpenAI-compatible server through
+`agents.grpo.served`; chat template when the tokenizer has one) → score them through the Verifier
+in parallel, each chunk as soon as it is decoded while the next one generates
+(`agents.grpo.pipeline`; ``pipeline=False``: all of them after generation) → compute
 group-relative advantages → freeze the sampling policy's log-probs → ``iterations`` passes of
 clipped policy-gradient updates with gradient accumulation → log → checkpoint → evaluate.
 
@@ -42,6 +44,8 @@ from agents.grpo.losses import (
     token_log_probs,
 )
 from agents.grpo.metrics import MetricsLogger
+from agents.grpo.pipeline import VerificationPipeline
+from agents.policy import PolicyError
 from agents.verifying import VerifierLike
 from qsandbox_env.prompts import task_messages
 from qsandbox_env.tasks import Task
@@ -51,6 +55,7 @@ __all__ = [
     "METRICS",
     "EvalResult",
     "GRPOTrainer",
+    "GenerationError",
     "Generator",
     "HFGenerator",
     "Rollouts",
@@ -75,6 +80,7 @@ METRICS = (
     "losses/grad_norm",
     "time/generation_s",
     "time/verification_s",
+    "time/verification_hidden_s",
     "time/optimization_s",
     "time/step_s",
     "time/generated_tokens_per_s",
@@ -115,6 +121,15 @@ class Rollouts:
     @property
     def rewards(self) -> list[float]:
         return [verdict.reward for verdict in self.verdicts]
+
+
+class GenerationError(PolicyError):
+    """The generator raised while producing a chunk of a step; the message names the step and
+    the chunk, and the generator's own error is the ``__cause__``.
+
+    Verification already started for earlier chunks has finished when this is raised (no thread
+    is left running), and with ``reuse_verdicts`` their verdicts are in the trainer's cache.
+    """
 
 
 @dataclass(frozen=True)
@@ -234,10 +249,7 @@ class GRPOTrainer:
         timer = _Timer()
         started = time.perf_counter()
         tasks = self.sample_tasks(self.step)
-        with timer("generation"):
-            rollouts = self.generate(tasks, self.config.group_size)
-        with timer("verification"):
-            rollouts.verdicts = self.verify(rollouts)
+        rollouts = self.generate_and_verify(tasks, self.config.group_size, seconds=timer.seconds)
         with timer("optimization"):
             losses = self.optimize(rollouts)
         self.step += 1
@@ -280,18 +292,77 @@ class GRPOTrainer:
             getattr(self.tokenizer, "chat_template", None)
         )
 
+    def generate_and_verify(
+        self,
+        tasks: Sequence[Task],
+        n: int,
+        *,
+        temperature: float | None = None,
+        seconds: dict[str, float] | None = None,
+    ) -> Rollouts:
+        """``n`` completions per task and their verdicts (``rollouts.verdicts``), in order.
+
+        With ``config.pipeline`` each generation chunk goes to the verifier as soon as it is
+        decoded, and the verifier's workers run it while the next chunk generates; this returns
+        when the last verdict is in. Without, everything is verified after generation ends.
+
+        Args:
+            seconds: Where the timings go, added to what is there: ``generation`` (the
+                generation loop), ``verification`` (wall time during which any verification
+                ran) and ``verification_hidden`` (the part of it that overlapped generation).
+        """
+        pipelined = self.config.pipeline
+        cache = self._verdict_cache if self.config.reuse_verdicts else None
+        with VerificationPipeline(self.verifier, cache, background=pipelined) as pipeline:
+            started = time.perf_counter()
+            on_chunk = pipeline.submit if pipelined else None
+            rollouts = self.generate(tasks, n, temperature=temperature, on_chunk=on_chunk)
+            generated = time.perf_counter()
+            if not pipelined:
+                pipeline.submit(list(zip(rollouts.tasks, rollouts.texts, strict=True)))
+            rollouts.verdicts = pipeline.finish()
+        if seconds is not None:
+            seconds["generation"] += generated - started
+            seconds["verification"] += pipeline.busy_seconds()
+            seconds["verification_hidden"] += pipeline.busy_seconds(started, generated)
+        return rollouts
+
     @torch.no_grad()
     def generate(
-        self, tasks: Sequence[Task], n: int, *, temperature: float | None = None
+        self,
+        tasks: Sequence[Task],
+        n: int,
+        *,
+        temperature: float | None = None,
+        on_chunk: Callable[[list[tuple[Task, str]]], None] | None = None,
     ) -> Rollouts:
-        """``n`` completions per task from the current policy (greedy when temperature is 0)."""
+        """``n`` completions per task from the current policy (greedy when temperature is 0).
+
+        Args:
+            on_chunk: Called with each chunk's ``(task, completion text)`` pairs as soon as the
+                chunk is decoded, before the next one generates.
+
+        Raises:
+            GenerationError: The generator raised; the message names the step and the chunk.
+        """
         temperature = self.config.temperature if temperature is None else temperature
         rollouts = Rollouts([], [], [], [], [])
         self.model.eval()
         size = self.config.generation_batch_size
-        for start in range(0, len(tasks), size):
+        chunks = -(-len(tasks) // size)
+        for index, start in enumerate(range(0, len(tasks), size)):
             chunk = list(tasks[start : start + size])
-            self._generate_chunk(chunk, n, temperature, rollouts)
+            try:
+                self._generate_chunk(chunk, n, temperature, rollouts)
+            except Exception as error:
+                raise GenerationError(
+                    f"step {self.step}: the generator failed on chunk {index + 1} of {chunks} "
+                    f"(prompts {start + 1}-{start + len(chunk)} of {len(tasks)}): "
+                    f"{type(error).__name__}: {error}"
+                ) from error
+            if on_chunk is not None:
+                first = len(rollouts.texts) - len(chunk) * n
+                on_chunk(list(zip(rollouts.tasks[first:], rollouts.texts[first:], strict=True)))
         return rollouts
 
     def _generate_chunk(
@@ -325,16 +396,12 @@ class GRPOTrainer:
     # -- rewards ----------------------------------------------------------------------------
 
     def verify(self, rollouts: Rollouts) -> list[Verdict]:
-        """Verdicts for every completion, in order, through the verifier (in parallel)."""
-        pairs = list(zip(rollouts.tasks, rollouts.texts, strict=True))
-        if not self.config.reuse_verdicts:
-            return list(self.verifier.verify_many(pairs))
-        keys = [(task.task_id, text) for task, text in pairs]
-        missing = list(dict.fromkeys(key for key in keys if key not in self._verdict_cache))
-        by_key = {(task.task_id, text): (task, text) for task, text in pairs}
-        fresh = self.verifier.verify_many([by_key[key] for key in missing]) if missing else []
-        self._verdict_cache.update(zip(missing, fresh, strict=True))
-        return [self._verdict_cache[key] for key in keys]
+        """Verdicts for every completion, in order, through the verifier (in parallel), with
+        ``reuse_verdicts`` only the pairs not verified before this run."""
+        cache = self._verdict_cache if self.config.reuse_verdicts else None
+        with VerificationPipeline(self.verifier, cache, background=False) as pipeline:
+            pipeline.submit(list(zip(rollouts.tasks, rollouts.texts, strict=True)))
+            return pipeline.finish()
 
     # -- optimisation -----------------------------------------------------------------------
 
@@ -476,8 +543,7 @@ class GRPOTrainer:
         Greedy decoding when ``temperature`` is 0 (then one sample per task is enough).
         """
         task_list = _task_list(tasks, "tasks")
-        rollouts = self.generate(task_list, samples, temperature=temperature)
-        verdicts = self.verify(rollouts)
+        verdicts = self.generate_and_verify(task_list, samples, temperature=temperature).verdicts
         counts = Counter(verdict.outcome.value for verdict in verdicts)
         passed = sum(verdict.passed for verdict in verdicts)
         return EvalResult(passed / len(verdicts), len(verdicts), dict(counts))
@@ -504,6 +570,7 @@ class GRPOTrainer:
             **losses,
             "time/generation_s": seconds["generation"],
             "time/verification_s": seconds["verification"],
+            "time/verification_hidden_s": seconds["verification_hidden"],
             "time/optimization_s": seconds["optimization"],
             "time/step_s": step_seconds,
             "time/generated_tokens_per_s": sum(lengths) / max(seconds["generation"], 1e-9),
