@@ -84,18 +84,12 @@ def __getattr__(name: str) -> Any:
 def _register_envs() -> None:
     """Gymnasium ids with string entry points: nothing heavy is imported until ``make``."""
     try:
-        from gymnasium.envs.registration import register, registry
+        import gymnasium
     except ImportError:  # the sandbox's own interpreter may lack gymnasium; it needs no envs
         return
-    ids = {
-        "qsandbox/QiskitCode-v0": "bundled",
-        "qsandbox/QiskitHumanEval-v0": "Qiskit/qiskit_humaneval",
-        "qsandbox/QiskitHumanEvalHard-v0": "Qiskit/qiskit_humaneval_hard",
-    }
-    for env_id, source in ids.items():
-        if env_id not in registry:
-            entry_point = "qsandbox_env.env:QiskitCodeEnv"
-            register(env_id, entry_point=entry_point, kwargs={"source": source})
+    from qsandbox_env.gym_ids import register_ids
+
+    register_ids(gymnasium)
 
 
 _register_envs()
