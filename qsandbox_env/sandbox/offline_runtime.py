@@ -49,6 +49,10 @@ hook watches: a program that rebinds them gets ``tampered``.
 
 This module never reads credentials, opens a network connection or contacts IBM Quantum; on an
 ``ibm:`` target it is not installed (the QPU broker's proxy serves the runtime instead).
+
+It is a little over 500 lines because it is one job that reads best whole: the served service,
+its devices, and the seals that detect a program changing them describe the same objects, and a
+change to one must be made with the other in view.
 """
 
 from __future__ import annotations
