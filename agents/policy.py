@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,7 +189,21 @@ def make_policy(spec: str, **options: Any) -> Policy:
     return policy_builder(spec, **options)()
 
 
-def policy_builder(spec: str, **options: Any) -> Callable[[], Policy]:
+def check_policy_spec(spec: str, **options: Any) -> None:
+    """Refuse what building ``spec`` would refuse at once, without building it.
+
+    An unknown spec raises ``ValueError``; a factory module with a ``check(argument, **options)``
+    function (the ``hf:`` policy has one: a missing model directory, torch not installed, an
+    option it does not take) is asked too. Used where the policy is built elsewhere, on Ray
+    workers, and loading it here would cost a model's memory for nothing.
+    """
+    builder = policy_builder(spec, **options)
+    check = getattr(importlib.import_module(builder.func.__module__), "check", None)
+    if check is not None:
+        check(*builder.args, **builder.keywords)
+
+
+def policy_builder(spec: str, **options: Any) -> functools.partial[Policy]:
     """A picklable function that builds the policy named by ``spec`` (see `make_policy`).
 
     The spec is resolved here, against this process's `POLICIES`: the function builds the same

@@ -7,6 +7,7 @@ program, only without Qiskit preloaded, so actors start in about a second.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import pathlib
@@ -500,6 +501,100 @@ def test_qsandbox_bench_with_ray_keeps_what_completed_when_a_batch_keeps_losing_
     saved = [(s["task_id"], s["sample"]) for s in lines(out / "samples.jsonl")]
     assert sorted(saved) == sorted((t, 0) for t in tasks[:4])
     assert len(lines(out / "results.jsonl")) == 4
+
+
+@pytest.fixture(scope="module")
+def tiny_hf_model(tmp_path_factory) -> str:
+    pytest.importorskip("transformers")
+    from tests.test_policies import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("replica"), "chat")
+
+
+@pytest.fixture
+def hf_loads(monkeypatch) -> list[str]:
+    """The models this process loads (Ray workers are other processes and load their own)."""
+    from agents.policies import hf
+
+    loaded: list[str] = []
+    real_init = hf.HFPolicy.__init__
+
+    @functools.wraps(real_init)
+    def counting_init(self, model, **options):
+        loaded.append(model)
+        real_init(self, model, **options)
+
+    monkeypatch.setattr(hf.HFPolicy, "__init__", counting_init)
+    return loaded
+
+
+@pytest.mark.torch
+def test_qsandbox_bench_with_gpu_workers_generates_with_a_replica_on_each_worker(
+    ray_session, tiny_hf_model, hf_loads, tmp_path, monkeypatch
+):
+    # A relative model path, as users type it: the workers get it made absolute.
+    monkeypatch.chdir(pathlib.Path(tiny_hf_model).parent)
+    spec = f"hf:./{pathlib.Path(tiny_hf_model).name}"
+    argv = ["bench", "--agent", spec, "--tasks", "bundled", "--limit", "3", "-n", "2"]
+    argv += ["--temperature", "0", "--max-new-tokens", "6", "--device", "cpu", "--no-progress"]
+    replicas, local = tmp_path / "replicas", tmp_path / "local"
+    code = cli_main(
+        [*argv, "--out", str(replicas), "--ray", "--workers", "2", "--gpus-per-worker", "0"]
+    )
+    assert code == 0
+    assert hf_loads == []  # the driver loaded no model: the two workers did
+    assert cli_main([*argv, "--out", str(local), "--workers", "1"]) == 0
+    assert len(hf_loads) == 1  # the same run without Ray loads it here (the count works)
+
+    def by_key(run: pathlib.Path) -> dict[tuple[str, int], str]:
+        return {(s["task_id"], s["sample"]): s["completion"] for s in lines(run / "samples.jsonl")}
+
+    # Greedy decoding: every replica writes what the driver's model writes.
+    assert by_key(replicas) == by_key(local)
+    assert len(by_key(replicas)) == 6
+    verdicts = {(r["task_id"], r["sample"]) for r in lines(replicas / "results.jsonl")}
+    assert verdicts == set(by_key(replicas))
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (["--gpus-per-worker", "0"], "--gpus-per-worker places model replicas on Ray workers"),
+        (["--ray", "--gpus-per-worker", "-1"], "--gpus-per-worker: expected a number of GPUs >= 0"),
+    ],
+)
+def test_gpus_per_worker_needs_ray_and_a_count(extra, expected, tmp_path, capsys):
+    argv = ["bench", "--agent", "hf:gpt2", "--tasks", "bundled", "--out", str(tmp_path / "r")]
+    assert cli_main([*argv, *extra]) == 2
+    assert expected in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_gpus_per_worker_is_refused_for_an_agent_without_a_model(tmp_path, capsys):
+    argv = ["bench", "--agent", "oracle", "--tasks", "bundled", "--out", str(tmp_path / "r")]
+    assert cli_main([*argv, "--ray", "--gpus-per-worker", "1"]) == 2
+    assert "--gpus-per-worker is for an hf: agent" in capsys.readouterr().err
+
+
+@pytest.mark.torch
+def test_gpu_workers_with_a_missing_model_fail_on_the_driver_before_ray_starts(tmp_path, capsys):
+    argv = ["bench", "--agent", "hf:./no-such-model", "--tasks", "bundled"]
+    argv += ["--out", str(tmp_path / "r"), "--ray", "--gpus-per-worker", "0", "--no-progress"]
+    assert cli_main(argv) == 2
+    assert "no model directory at './no-such-model'" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "samples.jsonl").exists()
+
+
+@pytest.mark.torch
+def test_gpu_workers_on_a_cluster_without_gpus_are_refused_naming_what_is_missing(
+    ray_session, tiny_hf_model, tmp_path, capsys
+):
+    argv = ["bench", "--agent", f"hf:{tiny_hf_model}", "--tasks", "bundled", "--limit", "1"]
+    argv += ["--out", str(tmp_path / "r"), "--ray", "--workers", "1", "--gpus-per-worker", "1"]
+    assert cli_main([*argv, "--no-progress"]) == 2
+    assert "--ray: RolloutPool: 1 actors of (CPU 1, GPU 1) each cannot be placed" in (
+        capsys.readouterr().err
+    )
 
 
 def test_qsandbox_bench_with_ray_and_an_openai_agent_asks_the_server_from_the_workers(

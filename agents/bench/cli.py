@@ -141,7 +141,17 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         metavar="ADDRESS",
         help=(
             "run on a Ray cluster (a new local one, or ADDRESS): verification, and generation "
-            "too for agents each worker can build (openai:, oracle, stale-api)"
+            "too for agents each worker can build (openai:, oracle, stale-api); an hf: model "
+            "generates on the driver unless --gpus-per-worker is given"
+        ),
+    )
+    verify.add_argument(
+        "--gpus-per-worker",
+        type=_gpus,
+        metavar="G",
+        help=(
+            "with --ray and an hf: agent: each Ray worker loads its own replica of the model on "
+            "G GPUs (0: on CPU) and generates and verifies its share; the driver loads nothing"
         ),
     )
     parser.add_argument("--chunk", type=positive_int, default=32, help="queries per generate call")
@@ -163,6 +173,14 @@ def main_bench(args: argparse.Namespace) -> int:
 
     config = _config(args)
     ray = args.ray
+    replicate = args.gpus_per_worker is not None
+    if replicate and not ray:
+        raise CLIError("bench: --gpus-per-worker places model replicas on Ray workers: add --ray")
+    if replicate and not config.agent.startswith("hf:"):
+        raise CLIError(
+            f"bench: --gpus-per-worker is for an hf: agent (a model each worker loads); "
+            f"--agent {config.agent} needs no GPU"
+        )
     budget = qpu_budget(args, config.target)
     try:
         summary = run_benchmark(
@@ -171,7 +189,12 @@ def main_bench(args: argparse.Namespace) -> int:
             verifier=lambda: build_verifier(
                 args.workers, config.timeout, config.target, ray, budget, config.fit
             ),
-            rollout=build_rollout(config, args.workers, ray, budget) if ray else None,
+            rollout=(
+                build_rollout(config, args.workers, ray, budget, args.gpus_per_worker or 0.0)
+                if ray
+                else None
+            ),
+            replicate=replicate,
             workers=args.workers,
             lanes=1 if ray else None,
             batch=64 if ray else 1,
@@ -182,6 +205,18 @@ def main_bench(args: argparse.Namespace) -> int:
         raise CLIError(str(error)) from None
     print(_summary_text(summary, args.out))
     return 0
+
+
+def _gpus(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"expected a number of GPUs >= 0 (0.5 shares one), got {text!r}"
+        )
+    return value
 
 
 def _config(args: argparse.Namespace) -> BenchConfig:

@@ -43,7 +43,14 @@ from agents.bench.rundir import (
     write_config,
     write_outputs,
 )
-from agents.policy import Policy, PolicyError, SamplingParams, make_policy, query_for
+from agents.policy import (
+    Policy,
+    PolicyError,
+    SamplingParams,
+    check_policy_spec,
+    make_policy,
+    query_for,
+)
 from agents.verifying import VerifierError, VerifierLike, build_verifier, verifier_options
 from qsandbox_env.progress import Progress
 from qsandbox_env.tasks import Task, TaskSet
@@ -77,12 +84,18 @@ class RolloutLike(VerifierLike, Protocol):
 
 
 def build_rollout(
-    config: BenchConfig, workers: int | None = None, ray: str | bool = True, budget: Any = None
+    config: BenchConfig,
+    workers: int | None = None,
+    ray: str | bool = True,
+    budget: Any = None,
+    gpus_per_worker: float = 0.0,
 ) -> Callable[[TaskSet], Any]:
     """A function that starts an ``agents.ray.RolloutPool`` for ``config``'s agent on Ray
     (``ray`` and ``budget`` as for `build_verifier`), with ``workers`` workers of one sandbox
-    each; what `run_benchmark` takes as ``rollout``.
+    and ``gpus_per_worker`` GPUs each; what `run_benchmark` takes as ``rollout``. A local model
+    directory is sent as an absolute path: the workers do not share the driver's directory.
     """
+    agent = _absolute_model_path(config.agent)
 
     def build(tasks: TaskSet) -> Any:
         from agents.ray.pool import RolloutPool  # ray is imported only when asked for
@@ -90,10 +103,11 @@ def build_rollout(
         options = verifier_options(config.timeout, config.target, budget, config.fit)
         try:
             return RolloutPool(
-                config.agent,
+                agent,
                 tasks,
                 address=ray if isinstance(ray, str) else None,
                 workers=workers,
+                num_gpus=gpus_per_worker,
                 policy_options=dict(config.agent_options),
                 **options,
             )
@@ -101,6 +115,13 @@ def build_rollout(
             raise BenchError(f"--ray: {error}") from None
 
     return build
+
+
+def _absolute_model_path(agent: str) -> str:
+    prefix, sep, argument = agent.partition(":")
+    if prefix == "hf" and sep and argument.startswith((".", "~")):
+        return f"hf:{os.path.abspath(os.path.expanduser(argument))}"
+    return agent
 
 
 def run_benchmark(
@@ -111,6 +132,7 @@ def run_benchmark(
     policy: Policy | Callable[[], Policy] | None = None,
     verifier: VerifierLike | Callable[[], VerifierLike] | None = None,
     rollout: Callable[[TaskSet], RolloutLike] | None = None,
+    replicate: bool = False,
     workers: int | None = None,
     lanes: int | None = None,
     batch: int = 1,
@@ -131,7 +153,10 @@ def run_benchmark(
             None and the agent is replicable (`Policy.replicable`), the pool generates and
             verifies every missing sample (and verifies the ones without a verdict) instead of
             the local policy and ``verifier``; otherwise it is not used. Closed here.
-        workers: Verifier parallelism for the default verifier.
+        replicate: With ``rollout``, generate on the pool's workers even when the agent is not
+            replicable: each worker loads its own replica of a local model (``hf:``), and the
+            model is never loaded here (its spec is only checked).
+        workers: Sandboxes of the default verifier.
         lanes: Threads calling ``verify_many`` at once (default: ``workers`` or the CPU count).
         batch: Samples per ``verify_many`` call.
         chunk: Queries per ``generate`` call; samples are written after each call.
@@ -156,8 +181,12 @@ def run_benchmark(
     missing = missing_samples(tasks, state, config.n)
     # The policy before anything is written or started: a bad spec or a missing extra fails
     # here, leaving no run directory behind to conflict with the corrected command.
-    generator = _resolve_policy(policy, config) if missing else None
     remote = None
+    if rollout is not None and replicate and policy is None:
+        _check_spec(config)  # a replica per worker: nothing is loaded here
+        generator, remote = None, rollout
+    else:
+        generator = _resolve_policy(policy, config) if missing else None
     if rollout is not None and policy is None and generator is not None and generator.replicable:
         generator.close()  # built to check the spec here; the pool's workers build their own
         generator, remote = None, rollout
@@ -334,6 +363,14 @@ def _check_fit(verifier: Any, config: BenchConfig) -> None:
             f"the verifier fits answers with fit={fit!r} but the run's configuration says "
             f"fit={config.fit!r}; pass a Verifier(fit={config.fit!r})"
         )
+
+
+def _check_spec(config: BenchConfig) -> None:
+    """What building ``config.agent`` would refuse at once, checked without building it."""
+    try:
+        check_policy_spec(config.agent, **dict(config.agent_options))
+    except (ImportError, ValueError, TypeError, PolicyError) as error:
+        raise BenchError(f"--agent {config.agent}: {error}") from None
 
 
 def _resolve_policy(policy: Any, config: BenchConfig) -> Policy:

@@ -16,6 +16,7 @@ raise ``ImportError`` with the ``pip install`` command. This module never runs g
 
 from __future__ import annotations
 
+import inspect
 import pathlib
 from collections.abc import Sequence
 from typing import Any
@@ -200,6 +201,26 @@ def _check_local_path(model: str) -> None:
             "adapter_config.json), so not a saved model: point at the directory save_pretrained "
             "wrote"
         )
+
+
+_OPTIONS = frozenset(inspect.signature(HFPolicy).parameters) - {"model"}
+
+
+def check(argument: str, **options: Any) -> None:
+    """What `HFPolicy` would refuse at once, checked without loading anything: no model, a local
+    path that is not a saved model, an option it does not take, torch or transformers missing."""
+    if not argument:
+        raise ValueError("hf agent: expected 'hf:<path-or-hub-id>', got no model")
+    unknown = sorted(set(options) - _OPTIONS)
+    if unknown:
+        raise TypeError(
+            f"hf agent: unknown option(s) {unknown}; expected some of {sorted(_OPTIONS)}"
+        )
+    batch_size = options.get("batch_size", 1)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+    _check_local_path(argument)
+    _import_torch()
 
 
 def make(argument: str, **options: Any) -> HFPolicy:

@@ -153,7 +153,8 @@ def start_pool(
     """Start ``shape``'s actors of ``actor_class`` (each in an `ActorHost`), with a shared budget
     ledger actor when ``kwargs`` hold a QPU `Budget`; ValueError when the cluster cannot hold
     them."""
-    room = check_capacity(ray, shape.workers or 1, {"CPU": shape.num_cpus}, label)
+    per_worker = {"CPU": shape.num_cpus, **({"GPU": shape.num_gpus} if shape.num_gpus else {})}
+    room = check_capacity(ray, shape.workers or 1, per_worker, label)
     count = shape.workers or room
     companions = []
     budget = kwargs.get("budget")
@@ -161,7 +162,9 @@ def start_pool(
         ledger = ray.remote(BudgetLedger).options(num_cpus=0).remote(budget)
         companions.append(ledger)
         kwargs = {**kwargs, "budget": RayBudgetLedger(ledger, budget)}
-    host = ray.remote(ActorHost).options(num_cpus=shape.num_cpus, max_concurrency=concurrency)
+    host = ray.remote(ActorHost).options(
+        num_cpus=shape.num_cpus, num_gpus=shape.num_gpus, max_concurrency=concurrency
+    )
     return ActorPool(  # a pool that fails to start ends its companions too
         lambda: host.remote(actor_class, args, kwargs),
         count,

@@ -56,6 +56,7 @@ class PoolShape:
     item_timeout: float | None
     max_retries: int
     start_timeout: float
+    num_gpus: float = 0.0
 
     @classmethod
     def checked(
@@ -66,6 +67,7 @@ class PoolShape:
         item_timeout: float | None,
         max_retries: int,
         start_timeout: float,
+        num_gpus: float = 0.0,
     ) -> PoolShape:
         if workers is not None:
             positive_int(workers, "workers")
@@ -76,7 +78,16 @@ class PoolShape:
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError(f"max_retries: expected an int >= 0, got {max_retries!r}")
         positive_number(start_timeout, "start_timeout")
-        return cls(workers, num_cpus, max_in_flight, item_timeout, max_retries, start_timeout)
+        if (
+            isinstance(num_gpus, bool)
+            or not isinstance(num_gpus, (int, float))
+            or not (0 <= num_gpus < float("inf"))
+        ):
+            raise ValueError(f"num_gpus: expected a number of GPUs >= 0, got {num_gpus!r}")
+        return cls(
+            workers, num_cpus, max_in_flight, item_timeout, max_retries, start_timeout,
+            float(num_gpus),
+        )  # fmt: skip
 
 
 def checked_verifier_options(

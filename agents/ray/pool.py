@@ -69,6 +69,8 @@ class RolloutPool(RayPool):
         item_timeout: Seconds one batch may take on a worker; ``None`` for no limit (a local
             model's generation time is hard to bound; set one for API policies).
         num_cpus: Ray CPUs each worker reserves (default its ``sandboxes_per_worker``).
+        num_gpus: Ray GPUs each worker reserves (default 0). A local model (``"hf:..."``) on a
+            worker with GPUs loads onto them: Ray shows the worker only its own devices.
         max_retries: Times a batch is sent again after its worker died or timed out.
         start_timeout: Seconds to wait for the workers to start.
         policy_options: Options for `make_policy`.
@@ -96,6 +98,7 @@ class RolloutPool(RayPool):
         max_in_flight: int = 2,
         item_timeout: float | None = None,
         num_cpus: float | None = None,
+        num_gpus: float = 0.0,
         max_retries: int = DEFAULT_MAX_RETRIES,
         start_timeout: float = DEFAULT_START_TIMEOUT,
         policy_options: dict[str, Any] | None = None,
@@ -117,6 +120,7 @@ class RolloutPool(RayPool):
             item_timeout,
             max_retries,
             start_timeout,
+            num_gpus,
         )
         self._start(
             shape,
