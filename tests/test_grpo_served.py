@@ -12,6 +12,7 @@ import dataclasses
 import json
 import re
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -234,6 +235,58 @@ def test_served_completions_come_from_the_trained_adapter(base, verifier, tmp_pa
     assert torch.allclose(served_logits, local_logits, atol=1e-5)
     # training moved the policy, so the server is not merely serving the base model
     assert not torch.allclose(served_logits, base_logits, atol=1e-3)
+
+
+class SlowServedGenerator(ServedGenerator):
+    """The served generator, each chunk held ``0.5`` s longer; ``events`` records the order of
+    chunk ends and verification starts."""
+
+    def __init__(self, events: list[str], *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.events = events
+
+    def sample(self, trainer, prompts, n, temperature):
+        samples = super().sample(trainer, prompts, n, temperature)
+        time.sleep(0.5)
+        self.events.append("chunk generated")
+        return samples
+
+
+class EventVerifier:
+    def __init__(self, verifier, events: list[str]) -> None:
+        self.verifier, self.events = verifier, events
+
+    def verify_many(self, pairs):
+        self.events.append("verification started")
+        return self.verifier.verify_many(pairs)
+
+
+def test_served_chunks_are_verified_while_the_next_one_generates(base, verifier, tmp_path) -> None:
+    config = dataclasses.replace(CONFIG, steps=1, generation_batch_size=1)  # two chunks
+    events: list[str] = []
+    base_dir, tokenizer = base
+    with TinyLoRAServer(base_dir, tokenizer) as server:
+        generator = SlowServedGenerator(
+            events, BASE_NAME, server.url, config, str(tmp_path / "adapters")
+        )
+        model = AutoModelForCausalLM.from_pretrained(base_dir)
+        trainer = GRPOTrainer(
+            config,
+            model,
+            tokenizer,
+            spread_tasks(),
+            EventVerifier(verifier, events),
+            echo=lambda line: None,
+            generator=generator,
+        )
+        trainer.train()
+        generator.close()
+    assert events == [
+        "chunk generated",
+        "verification started",
+        "chunk generated",
+        "verification started",
+    ]
 
 
 def test_a_404_on_load_says_how_to_start_vllm(base, verifier, tmp_path) -> None:
