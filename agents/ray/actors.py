@@ -9,6 +9,7 @@ verifier worker.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
@@ -16,13 +17,37 @@ from typing import Any
 from agents.ray.wire import task_from_wire, verdict_to_wire
 from qsandbox_env.verifier import Outcome, Verdict, Verifier
 
-__all__ = ["ActorHost", "VerifierActor", "describe_actor", "start_exception", "verify_items"]
+__all__ = [
+    "ActorHost",
+    "VerifierActor",
+    "describe_actor",
+    "ray_node_id",
+    "start_exception",
+    "verify_items",
+]
 
 
 def describe_actor(isolation: dict) -> dict[str, Any]:
+    """What an actor reports when it is ready: its pid, host name, Ray node id (`ray_node_id`)
+    and the isolation layers of its sandbox."""
     import socket
 
-    return {"pid": os.getpid(), "host": socket.gethostname(), "isolation": isolation}
+    return {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "node_id": ray_node_id(),
+        "isolation": isolation,
+    }
+
+
+def ray_node_id() -> str | None:
+    """The id (hex) of the Ray node this process runs on; None outside a Ray session (a
+    `RolloutWorker` used directly). Several nodes may share one host, so the host name alone
+    does not say where an actor is."""
+    ray = sys.modules.get("ray")  # never imports Ray for a worker used without it
+    if ray is None or not ray.is_initialized():
+        return None
+    return ray.get_runtime_context().get_node_id()
 
 
 class VerifierActor:

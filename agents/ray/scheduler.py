@@ -14,14 +14,16 @@ in-flight work, replacing actors that die or get stuck.
   against ``max_retries``.
 
 Every item has exactly one result, whatever happens to the actors; an item whose result arrived
-is never run again. This module knows nothing of verifiers or policies: it calls a named method
-of `agents.ray.actors.ActorHost` with plain data.
+is never run again. ``completed_per_node`` counts results by the Ray node of the actor that
+returned them, and ``worker_nodes`` says where each actor now serving runs, so a caller can see
+how work spread over a cluster's nodes. This module knows nothing of verifiers or policies: it
+calls a named method of `agents.ray.actors.ActorHost` with plain data.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,6 +119,7 @@ class ActorPool:
         self.max_retries, self.start_timeout = max_retries, start_timeout
         self.retry_timeouts = retry_timeouts
         self.stats = {"completed": 0, "actors_replaced": 0, "items_resent": 0, "items_timed_out": 0}
+        self.completed_per_node: Counter[str] = Counter()  # results by their actor's Ray node id
         self.slots: list[_Slot] = []
         self._start_failures = 0  # actors lost while starting (out of memory, node lost)
         try:
@@ -129,6 +132,11 @@ class ActorPool:
     @property
     def actors(self) -> list[Any]:
         return [slot.actor for slot in self.slots]
+
+    @property
+    def worker_nodes(self) -> list[str | None]:
+        """The Ray node id of each actor now serving, in `actors` order (None while starting)."""
+        return [slot.info.get("node_id") for slot in self.slots]
 
     def _new_slot(self) -> _Slot:
         actor = self._spawn()
@@ -242,6 +250,7 @@ class ActorPool:
         job.slot.inflight.remove(ref)
         batch.settle(job.index, value)
         self.stats["completed"] += 1
+        self.completed_per_node[job.slot.info.get("node_id") or "?"] += 1
         self._promote(job.slot, batch)
 
     def _promote(self, slot: _Slot, batch: _Batch) -> None:
