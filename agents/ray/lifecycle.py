@@ -72,6 +72,17 @@ class RayPool:
         ``actors_replaced``, ``items_resent``, ``items_timed_out``."""
         return dict(self._open_pool().stats)
 
+    @property
+    def worker_nodes(self) -> list[str | None]:
+        """The Ray node id of each worker now serving, in ``workers`` order (None if starting)."""
+        return self._open_pool().worker_nodes
+
+    @property
+    def completed_per_node(self) -> dict[str, int]:
+        """Results since start (items; batches, for a `RolloutPool`) by the Ray node id of the
+        worker that returned them; a lost node keeps its count."""
+        return dict(self._open_pool().completed_per_node)
+
     def close(self) -> None:
         """End the actors (each closes its sandbox first) and, when this was the last pool on a
         Ray session this package started, the session."""
