@@ -29,6 +29,7 @@ from agents.bench.runner import (
     build_verifier,
 )
 from agents.policy import PolicyError, SamplingParams
+from agents.sampling import add_sampling_options, sampling_params
 from qsandbox_env.cli import (
     CLIError,
     Command,
@@ -90,27 +91,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
         help="pass@k budgets to report, e.g. 1,5,10; those above n are not reported",
     )
     run.add_argument("--out", metavar="DIR", help="run directory (rerun to resume)")
-    sampling = parser.add_argument_group("sampling")
-    defaults = SamplingParams()
-    sampling.add_argument(
-        "--temperature",
-        type=float,
-        default=defaults.temperature,
-        help=f"0 is greedy (default: {defaults.temperature})",
-    )
-    sampling.add_argument(
-        "--top-p", type=float, default=defaults.top_p, help=f"(default: {defaults.top_p})"
-    )
-    sampling.add_argument(
-        "--max-new-tokens",
-        type=positive_int,
-        default=defaults.max_new_tokens,
-        help=f"(default: {defaults.max_new_tokens})",
-    )
-    sampling.add_argument("--seed", type=int, default=None, help="sampling seed (default: none)")
-    sampling.add_argument(
-        "--stop", action="append", default=[], metavar="TEXT", help="stop string (repeatable)"
-    )
+    add_sampling_options(parser, SamplingParams())
     agent = parser.add_argument_group("agent options")
     agent.add_argument("--device", help="hf: cuda, cuda:1, mps or cpu (default: best available)")
     agent.add_argument("--dtype", help="hf: bfloat16, float16 or float32 (default: by device)")
@@ -221,13 +202,7 @@ def _gpus(text: str) -> float:
 
 def _config(args: argparse.Namespace) -> BenchConfig:
     try:
-        params = SamplingParams(
-            temperature=args.temperature,
-            top_p=args.top_p,
-            max_new_tokens=args.max_new_tokens,
-            seed=args.seed,
-            stop=tuple(args.stop),
-        )
+        params = sampling_params(args)
         agent_options = key_value_options(args.agent_option, "--agent-option")
         for flag, option in _AGENT_FLAGS.items():
             if getattr(args, flag) is not None:

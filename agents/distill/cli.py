@@ -19,9 +19,9 @@ from typing import Any
 from agents.distill.config import DEFAULT_PARAMS, DistillConfig, DistillError
 from agents.distill.prompting import DEFAULT_TEMPLATE, PromptTemplate
 from agents.distill.rundir import REPORT_FILE, STATS_FILE, TRAIN_FILE
-from agents.policy import SamplingParams
+from agents.sampling import add_sampling_options, sampling_params
 from qsandbox_env.cli import CLIError, Command, add_fit_option, register
-from qsandbox_env.cli.verifying import key_value_options
+from qsandbox_env.cli.verifying import key_value_options, non_negative_int, positive_int
 
 __all__ = ["configure_distill", "main_distill"]
 
@@ -51,14 +51,14 @@ def configure_distill(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="option for a named task source, e.g. n=500 (repeatable)",
     )
-    run.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N tasks")
-    run.add_argument("-n", type=_positive_int, default=4, help="samples per task, at most (4)")
+    run.add_argument("--limit", type=positive_int, metavar="N", help="only the first N tasks")
+    run.add_argument("-n", type=positive_int, default=4, help="samples per task, at most (4)")
     run.add_argument(
-        "--keep", type=_positive_int, metavar="M", help="stop a task after M distinct kept answers"
+        "--keep", type=positive_int, metavar="M", help="stop a task after M distinct kept answers"
     )
     run.add_argument(
         "--repair",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=0,
         metavar="N",
         help="turns a failed answer gets to fix itself from its execution feedback (0)",
@@ -67,15 +67,15 @@ def configure_distill(parser: argparse.ArgumentParser) -> None:
     _sampling_options(parser)
     teacher = parser.add_argument_group("teacher")
     teacher.add_argument("--api-key-env", help="env var holding the key (OPENAI_API_KEY)")
-    teacher.add_argument("--concurrency", type=_positive_int, help="requests at once (8)")
+    teacher.add_argument("--concurrency", type=positive_int, help="requests at once (8)")
     teacher.add_argument("--request-timeout", type=float, help="seconds per request (120)")
-    teacher.add_argument("--max-retries", type=_non_negative_int, help="retries per request (5)")
+    teacher.add_argument("--max-retries", type=non_negative_int, help="retries per request (5)")
     teacher.add_argument(
-        "--max-requests", type=_positive_int, metavar="N", help="stop after N requests in all"
+        "--max-requests", type=positive_int, metavar="N", help="stop after N requests in all"
     )
     teacher.add_argument(
         "--max-tokens-total",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="stop once the teacher's prompt + completion tokens reach N",
     )
@@ -92,7 +92,7 @@ def configure_distill(parser: argparse.ArgumentParser) -> None:
     verify.add_argument(
         "--timeout", type=float, default=60.0, help="seconds per program (default: 60)"
     )
-    verify.add_argument("--workers", type=_positive_int, help="programs run at once (CPU count)")
+    verify.add_argument("--workers", type=positive_int, help="programs run at once (CPU count)")
     add_fit_option(verify)  # type: ignore[arg-type]  # a group takes arguments as a parser does
     leakage = parser.add_argument_group("benchmark leakage")
     leakage.add_argument(
@@ -112,20 +112,7 @@ def configure_distill(parser: argparse.ArgumentParser) -> None:
 
 
 def _sampling_options(parser: argparse.ArgumentParser) -> None:
-    sampling = parser.add_argument_group("sampling")
-    defaults = DEFAULT_PARAMS
-    sampling.add_argument("--temperature", type=float, default=defaults.temperature)
-    sampling.add_argument("--top-p", type=float, default=defaults.top_p)
-    sampling.add_argument(
-        "--max-new-tokens",
-        type=_positive_int,
-        default=defaults.max_new_tokens,
-        help=f"per reply, reasoning included (default: {defaults.max_new_tokens})",
-    )
-    sampling.add_argument("--seed", type=int, default=None, help="sampling seed (default: none)")
-    sampling.add_argument(
-        "--stop", action="append", default=[], metavar="TEXT", help="stop string (repeatable)"
-    )
+    add_sampling_options(parser, DEFAULT_PARAMS, "per reply, reasoning included ")
 
 
 def main_distill(args: argparse.Namespace) -> int:
@@ -143,13 +130,7 @@ def main_distill(args: argparse.Namespace) -> int:
 
 def _config(args: argparse.Namespace) -> DistillConfig:
     try:
-        params = SamplingParams(
-            temperature=args.temperature,
-            top_p=args.top_p,
-            max_new_tokens=args.max_new_tokens,
-            seed=args.seed,
-            stop=tuple(args.stop),
-        )
+        params = sampling_params(args)
         teacher_options = {
             option: getattr(args, flag)
             for flag, option in _TEACHER_FLAGS.items()
@@ -214,23 +195,6 @@ def _summary(stats: dict[str, Any], out: str) -> str:
         )
     lines.append(f"  wrote {os.path.join(out, '')}{{{TRAIN_FILE}, {STATS_FILE}, {REPORT_FILE}}}")
     return "\n".join(lines)
-
-
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
 
 
 register(

@@ -36,6 +36,7 @@ __all__ = [
     "add_fit_option",
     "add_verifier_options",
     "load_task_file",
+    "non_negative_int",
     "open_output",
     "outcome_counts",
     "positive_int",
@@ -93,7 +94,7 @@ def _non_negative(kind: type, what: str) -> Callable[[str], Any]:
     return parse
 
 
-_non_negative_int = _non_negative(int, "a whole number")
+non_negative_int = _non_negative(int, "a whole number")
 _non_negative_float = _non_negative(float, "a number")
 
 
@@ -157,8 +158,8 @@ def add_fit_option(parser: argparse.ArgumentParser) -> None:
 def add_budget_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """``--qpu-jobs``, ``--qpu-shots``, ``--qpu-seconds``: the run's QPU budget (ibm: targets)."""
     for flag, kind, what in (
-        ("--qpu-jobs", _non_negative_int, "jobs"),
-        ("--qpu-shots", _non_negative_int, "shots"),
+        ("--qpu-jobs", non_negative_int, "jobs"),
+        ("--qpu-shots", non_negative_int, "shots"),
         ("--qpu-seconds", _non_negative_float, "QPU seconds"),
     ):
         parser.add_argument(
