@@ -12,10 +12,11 @@ The math lives in `agents.grpo.losses`; this module only wires it to a model. It
 completion itself: every reward comes from ``verifier.verify_many`` (a `Verifier`, or any object
 with that method, such as a Ray verifier; see `agents.verifying.VerifierLike`).
 
-It is longer than the project's other modules (about 670 lines) on purpose: it is the one loop,
+It is longer than the project's other modules (about 740 lines) on purpose: it is the one loop,
 read top to bottom in the order a step runs, as CleanRL's ``ppo.py`` is; what is not the loop
-already lives elsewhere (the math in `agents.grpo.losses`, the metrics file in
-`agents.grpo.metrics`, checkpoints in `agents.grpo.checkpoint`, prompts in `qsandbox_env.prompts`).
+already lives elsewhere (the math in `agents.grpo.losses`, verification beside generation in
+`agents.grpo.pipeline`, the metrics file in `agents.grpo.metrics`, checkpoints in
+`agents.grpo.checkpoint`, prompts in `qsandbox_env.prompts`).
 """
 
 from __future__ import annotations
@@ -351,7 +352,7 @@ class GRPOTrainer:
         size = self.config.generation_batch_size
         chunks = -(-len(tasks) // size)
         for index, start in enumerate(range(0, len(tasks), size)):
-            chunk = list(tasks[start : start + size])
+            chunk, first = list(tasks[start : start + size]), len(rollouts.texts)
             try:
                 self._generate_chunk(chunk, n, temperature, rollouts)
             except Exception as error:
@@ -361,7 +362,6 @@ class GRPOTrainer:
                     f"{type(error).__name__}: {error}"
                 ) from error
             if on_chunk is not None:
-                first = len(rollouts.texts) - len(chunk) * n
                 on_chunk(list(zip(rollouts.tasks[first:], rollouts.texts[first:], strict=True)))
         return rollouts
 
