@@ -5,6 +5,10 @@ Every method verifies the *same* (task, completion) pairs in one run, side by si
 - ``local Verifier p=k``: ``Verifier(workers=k)`` in this process (k warm zygotes).
 - ``RayVerifier workers=k``: ``RayVerifier(workers=k)`` on a local Ray started by this script
   (``num_cpus`` = the machine's cores, no dashboard); each actor owns a ``Verifier(workers=1)``.
+  With ``--nodes N`` the Ray is a cluster of N nodes on this machine instead (`LocalCluster`: a
+  raylet per node, ``--cpus-per-node`` CPUs each, default cores / N; the head holds none), so
+  the actors spread over nodes as on a real cluster; the table then says how many programs
+  each node's actors verified.
 
 Pools are started and given one unmeasured program before the clock starts (zygote start-up is
 not in the timings); each pool then verifies the whole workload ``--rounds`` times. Printed per
@@ -22,6 +26,7 @@ Run from the repository root:
 
     PYTHONPATH=. python benchmarks/ray_scaling.py
     PYTHONPATH=. python benchmarks/ray_scaling.py --workload humaneval --workers 1,2
+    PYTHONPATH=. python benchmarks/ray_scaling.py --nodes 2 --workers 1,2
 
 Timings share the machine with whatever else runs: the load average before each pool's rounds is
 printed, and a row measured while the machine was busier than its core count is marked
@@ -39,7 +44,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from benchmarks.sandbox_throughput import (
@@ -64,6 +69,7 @@ class Row:
     passed: int  # in the least successful round
     round_seconds: list[float]
     load_before: float
+    per_node: list[int] = field(default_factory=list)  # programs by node, all rounds (Ray rows)
 
     @property
     def programs_per_second(self) -> float:
@@ -97,11 +103,15 @@ def run_local(workload: Workload, workers: int, rounds: int) -> Row:
         return measure("local Verifier", workers, verifier.verify_many, workload, rounds)
 
 
-def run_ray(workload: Workload, workers: int, rounds: int) -> Row:
+def run_ray(workload: Workload, workers: int, rounds: int, nodes: list[str]) -> Row:
+    """``nodes``: the Ray node ids, in the order the table lists each node's programs."""
     from agents.ray import RayVerifier
 
     with RayVerifier(workers=workers) as remote:
-        return measure("RayVerifier", workers, remote.verify_many, workload, rounds)
+        row = measure("RayVerifier", workers, remote.verify_many, workload, rounds)
+        done = remote.completed_per_node
+    row.per_node = [done.get(node, 0) for node in nodes]
+    return row
 
 
 def print_table(rows: list[Row]) -> None:
@@ -109,9 +119,9 @@ def print_table(rows: list[Row]) -> None:
     local = {row.workers: row for row in rows if row.method == "local Verifier"}
     print(
         "| method | workers | programs | passed | median s | programs/s (best) | speed-up "
-        "| efficiency | vs local | load before |"
+        "| efficiency | vs local | per node | load before |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         one = base.get(row.method)
         speedup = row.programs_per_second / one.programs_per_second if one else float("nan")
@@ -122,7 +132,8 @@ def print_table(rows: list[Row]) -> None:
             f"| {row.method} | {row.workers} | {row.programs} | {row.passed} | "
             f"{statistics.median(row.round_seconds):.2f} | {row.programs_per_second:.2f} "
             f"({row.best_programs_per_second:.2f}) | {speedup:.2f}x | "
-            f"{speedup / row.workers:.2f} | {versus:.2f} | {row.load_before:.1f}{flag} |"
+            f"{speedup / row.workers:.2f} | {versus:.2f} | "
+            f"{'/'.join(map(str, row.per_node)) or '-'} | {row.load_before:.1f}{flag} |"
         )
 
 
@@ -141,6 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated worker counts (Ray actors, local sandboxes); --actors: older name",
     )
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per pool")
+    parser.add_argument(
+        "--nodes", type=int, default=0, help="Ray on a cluster of this many nodes on this machine"
+    )
+    parser.add_argument("--cpus-per-node", type=int, help="CPUs of each node (default cores/N)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
     counts = [int(k) for k in args.workers.split(",")]
@@ -154,16 +169,30 @@ def main(argv: list[str] | None = None) -> int:
     warnings.simplefilter("ignore", RuntimeWarning)  # sandbox-layer notices, once per process
     import ray
 
-    ray.init(num_cpus=CORES, include_dashboard=False, log_to_driver=False)
+    cluster, where = None, f"a local Ray of {CORES} CPUs"
+    if args.nodes:
+        from agents.ray.cluster import LocalCluster
+
+        per_node = args.cpus_per_node or max(1, CORES // args.nodes)
+        cluster = LocalCluster(args.nodes, cpus_per_node=per_node)
+        ray.init(address=cluster.address, log_to_driver=False)
+        where = f"a Ray cluster of {args.nodes} nodes on this machine, {per_node} CPU(s) each"
+    else:
+        ray.init(num_cpus=CORES, include_dashboard=False, log_to_driver=False)
+    nodes = cluster.node_ids if cluster else [ray.get_runtime_context().get_node_id()]
     rows = []
-    for k in counts:
-        rows.append(run_local(workload, k, args.rounds))
-        rows.append(run_ray(workload, k, args.rounds))
-    ray.shutdown()
+    try:
+        for k in counts:
+            rows.append(run_local(workload, k, args.rounds))
+            rows.append(run_ray(workload, k, args.rounds, nodes))
+    finally:
+        ray.shutdown()
+        if cluster is not None:
+            cluster.shutdown()
     rows.sort(key=lambda r: (r.method != "local Verifier", r.workers))
     print(
         f"workload {workload.name}: {len(workload.pairs)} programs x {args.rounds} rounds, "
-        f"{CORES} cores, "
+        f"{CORES} cores, {where}, "
         f"python {sys.version.split()[0]}"
     )
     print_table(rows)
