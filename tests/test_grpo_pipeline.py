@@ -231,3 +231,17 @@ def test_the_command_line_turns_the_pipeline_off() -> None:
     assert _config_from_args(parser.parse_args([]), GRPOConfig()).pipeline is True
     config = _config_from_args(parser.parse_args(["--no-pipeline"]), GRPOConfig())
     assert config.pipeline is False
+
+
+@pytest.mark.ray
+def test_a_ray_verifier_verifies_chunk_one_while_chunk_two_generates(verifier) -> None:
+    pytest.importorskip("ray")
+    from agents.ray.verifier import RayVerifier
+
+    with RayVerifier(None, 2, preload=("qiskit",)) as ray_verifier:
+        recording, generator = RecordingVerifier(ray_verifier), SlowGenerator()
+        make_trainer(recording, generator).train_step()
+        on_ray = rewards_of_one_step(ray_verifier, pipeline=True)
+    (_, first_chunk_end), (_, second_chunk_end) = generator.chunks
+    assert first_chunk_end <= recording.calls[0][0] < second_chunk_end
+    assert on_ray[0] == rewards_of_one_step(verifier, pipeline=False)[0]
