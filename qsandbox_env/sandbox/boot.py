@@ -1,4 +1,4 @@
-"""Starts a zygote under its caller's import path.
+"""Starts a pool's template (or a zygote booted on its own) under its caller's import path.
 
 Run as ``python -m qsandbox_env.sandbox.boot CONFIG``. The environment a zygote starts with is
 scrubbed (its ``PYTHONPATH`` names this package only), so packages the caller reaches through its

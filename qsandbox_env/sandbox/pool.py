@@ -13,6 +13,8 @@ import json
 import os
 import queue
 import select
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qsandbox_env.sandbox import protocol
+from qsandbox_env.sandbox.template import WORK_PREFIX
 from qsandbox_env.sandbox.zygote import THREAD_ENV, from_status
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -68,12 +71,15 @@ class ZygoteConfig:
     target: tuple[str, str] = ("aer", "")  # (kind, device) of a qsandbox_env.targets.Target
     path: tuple[str, ...] = ()  # the caller's import path (see qsandbox_env.sandbox.boot)
 
-    def as_json(self, uid: int, role: str = "candidate", pair_fd: int = -1) -> str:
+    def as_json(
+        self, uid: int, role: str = "candidate", pair_fd: int = -1, work_root: str = ""
+    ) -> str:
         return json.dumps(
             {
                 "role": role,
                 "pair_fd": pair_fd,
-                "nproc_base": 0 if os.geteuid() == 0 else _own_process_count() + 256,
+                "nproc_base": nproc_base(),
+                "work_root": work_root,
                 "preload": list(self.preload),
                 "isolate": self.isolate,
                 "tmp_size": self.tmp_size,
@@ -113,6 +119,11 @@ def _related(path: str, root: str) -> bool:
     return path == root or root.startswith(inside) or path.startswith(root + os.sep)
 
 
+def nproc_base() -> int:
+    """What a program's process cap sits on top of (see ``_own_process_count``)."""
+    return 0 if os.geteuid() == 0 else _own_process_count() + 256
+
+
 def _own_process_count() -> int:
     """Processes of this user: RLIMIT_NPROC counts them all, so a program's cap sits on top."""
     uid, count = str(os.getuid()), 0
@@ -144,6 +155,164 @@ def zygote_env(hash_seed: int | None = None) -> dict[str, str]:
     return env
 
 
+class _Forked:
+    """A zygote the template forked, with the calls the pool makes on a ``subprocess.Popen``.
+
+    It is the template's child, not ours: the pidfd the template sent tells when it has ended
+    and signals exactly it, whatever pid numbers are reused meanwhile.
+    """
+
+    def __init__(self, pid: int, pidfd: int, stdin_fd: int, stdout_fd: int) -> None:
+        self.pid = pid
+        self.pidfd = pidfd
+        self.stdin = os.fdopen(stdin_fd, "wb", buffering=0)
+        self.stdout = os.fdopen(stdout_fd, "rb", buffering=0)
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        """None while it runs; once it has ended, -9 (its status is its parent's to read)."""
+        if self.returncode is None and (
+            self.pidfd < 0 or select.select([self.pidfd], [], [], 0)[0]
+        ):
+            self.returncode = -9
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            try:
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.poll() is None and not select.select([self.pidfd], [], [], timeout)[0]:
+            raise subprocess.TimeoutExpired(f"zygote {self.pid}", timeout or 0.0)
+        return self.poll() or 0
+
+    def release(self) -> None:
+        if self.pidfd >= 0:
+            self.poll()
+            os.close(self.pidfd)
+            self.pidfd = -1
+
+
+class Template:
+    """The pool's template: one interpreter that preloads once and forks the zygotes.
+
+    See :mod:`qsandbox_env.sandbox.template` for what a forked zygote shares and does not.
+    """
+
+    def __init__(self, config: ZygoteConfig) -> None:
+        self.config = config
+        self.proc: subprocess.Popen | None = None
+        self.channel: socket.socket | None = None
+        self.info: dict = {}
+        self._lock = threading.Lock()  # one request on the socket at a time
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    @property
+    def work_root(self) -> str:
+        return str(self.info.get("work_root", ""))
+
+    def start(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.proc = subprocess.Popen(
+                [
+                    self.config.python,
+                    "-m",
+                    "qsandbox_env.sandbox.boot",
+                    self.config.as_json(0, "template"),
+                ],
+                stdin=theirs.fileno(),
+                stdout=theirs.fileno(),
+                stderr=subprocess.DEVNULL if not os.environ.get("QSANDBOX_DEBUG") else None,
+                env=zygote_env(int.from_bytes(os.urandom(4), "little")),
+                cwd="/",
+                close_fds=True,
+                start_new_session=True,
+            )
+        finally:
+            theirs.close()
+        self.channel = ours
+        ready, _ = self._receive(STARTUP_TIMEOUT)
+        if not ready.get("ready"):
+            self.close()
+            raise SandboxError(
+                f"the sandbox interpreter {self.config.python!r} did not start; run it with "
+                "QSANDBOX_DEBUG=1 to see its errors (is qiskit installed for that interpreter?)"
+            )
+        self.info = ready
+
+    def usable(self) -> bool:
+        """Alive, and safe to fork from: a preload that left a thread behind is not."""
+        return self.alive() and self.info.get("threads") == 1
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def fork(self, role: str, uid: int, pair_fd: int) -> _Forked:
+        """A new zygote forked from the template, holding its own pipes and ``pair_fd``."""
+        to_r, to_w = os.pipe()
+        from_r, from_w = os.pipe()
+        reply: dict = {}
+        fds: list[int] = []
+        try:
+            note = json.dumps({"role": role, "uid": uid, "nproc_base": nproc_base()}).encode()
+            with self._lock:
+                assert self.channel is not None
+                socket.send_fds(self.channel, [note], [to_r, from_w, pair_fd])
+                reply, fds = self._receive(STARTUP_TIMEOUT)
+        except (OSError, AssertionError):
+            pass
+        finally:
+            os.close(to_r)
+            os.close(from_w)
+        if "pid" not in reply or len(fds) != 1:
+            for fd in (*fds, to_w, from_r):
+                os.close(fd)
+            raise SandboxError(f"the template did not fork a zygote: {reply.get('error', '')}")
+        os.set_inheritable(fds[0], False)
+        return _Forked(int(reply["pid"]), fds[0], to_w, from_r)
+
+    def _receive(self, timeout: float) -> tuple[dict, list[int]]:
+        """The next packet and the descriptors it carries; ``{}`` if none came in time."""
+        assert self.channel is not None
+        if not select.select([self.channel], [], [], timeout)[0]:
+            return {}, []
+        try:
+            note, fds, _, _ = socket.recv_fds(self.channel, 1 << 20, 1)
+            return (json.loads(note) if note else {}), fds
+        except (OSError, ValueError):
+            return {}, []
+
+    def close(self) -> None:
+        """End the template (never its zygotes: each is its handle's) and remove its work root.
+
+        Closing its socket first lets it reap the zygotes already ended and exit by itself.
+        """
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+            if self.proc.poll() is None:  # once reaped, its pid may name another process
+                try:
+                    self.proc.kill()
+                    self.proc.wait(timeout=10)
+                except (OSError, subprocess.TimeoutExpired):
+                    pass
+        root = self.work_root
+        if os.path.basename(root).startswith(WORK_PREFIX) and os.path.dirname(root) == "/tmp":
+            shutil.rmtree(root, ignore_errors=True)
+
+
 class _Process:
     """One zygote process (a candidate's or a judge's) and the pipes to it."""
 
@@ -151,16 +320,21 @@ class _Process:
         self.config = config
         self.uid = uid
         self.role = role
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen | _Forked | None = None
         self.info: dict = {}
 
-    def launch(self, pair_fd: int, hash_seed: int) -> None:
+    def spawn(self, template: Template, pair_fd: int) -> None:
+        """Fork this zygote from the pool's template."""
+        self.proc = template.fork(self.role, self.uid, pair_fd)
+
+    def launch(self, pair_fd: int, hash_seed: int, work_root: str = "") -> None:
+        """Boot this zygote on its own: a new interpreter that preloads by itself."""
         self.proc = subprocess.Popen(
             [
                 self.config.python,
                 "-m",
                 "qsandbox_env.sandbox.boot",
-                self.config.as_json(self.uid, self.role, pair_fd),
+                self.config.as_json(self.uid, self.role, pair_fd, work_root),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -219,10 +393,13 @@ class _Process:
     def kill(self) -> None:
         if self.proc is None:
             return
-        try:
-            os.killpg(self.proc.pid, 9)
-        except OSError:
-            pass
+        # Its process group (a zygote leads its own): the launcher and the zygote inside the
+        # PID namespace. A fork's pid is only ours to name while the pidfd says it runs.
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, 9)
+            except OSError:
+                pass
         try:
             self.proc.kill()
             self.proc.wait(timeout=10)
@@ -234,6 +411,8 @@ class _Process:
                     stream.close()
             except OSError:
                 pass
+        if isinstance(self.proc, _Forked):
+            self.proc.release()
         self.proc = None
 
 
@@ -245,25 +424,24 @@ class ZygoteHandle:
     fresh socket pair (over a socket pair made here at start-up), and each forks its process.
     """
 
-    def __init__(self, config: ZygoteConfig, uid: int) -> None:
+    def __init__(self, config: ZygoteConfig, uid: int, template: Template | None = None) -> None:
         self.config = config
         self.uid = uid
+        self.template = template  # forks this pair's zygotes while it is alive
         self.candidate = _Process(config, uid, "candidate")
         self.judge = _Process(config, judge_uid(uid), "judge")
         self.info: dict = {}
 
     @property
-    def proc(self) -> subprocess.Popen | None:
+    def proc(self) -> subprocess.Popen | _Forked | None:
         """The candidate's zygote process (what a program's child is forked from)."""
         return self.candidate.proc
 
     def start(self) -> dict:
         self.kill()
         ours, theirs = socket.socketpair()
-        hash_seed = int.from_bytes(os.urandom(4), "little")
         try:
-            self.candidate.launch(ours.fileno(), hash_seed)
-            self.judge.launch(theirs.fileno(), hash_seed)
+            self._launch(ours.fileno(), theirs.fileno())
         finally:
             ours.close()
             theirs.close()
@@ -274,6 +452,24 @@ class ZygoteHandle:
             self.kill()
             raise
         return self.info
+
+    def _launch(self, ours: int, theirs: int) -> None:
+        """Both zygotes from the template; booted on their own when it cannot fork them.
+
+        A pair always comes from one place: the two need the same string-hash seed.
+        """
+        template = self.template
+        if template is not None and template.usable():
+            try:
+                self.candidate.spawn(template, ours)
+                self.judge.spawn(template, theirs)
+                return
+            except SandboxError:
+                self.kill()
+        hash_seed = int.from_bytes(os.urandom(4), "little")
+        work_root = template.work_root if template is not None else ""
+        self.candidate.launch(ours, hash_seed, work_root)
+        self.judge.launch(theirs, hash_seed, work_root)
 
     def run(
         self, request: dict, timeout: float, broker: BrokerCallback | None = None
@@ -412,10 +608,21 @@ def slot_uids(size: int) -> list[int]:
 
 
 class ZygotePool:
-    """A fixed set of zygotes, started in parallel, lent out one caller at a time."""
+    """A fixed set of zygotes, forked from one template, lent out one caller at a time.
+
+    The template imports and warms once; each zygote is a fork of it (see
+    :mod:`qsandbox_env.sandbox.template`), so start-up hardly grows with the workers. Where the
+    template cannot be forked from (its preload left a thread running), each zygote boots on its
+    own, in parallel, as does a replacement once the template has died.
+    """
 
     def __init__(self, config: ZygoteConfig, size: int) -> None:
-        self.handles = [ZygoteHandle(config, uid) for uid in slot_uids(size)]
+        self.template: Template | None = Template(config)
+        self.template.start()
+        if not self.template.usable():
+            self.template.close()
+            self.template = None
+        self.handles = [ZygoteHandle(config, uid, self.template) for uid in slot_uids(size)]
         self.free: queue.Queue[ZygoteHandle] = queue.Queue()
         self._ids = iter(range(1, sys.maxsize))
         self._id_lock = threading.Lock()
@@ -475,3 +682,5 @@ class ZygotePool:
     def close(self) -> None:
         for handle in self.handles:
             handle.kill()
+        if self.template is not None:
+            self.template.close()

@@ -1,16 +1,18 @@
 """The zygote: a warm interpreter that forks one isolated child per program.
 
-Started by :class:`~qsandbox_env.sandbox.pool.ZygotePool` (through :mod:`qsandbox_env.sandbox.boot`,
-which puts the caller's import path in place first). It enters new namespaces (becoming PID 1 of its
-own PID namespace, so that one ``kill(-1)`` ends every process a program left behind), builds a
-read-only view of the filesystem, preloads Qiskit without starting threads, snapshots the protected
-library surface, and then serves requests from its parent: one program at a time, each in a fresh
-child with its own working directory, uid, rlimits and environment. It never runs program code
-itself.
+Usually forked from the pool's template (:mod:`qsandbox_env.sandbox.template`), which preloaded
+Qiskit once for every zygote; otherwise started by :class:`~qsandbox_env.sandbox.pool.ZygotePool`
+on its own (through :mod:`qsandbox_env.sandbox.boot`, which puts the caller's import path in place
+first) and preloading by itself. Either way it enters new namespaces (becoming PID 1 of its own PID
+namespace, so that one ``kill(-1)`` ends every process a program left behind), builds a read-only
+view of the filesystem, has Qiskit loaded without a thread started, hides the sources, snapshots the
+protected library surface, and then serves requests from its parent: one program at a time, each in
+a fresh child with its own working directory, uid, rlimits and environment. It never runs program
+code itself.
 
 One module, though long: start-up, forking, confinement and clean-up are one sequence whose order
-is what makes it safe (namespaces before preloading, the tamper snapshot after it, descriptors
-closed before a child confines itself), and it reads best top to bottom in one place.
+is what makes it safe (the sources hidden and the tamper snapshot taken after the last import,
+descriptors closed before a child confines itself), and it reads best top to bottom in one place.
 """
 
 from __future__ import annotations
@@ -66,14 +68,63 @@ class Zygote:
         self.preload_errors: dict[str, str] = {}
         self.threads = 1
         self.huge_pages = 0  # bytes of the heap moved to 2 MiB pages (see warmup.huge_pages)
-        self.home = WORK_ROOT
+        # Where programs' working directories and homes go: a template's private directory
+        # (see template), or the fixed default for a zygote booted on its own.
+        self.work_root = str(config.get("work_root") or WORK_ROOT)
+        self.home = self.work_root
+        self.template_pid: int | None = None  # the template this zygote was forked from
         # "candidate": runs the model's programs; "judge": runs the tasks' tests against them.
         self.role = config.get("role", "candidate")
         self.pair: socket.socket | None = None  # to the other zygote of the pair (descriptors)
 
     # -- start-up -------------------------------------------------------------------------
     def start(self, in_fd: int, out_fd: int) -> None:
+        """Boot on its own: contain this process, then preload, then seal (a standalone zygote)."""
         self.in_fd, self.out_fd = in_fd, out_fd
+        self._contain()
+        self._preload()
+        self._install_runtime(child)
+        self._warm_up()
+        self._seal()
+        if self.config.get("preload"):
+            self.huge_pages = warmup.huge_pages()  # a large heap forks faster from 2 MiB pages
+        self.threads = warmup.thread_count() or 1
+
+    def start_template(self) -> None:
+        """Preload in the template, which contains nothing and forks the zygotes (see template).
+
+        The same environment a zygote would have when it imports (thread limits, a home and a
+        matplotlib directory under the work root, which only this template's own private
+        directory holds on the host), so that paths libraries fix at import are right in every
+        zygote forked from here.
+        """
+        self._environment(os.path.join(self.work_root, "home"))
+        self._preload()
+        self._install_runtime(child)
+        self._warm_up()
+        gc.collect()
+        gc.freeze()
+        if self.config.get("preload"):
+            self.huge_pages = warmup.huge_pages()
+        self.threads = warmup.thread_count() or 1
+
+    def start_forked(self, in_fd: int, out_fd: int, template_pid: int) -> None:
+        """Become a zygote in a process just forked from the template: contain it, then seal.
+
+        Everything the template imported and warmed is already here; what remains is what is
+        this zygote's own: its namespaces and filesystem, the hidden sources, the tamper snapshot.
+        """
+        self.in_fd, self.out_fd = in_fd, out_fd
+        self.template_pid = template_pid
+        self._contain()
+        # The template's matplotlib directory is a path in this zygote's own work root now,
+        # which starts empty: children may write their font cache there, as before.
+        os.makedirs(os.environ["MPLCONFIGDIR"], mode=0o755, exist_ok=True)
+        self._seal()
+        self.threads = warmup.thread_count() or 1
+
+    def _contain(self) -> None:
+        """Namespaces, the filesystem view, the record of layers, and the environment."""
         isolate = self.config.get("isolate", True)
         if isolate:
             self._isolate()
@@ -96,21 +147,26 @@ class Zygote:
                     if not isolate
                     else "not available on this machine",
                 )
-        os.makedirs(WORK_ROOT, mode=0o711, exist_ok=True)
+        os.makedirs(self.work_root, mode=0o711, exist_ok=True)
+        # In a private work root the home needs no name of its own; in a shared one (no mount
+        # namespace) each zygote's is apart.
+        name = "home" if "private-tmp" in self.iso.active else f"home-{os.getpid()}"
+        self._environment(os.path.join(self.work_root, name))
+
+    def _environment(self, home: str) -> None:
         os.environ.update(THREAD_ENV)
-        os.environ["MPLCONFIGDIR"] = os.path.join(WORK_ROOT, ".matplotlib")
+        os.environ["MPLCONFIGDIR"] = os.path.join(self.work_root, ".matplotlib")
         # Libraries fix paths under ~ when imported (qiskit-ibm-runtime's account file): the
         # home they see is a fresh, writable, empty directory for every program.
-        os.environ["HOME"] = self.home = os.path.join(WORK_ROOT, f"home-{os.getpid()}")
-        os.environ["TMPDIR"] = WORK_ROOT
-        self._preload()
-        self._install_runtime(child)
-        self._warm_up()
+        os.environ["HOME"] = self.home = home
+        os.environ["TMPDIR"] = self.work_root
+
+    def _seal(self) -> None:
+        """After the last import: hide the sources, snapshot the library surface, freeze gc."""
         if "mount-namespace" in self.iso.active:
             isolation.hide_sources(self.iso, PACKAGE_ROOT)
         else:
             self.iso.lack("hidden-sources", "no mount namespace")
-
         if self.role == "candidate":
             self.snapshot = guard.Snapshot()
             self._seal_runtime(self.snapshot)
@@ -118,9 +174,6 @@ class Zygote:
         # copy-on-write faults from collections) nor mistake it for something a program created.
         gc.collect()
         gc.freeze()
-        if self.config.get("preload"):
-            self.huge_pages = warmup.huge_pages()  # a large heap forks faster from 2 MiB pages
-        self.threads = warmup.thread_count() or 1
 
     def _isolate(self) -> None:
         pending_pid = isolation.enter_namespaces(self.iso)
@@ -133,7 +186,7 @@ class Zygote:
             self.iso.add("pid-namespace")
         if "mount-namespace" in self.iso.active:
             isolation.build_filesystem(
-                self.iso, self.config.get("tmp_size", "256m"), self.pid_namespace, WORK_ROOT
+                self.iso, self.config.get("tmp_size", "256m"), self.pid_namespace, self.work_root
             )
         else:
             for layer in ("read-only-filesystem", "private-tmp", "hidden-home"):
@@ -217,6 +270,7 @@ class Zygote:
                 "preload_errors": self.preload_errors,
                 "threads": self.threads,
                 "huge_pages": self.huge_pages,
+                "template": self.template_pid,
             },
         )
         handle = self.handle if self.role == "candidate" else self.handle_judging
@@ -224,7 +278,7 @@ class Zygote:
             request = protocol.read_message(self.in_fd)
             if request is None:
                 return
-            workdir = os.path.join(WORK_ROOT, f"run-{os.getpid()}-{request['id']}")
+            workdir = os.path.join(self.work_root, f"run-{os.getpid()}-{request['id']}")
             try:
                 try:
                     reply = handle(request, workdir)
@@ -359,7 +413,7 @@ class Zygote:
         # Our own /dev/shm and work root: whatever a program left there goes before the next one.
         # (As an unprivileged uid a program can only write its own directory, but as the caller's
         # uid inside a user namespace it can write the whole work root.)
-        for root, spare in (("/dev/shm", ()), (WORK_ROOT, (".matplotlib",))):
+        for root, spare in (("/dev/shm", ()), (self.work_root, (".matplotlib",))):
             for name in os.listdir(root):
                 if name not in spare:
                     _remove(os.path.join(root, name))
@@ -581,7 +635,7 @@ def _confine(request: dict, zygote: Zygote, uid: int, workdir: str) -> None:
     isolation.die_with_parent()
     isolation.not_dumpable()
     os.environ.clear()
-    os.environ.update(_program_env(workdir, zygote.home))
+    os.environ.update(_program_env(workdir, zygote.home, zygote.work_root))
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
@@ -599,7 +653,7 @@ def _reseed() -> None:
         legacy.seed([int.from_bytes(os.urandom(4), "little") for _ in range(4)])
 
 
-def _program_env(workdir: str, home: str) -> dict[str, str]:
+def _program_env(workdir: str, home: str, work_root: str) -> dict[str, str]:
     env = {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": home,
@@ -607,7 +661,7 @@ def _program_env(workdir: str, home: str) -> dict[str, str]:
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
         "PYTHONIOENCODING": "utf-8",
-        "MPLCONFIGDIR": os.path.join(WORK_ROOT, ".matplotlib"),
+        "MPLCONFIGDIR": os.path.join(work_root, ".matplotlib"),
     }
     env.update(THREAD_ENV)
     return env
@@ -802,6 +856,11 @@ def main() -> None:
     sys.stdout = sys.stderr
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # programs must not be able to interrupt us
     zygote = Zygote(config)
+    if config.get("role") == "template":
+        from qsandbox_env.sandbox import template
+
+        template.main(zygote, in_fd, out_fd)
+        return
     zygote.start(in_fd, out_fd)
     zygote.serve()
 
