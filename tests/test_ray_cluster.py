@@ -184,6 +184,36 @@ def test_a_node_removed_mid_run_loses_no_verdict_and_a_node_added_takes_over_its
     assert 1 <= stats["items_resent"] <= 2
 
 
+def test_when_every_node_is_lost_the_unverified_items_say_so_and_the_verified_are_kept(
+    on_cluster,
+):
+    tasks = [sleepy_task(i, 0.5) for i in range(20)]
+    with RayVerifier(workers=2, preload=(), start_timeout=30) as remote:
+        run = in_background(
+            lambda: remote.verify_many([(t, answer(i)) for i, t in enumerate(tasks)])
+        )
+        wait_until(lambda: remote.stats["completed"] >= 4, run)
+        for node in on_cluster.node_ids:
+            on_cluster.remove_node(node)
+        started = time.monotonic()
+        verdicts = run.result(timeout=600)
+        waited = time.monotonic() - started
+        stats = remote.stats
+    for _ in range(2):  # the next tests start on two nodes again
+        on_cluster.add_node()
+    passed = [v for v in verdicts if v.passed]
+    unverified = [v for v in verdicts if not v.passed]
+    assert len(passed) == stats["completed"] >= 4  # every verdict that arrived is kept
+    assert unverified and {v.outcome for v in unverified} == {Outcome.SANDBOX}
+    assert unverified[0].detail == (
+        "RayVerifier: no Ray actor could be started within start_timeout=30 s to replace the 2 "
+        "lost; the cluster's 1 alive node(s) have 0 of 0 CPUs free (nodes lost, or other jobs "
+        "hold the CPUs); add nodes or free the cluster, then run the items again"
+    )
+    assert waited < 120  # it did not wait for nodes that never came
+    assert stats["actors_replaced"] == 2
+
+
 class LoggingVerifierActor(VerifierActor):
     """A `RayVerifier` worker that also appends ``<node id> start|done <task id>`` to ``log``
     around each program it verifies, so a test can count what ran where."""

@@ -12,6 +12,9 @@ in-flight work, replacing actors that die or get stuck.
   started it, not when it was queued) means the actor is stuck: it is killed and replaced, and the
   item either settles as a ``timeout`` `Failure` or is sent again (``retry_timeouts``), counted
   against ``max_retries``.
+- **No room left:** when every actor is lost (its node with it) and no replacement can start
+  within ``start_timeout``, the items still waiting settle as ``died`` `Failure` saying so; the
+  results that arrived are kept.
 
 Every item has exactly one result, whatever happens to the actors; an item whose result arrived
 is never run again. ``completed_per_node`` counts results by the Ray node of the actor that
@@ -180,7 +183,7 @@ class ActorPool:
             self._dispatch(batch)
             self._wait_once(batch)
             self._expire(batch)
-            self._check_starting()
+            self._check_starting(batch)
         return batch.results
 
     def _dispatch(self, batch: _Batch) -> None:
@@ -323,13 +326,29 @@ class ActorPool:
         if "start_error" in slot.info:
             raise start_exception(self.label, *slot.info["start_error"])
 
-    def _check_starting(self) -> None:
+    def _check_starting(self, batch: _Batch) -> None:
+        """When every actor has been starting for longer than ``start_timeout`` (the actors were
+        lost, their nodes with them, and the cluster has no room for replacements), the items
+        still waiting settle as failures saying so: the call returns what did complete instead
+        of waiting for nodes that may never come. The replacements stay asked for, so a node
+        that joins later serves the next call."""
         now = time.monotonic()
         stuck = [
             s for s in self.slots if s.ready_ref is not None and now - s.since > self.start_timeout
         ]
-        if stuck and len(stuck) == len(self.slots):
-            raise RuntimeError(self._start_timeout_message(len(stuck)))
+        if not stuck or len(stuck) < len(self.slots):
+            return
+        free, total = self._ray.available_resources(), self._ray.cluster_resources()
+        alive = sum(1 for node in self._ray.nodes() if node.get("Alive"))
+        detail = (
+            f"{self.label}: no Ray actor could be started within start_timeout="
+            f"{self.start_timeout:g} s to replace the {len(stuck)} lost; the cluster's {alive} "
+            f"alive node(s) have {free.get('CPU', 0):g} of {total.get('CPU', 0):g} CPUs free "
+            "(nodes lost, or other jobs hold the CPUs); add nodes or free the cluster, then "
+            "run the items again"
+        )
+        while batch.waiting:
+            batch.settle(batch.waiting.popleft(), Failure("died", detail))
 
     def _kill(self, actor: Any) -> None:
         try:
