@@ -358,3 +358,24 @@ def test_cli_trains_a_saved_model_and_resumes_its_run(demo, tmp_path, capsys) ->
     with open(out / "metrics.csv", encoding="utf-8") as file:
         assert [row["step"] for row in csv.DictReader(file)] == ["1", "2"]
     assert (out / "final" / "model.safetensors").is_file()
+
+
+def test_resuming_a_metrics_file_without_a_new_column_widens_it_and_keeps_every_value(tmp_path):
+    from agents.grpo.metrics import MetricsLogger
+
+    # A run started before time/verification_hidden_s existed.
+    (tmp_path / "metrics.csv").write_text("step,train/reward_mean,time/step_s\n1,0.25,3.5\n")
+    columns = ["train/reward_mean", "time/verification_hidden_s", "time/step_s"]
+    with MetricsLogger(str(tmp_path), columns, tensorboard=False) as log:
+        log.write(2, {"train/reward_mean": 0.5, "time/verification_hidden_s": 1.25})
+    with MetricsLogger(str(tmp_path), columns, tensorboard=False) as log:  # already wide
+        log.write(3, {"time/step_s": 2.0})
+    with open(tmp_path / "metrics.csv", encoding="utf-8", newline="") as file:
+        rows = list(csv.reader(file))
+    assert rows == [
+        ["step", "train/reward_mean", "time/step_s", "time/verification_hidden_s"],
+        ["1", "0.25", "3.5", ""],
+        ["2", "0.5", "", "1.25"],
+        ["3", "", "2.0", ""],
+    ]
+    assert not (tmp_path / "metrics.csv.tmp").exists()

@@ -3,7 +3,9 @@
 Names are namespaced like ``train/reward_mean``, ``losses/clip_fraction``, ``time/generation_s``.
 The CSV has a fixed header (the columns given at construction), so every row lines up; a metric
 not measured at a step (``eval/pass@1`` between evaluations) is an empty cell. Resuming appends to
-the same file. This module must never compute metrics itself; it only writes what it is given.
+the same file; when the file's header lacks some of the columns (a run started by an older
+version, before a metric existed), the file is rewritten once with them added at the end, its
+earlier rows keeping every value and an empty cell for each new column, so rows always line up. This module must never compute metrics itself; it only writes what it is given.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class MetricsLogger:
         self.columns = ["step", *columns]
         self._writer = _tensorboard_writer(os.path.join(directory, "tensorboard"), tensorboard)
         fresh = not os.path.exists(self.path) or os.path.getsize(self.path) == 0
+        if not fresh:
+            self.columns = _widen(self.path, self.columns)
         self._file = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._csv = csv.writer(self._file)
         if fresh:
@@ -82,6 +86,26 @@ class MetricsLogger:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _widen(path: str, columns: list[str]) -> list[str]:
+    """The columns of the existing file at ``path`` with ``columns`` it lacks added at the end;
+    the file is rewritten (atomically) when any were added."""
+    with open(path, newline="", encoding="utf-8") as file:
+        rows = list(csv.reader(file))
+    header = rows[0] if rows else []
+    added = [name for name in columns if name not in header]
+    if not added:
+        return header
+    merged = header + added
+    temporary = path + ".tmp"
+    with open(temporary, "w", newline="", encoding="utf-8") as file:
+        out = csv.writer(file)
+        out.writerow(merged)
+        for row in rows[1:]:
+            out.writerow(row + [""] * (len(merged) - len(row)))
+    os.replace(temporary, path)
+    return merged
 
 
 def _cell(value: float | None) -> Any:
