@@ -5,7 +5,8 @@ The CSV has a fixed header (the columns given at construction), so every row lin
 not measured at a step (``eval/pass@1`` between evaluations) is an empty cell. Resuming appends to
 the same file; when the file's header lacks some of the columns (a run started by an older
 version, before a metric existed), the file is rewritten once with them added at the end, its
-earlier rows keeping every value and an empty cell for each new column, so rows always line up. This module must never compute metrics itself; it only writes what it is given.
+earlier rows keeping every value and an empty cell for each new column, so rows always line up.
+This module must never compute metrics itself; it only writes what it is given.
 """
 
 from __future__ import annotations
