@@ -63,3 +63,64 @@ def test_the_projects_own_directories_never_travel_on_the_import_path(monkeypatc
     venv_python.parent.mkdir(parents=True)
     venv_python.symlink_to(os.path.realpath(sys.executable))
     assert caller_import_path(str(venv_python)) == ()
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from qsandbox_env import Task, Verifier
+
+    test = "def check(candidate):\\n    assert candidate() == 'the reference solution'\\n"
+    task = Task("beside/0", "", test, "answer", format="completion")
+    reader = "def answer():\\n    return open(%r).read()\\n" % sys.argv[1]
+    with Verifier(1, preload=()) as verifier:
+        verdict = verifier.verify(task, reader)
+    print(verdict.outcome.value, verdict.error_type)
+    """
+)
+
+
+def run_script(path, *args, cwd="/"):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run(
+        [sys.executable, str(path), *map(str, args)],
+        capture_output=True, text=True, timeout=600, cwd=cwd, env=env,
+    )  # fmt: skip
+
+
+def test_files_beside_the_callers_script_stay_hidden_from_programs(tmp_path):
+    # A user's benchmark script next to the data set it reads: a program that opens that file
+    # would run the reference solution instead of writing one.
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "solutions.txt").write_text("the reference solution")
+    (work / "bench.py").write_text(SCRIPT)
+    for cwd in ("/", work):  # the script's directory, and the working directory too
+        proc = run_script(work / "bench.py", work / "solutions.txt", cwd=cwd)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split() == ["error", "FileNotFoundError"], proc.stdout
+
+
+def test_a_script_saved_directly_in_tmp_starts_the_sandbox(tmp_path):
+    # Its directory, /tmp, comes first on its import path; bound back into the sandbox it would
+    # undo the private /tmp (and the sandbox could not make its work directory there).
+    (tmp_path / "answer.txt").write_text("the reference solution")
+    script = f"/tmp/qsandbox-check-{os.getpid()}-{tmp_path.name}.py"
+    with open(script, "w", encoding="utf-8") as file:
+        file.write(SCRIPT)
+    try:
+        proc = run_script(script, tmp_path / "answer.txt")
+    finally:
+        os.unlink(script)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["error", "FileNotFoundError"], proc.stdout
+
+
+def test_the_working_directory_travels_only_when_pythonpath_names_it(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [str(tmp_path), "/tmp", *sys.path])
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    passed = caller_import_path(sys.executable)
+    assert str(tmp_path) not in passed and "/tmp" not in passed
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    assert str(tmp_path) in caller_import_path(sys.executable)

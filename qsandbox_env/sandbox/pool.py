@@ -93,24 +93,45 @@ class ZygoteConfig:
 def caller_import_path(python: str) -> tuple[str, ...]:
     """This process's import path, for a zygote on the same interpreter (empty for another).
 
-    Directories only, absolute, never this package's root, one above it or one inside it (a
-    checkout's ``tests/``): binding one of those back into the sandbox would show programs the
-    project's files (its tasks' solutions, its tests' data).
+    Directories only, absolute, and never one that would show programs what they must not see:
+
+    - this package's root, one above it or one inside it (a checkout's ``tests/``): the project's
+      files (its tasks' solutions, its tests' data);
+    - the caller's own directories that Python put first on the path, the running script's and
+      the working directory (unless ``PYTHONPATH`` names them): where a user keeps the data set
+      being benchmarked, whose reference solutions a program could read and run;
+    - ``/tmp`` or a directory above it: bound back, it would undo the sandbox's private ``/tmp``.
     """
     if os.path.abspath(python) != os.path.abspath(sys.executable):
         # Another interpreter has its own libraries. Compared by path, not by what it links to:
         # a virtual environment's python (an execution profile's) links to this very binary.
         return ()
     root = os.path.realpath(PACKAGE_ROOT)
+    named = {os.path.realpath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p}
+    local = _caller_directories() - named
     kept = []
     for entry in sys.path:
         if not entry or not os.path.isabs(entry) or not os.path.isdir(entry):
             continue
         real = os.path.realpath(entry)
-        if _related(real, root):
+        if _related(real, root) or real in local or _at_or_above(real, "/tmp"):
             continue
         kept.append(entry)
     return tuple(dict.fromkeys(kept))
+
+
+def _caller_directories() -> set[str]:
+    """The working directory and the running script's directory, resolved."""
+    found = {os.path.realpath(os.getcwd())}
+    script = getattr(sys.modules.get("__main__"), "__file__", None)
+    if script:
+        found.add(os.path.realpath(os.path.dirname(os.path.abspath(script))))
+    return found
+
+
+def _at_or_above(path: str, other: str) -> bool:
+    """Whether ``path`` is ``other`` or a directory above it."""
+    return path == other or other.startswith(path.rstrip(os.sep) + os.sep)
 
 
 def _related(path: str, root: str) -> bool:
