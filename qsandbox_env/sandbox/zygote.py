@@ -102,6 +102,12 @@ class Zygote:
         self._preload()
         self._install_runtime(child)
         self._warm_up()
+        # The tamper snapshot too, once for all: taken in each zygote, its reads and reference
+        # counts would write across the heap the zygote shares with this template, splitting the
+        # huge pages below into 4 KiB ones (each program's fork would then copy several times
+        # more page-table entries). A judge's zygote keeps its copy unused.
+        self.snapshot = guard.Snapshot()
+        self._seal_runtime(self.snapshot)
         gc.collect()
         gc.freeze()
         if self.config.get("preload"):
@@ -167,7 +173,7 @@ class Zygote:
             isolation.hide_sources(self.iso, PACKAGE_ROOT)
         else:
             self.iso.lack("hidden-sources", "no mount namespace")
-        if self.role == "candidate":
+        if self.role == "candidate" and self.snapshot is None:  # (a template took it already)
             self.snapshot = guard.Snapshot()
             self._seal_runtime(self.snapshot)
         # Everything so far moves to gc's permanent generation: children neither scan it (no
