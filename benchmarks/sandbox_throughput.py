@@ -25,6 +25,12 @@ Each method runs one unmeasured program first (warm-up). Workloads:
   (skipped, with a message, when the file is missing).
 - ``schedule``: the ``humaneval`` canonical solutions on one warm Verifier, started in input order
   and longest first (``Verifier(schedule=...)``), against max(longest program, total / workers).
+- ``startup``: for each count in ``--workers`` (``--workers 1,2,4,8,16``), a fresh Verifier's
+  start-up (the constructor: every zygote ready) and the wall time of the ``bell`` programs on it,
+  in a table; the line ``start-up N / M workers: X.XX`` compares the most workers with the fewest.
+  One unmeasured start-up comes first, so that every count finds the files in the page cache;
+  each count then starts ``--startup-rounds`` times (default 3), in turns, and the shortest
+  start-up is kept.
 - ``fake-sampler``: a 2-qubit Bell circuit transpiled for a fake IBM device (``--device``,
   default ``sherbrooke``) and sampled with qiskit-ibm-runtime's ``SamplerV2`` in local mode (1024
   shots, the device's noise model), ``--fake-repeat`` times. A fresh interpreter builds the device
@@ -38,6 +44,9 @@ Run from the repository root:
     PYTHONPATH=. python benchmarks/sandbox_throughput.py --workload bell
     PYTHONPATH=. python benchmarks/sandbox_throughput.py --workload all --json throughput.json
     PYTHONPATH=. python benchmarks/sandbox_throughput.py --workload fake-sampler
+    PYTHONPATH=. python benchmarks/sandbox_throughput.py --workload startup --workers 1,2,4,8,16
+
+``--workers`` takes one count or several (comma-separated); the other workloads run once per count.
 
 The fresh-interpreter part of ``humaneval`` takes minutes on a small machine (each program pays
 for a new interpreter and a new ``import qiskit``). Timings share the machine with whatever else
@@ -78,6 +87,7 @@ MIN_DISTURBED_CPU = 0.1  # CPU-seconds; less is within the counters' resolution
 MIN_BELL_SPEEDUP = 10.0
 MAX_FLOOR_OVERHEAD = 1.5
 MAX_HUMANEVAL_WALL_FRACTION = 0.25
+MAX_STARTUP_GROWTH = 1.5  # start-up at the most workers against the fewest
 SCHEDULE_ROUNDS = 2  # runs of each order in the schedule workload (the best is kept)
 
 BELL_PROMPT = (
@@ -153,6 +163,7 @@ class Measurement:
     startup_seconds: float | None = None
     failed: list[str] = field(default_factory=list)
     other_cpu_seconds: float | None = None  # CPU other processes used while the clock ran
+    startup_other_cpu_seconds: float | None = None  # the same, while the Verifier started
 
     @property
     def programs_per_second(self) -> float:
@@ -380,16 +391,16 @@ def measure_fresh(workload: Workload, workers: int,
 
 def measure_verifier(workload: Workload, workers: int, method: str = "verifier",
                      target: str = "aer") -> Measurement:
-    start = time.perf_counter()
-    verifier = Verifier(workers=workers, target=target)
-    startup = time.perf_counter() - start
+    with Window() as starting:
+        verifier = Verifier(workers=workers, target=target)
     with verifier:
         verifier.verify(*workload.pairs[0])  # warm-up
         with Window() as window:
             verdicts = verifier.verify_many(workload.pairs)
     measurement = make_measurement(workload, method, workers, [v.passed for v in verdicts],
                                    window)
-    measurement.startup_seconds = startup
+    measurement.startup_seconds = starting.wall
+    measurement.startup_other_cpu_seconds = starting.other_cpu()
     return measurement
 
 
@@ -576,6 +587,40 @@ def benchmark_fake_sampler(device: str, repeat: int, workers: int) -> Report:
     return report
 
 
+def benchmark_startup(workload: Workload, counts: Sequence[int], rounds: int) -> Report:
+    """Start-up and wall time of a fresh Verifier per worker count, on the same programs.
+
+    Each count is started ``rounds`` times, the counts taking turns (1, 2, …, 16, 1, 2, …), so
+    that a burst of load from elsewhere falls on all of them alike; the round with the shortest
+    start-up is kept.
+    """
+    report = Report("start-up")
+    with Verifier(1):  # unmeasured: the first start reads every module from disk
+        pass
+    best: dict[int, Measurement] = {}
+    for round_number in range(rounds):
+        for workers in counts:
+            label = f"verifier p={workers}, round {round_number + 1}"
+            print(f"  {report.workload}: {label} ...", file=sys.stderr, flush=True)
+            made = measure_verifier(workload, workers)
+            kept = best.get(workers)
+            if kept is None or (made.startup_seconds or 0.0) < (kept.startup_seconds or 0.0):
+                best[workers] = made
+    for workers in counts:
+        made = best[workers]
+        report.rows.append(made)
+        report.notes.append(f"verifier p={workers}: best start-up of {rounds}; wall "
+                            f"{contention_note(made)}")
+    fewest = min(report.rows, key=lambda m: m.workers)
+    most = max(report.rows, key=lambda m: m.workers)
+    if most.workers > fewest.workers:
+        growth = (most.startup_seconds or 0.0) / (fewest.startup_seconds or float("inf"))
+        report.ratios.append(Ratio(f"start-up {most.workers} / {fewest.workers} workers",
+                                   growth, f"<= {MAX_STARTUP_GROWTH:g}x",
+                                   growth <= MAX_STARTUP_GROWTH))
+    return report
+
+
 # -- output --------------------------------------------------------------------------------------
 HEADER = ("workload", "method", "workers", "programs", "passed", "wall s", "programs/s",
           "s/program")
@@ -599,8 +644,34 @@ def format_table(rows: Sequence[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
+STARTUP_HEADER = ("workers", "start-up s", "others' CPU-s", "wall s", "programs", "passed",
+                  "programs/s")
+
+
+def startup_table(report: Report) -> str:
+    """The start-up workload's own table: start-up and wall time per worker count.
+
+    "others' CPU-s" is what other processes on the machine used while the Verifier started.
+    """
+    rows = [(str(m.workers), f"{m.startup_seconds or 0.0:.2f}",
+             "?" if m.startup_other_cpu_seconds is None else f"{m.startup_other_cpu_seconds:.1f}",
+             f"{m.wall_seconds:.2f}", str(m.programs), str(m.passed),
+             f"{m.programs_per_second:.2f}")
+            for m in report.rows]
+    widths = [max(len(row[i]) for row in [STARTUP_HEADER, *rows])
+              for i in range(len(STARTUP_HEADER))]
+    lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True))
+             for row in [STARTUP_HEADER, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
 def format_report(reports: Sequence[Report]) -> str:
-    parts = [format_table(table_rows(reports)), "", "ratios:"]
+    parts = [format_table(table_rows(reports)), ""]
+    for report in reports:
+        if report.workload == "start-up":
+            parts += ["start-up (bell programs on each fresh Verifier):", startup_table(report), ""]
+    parts.append("ratios:")
     for report in reports:
         for ratio in report.ratios:
             target = "" if ratio.target is None else (
@@ -620,8 +691,8 @@ def write_json(path: Path, reports: Sequence[Report], args: argparse.Namespace) 
         "machine": {"cpu_count": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
         "options": {"workload": args.workload, "repeat": args.repeat, "workers": args.workers,
-                    "fake_repeat": args.fake_repeat, "device": args.device,
-                    "data": str(args.data)},
+                    "fake_repeat": args.fake_repeat, "startup_rounds": args.startup_rounds,
+                    "device": args.device, "data": str(args.data)},
         "workloads": {
             report.workload: {"rows": [m.to_dict() for m in report.rows],
                               "ratios": [asdict(r) for r in report.ratios],
@@ -639,17 +710,25 @@ def positive_int(text: str) -> int:
     return value
 
 
+def worker_counts(text: str) -> list[int]:
+    """``4`` or ``1,2,4,8,16``: each a positive integer, in the order given."""
+    return [positive_int(part.strip()) for part in text.split(",")]
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload",
                         choices=("bell", "bell-transpile", "humaneval", "fake-sampler",
-                                 "schedule", "all"),
+                                 "schedule", "startup", "all"),
                         default="all")
     parser.add_argument("--repeat", type=positive_int, default=40,
                         help="how many times the bell program runs (default 40)")
-    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1,
-                        help="programs at once for the fresh interpreter and the Verifier "
-                             "(default: the CPU count)")
+    parser.add_argument("--workers", type=worker_counts, default=[os.cpu_count() or 1],
+                        help="programs at once for the fresh interpreter and the Verifier, "
+                             "or several counts, comma-separated (default: the CPU count)")
+    parser.add_argument("--startup-rounds", type=positive_int, default=3,
+                        help="start-ups per worker count in the startup workload; the "
+                             "shortest is kept (default 3)")
     parser.add_argument("--fake-repeat", type=positive_int, default=8,
                         help="how many times the fake-sampler job runs (default 8)")
     parser.add_argument("--device", default="sherbrooke",
@@ -661,26 +740,39 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_workloads(args: argparse.Namespace, workers: int) -> list[Report]:
+    """Every workload asked for but ``startup``, at one worker count."""
     reports = []
     for name in ("bell", "bell-transpile"):
         if args.workload in (name, "all"):
-            reports.append(benchmark_bell(bell_workload(args.repeat, name), args.workers))
+            reports.append(benchmark_bell(bell_workload(args.repeat, name), workers))
     if args.workload in ("fake-sampler", "all"):
-        reports.append(benchmark_fake_sampler(args.device, args.fake_repeat, args.workers))
+        reports.append(benchmark_fake_sampler(args.device, args.fake_repeat, workers))
     if args.workload in ("humaneval", "all"):
         workload = humaneval_workload(args.data.resolve())
         if workload is not None:
-            reports.append(benchmark_humaneval(workload, args.workers))
+            reports.append(benchmark_humaneval(workload, workers))
     if args.workload in ("schedule", "all"):
         workload = humaneval_workload(args.data.resolve())
         if workload is not None:
-            reports.append(benchmark_schedule(workload, args.workers))
+            reports.append(benchmark_schedule(workload, workers))
+    return reports
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    reports = [report for workers in args.workers for report in run_workloads(args, workers)]
+    if args.workload in ("startup", "all"):
+        reports.append(benchmark_startup(bell_workload(args.repeat), args.workers,
+                                         args.startup_rounds))
     if not reports:
         print("nothing was measured", file=sys.stderr)
         return 1
     print(format_report(reports))
+    for report in reports:
+        for ratio in report.ratios:
+            if ratio.name.startswith("start-up "):
+                print(f"{ratio.name}: {ratio.value:.2f}")
     if args.json:
         write_json(args.json, reports, args)
     return 0
