@@ -193,14 +193,16 @@ def test_when_every_node_is_lost_the_unverified_items_say_so_and_the_verified_ar
             lambda: remote.verify_many([(t, answer(i)) for i, t in enumerate(tasks)])
         )
         wait_until(lambda: remote.stats["completed"] >= 4, run)
-        for node in on_cluster.node_ids:
-            on_cluster.remove_node(node)
-        started = time.monotonic()
-        verdicts = run.result(timeout=600)
-        waited = time.monotonic() - started
-        stats = remote.stats
-    for _ in range(2):  # the next tests start on two nodes again
-        on_cluster.add_node()
+        try:
+            for node in on_cluster.node_ids:
+                on_cluster.remove_node(node)
+            started = time.monotonic()
+            verdicts = run.result(timeout=600)
+            waited = time.monotonic() - started
+            stats = remote.stats
+        finally:
+            while len(on_cluster.node_ids) < 2:  # the next tests start on two nodes again
+                on_cluster.add_node()
     passed = [v for v in verdicts if v.passed]
     unverified = [v for v in verdicts if not v.passed]
     assert len(passed) == stats["completed"] >= 4  # every verdict that arrived is kept
