@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -173,3 +174,33 @@ def test_close_leaves_no_process_and_no_work_root():
         time.sleep(0.05)
     assert [pid for pid in pids if os.path.exists(f"/proc/{pid}")] == []
     assert not os.path.exists(root)
+
+
+def test_a_pool_that_ends_without_closing_leaves_no_template_and_no_work_root():
+    script = (
+        "import os\n"
+        "from qsandbox_env import Verifier\n"
+        "v = Verifier(1, preload=())\n"
+        "print(v._pool.template.pid, v._pool.template.work_root, flush=True)\n"
+        "os._exit(0)\n"
+    )
+    root_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root_dir}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    pid, root = done.stdout.split()
+    deadline = time.monotonic() + 10
+    while (os.path.exists(root) or _running(int(pid))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(int(pid)), "the template outlived its pool"
+    assert not os.path.exists(root)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie, reaped by whoever adopted it, is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False

@@ -58,6 +58,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import shutil
 import socket
 import sys
 import tempfile
@@ -92,7 +93,11 @@ def main(zygote: Zygote, in_fd: int, out_fd: int) -> None:
         "preload_errors": zygote.preload_errors,
     }
     channel.send(json.dumps(ready).encode())
-    serve(zygote, channel)
+    try:
+        serve(zygote, channel)
+    finally:
+        # Ours alone (made above): gone with the pool, even one that ended without closing us.
+        shutil.rmtree(zygote.work_root, ignore_errors=True)
 
 
 def serve(zygote: Zygote, channel: socket.socket) -> None:
