@@ -317,13 +317,9 @@ OPTIMIZE_TASK = program_task(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HOLE: the judge's $HOME is the candidate's home (same path, and the judge chroots "
-    "into the candidate's filesystem), so ~/.qiskit/settings.conf the program writes sets the "
-    "judge's transpile() defaults (older than the template: 63ca348 passes it too)",
-)
 def test_a_candidates_qiskit_settings_do_not_change_the_judges_transpile(pool_verifier):
+    # The judge runs in the candidate's filesystem; its $HOME used to be the candidate's home,
+    # so ~/.qiskit/settings.conf written by the program set the judge's transpile() defaults.
     lazy = "def optimize(qc):\n    return qc\n"  # three CX gates, where one is enough
     assert pool_verifier.verify(OPTIMIZE_TASK, lazy).outcome is Outcome.FAILED
     poison = (

@@ -568,6 +568,7 @@ def _judge_child(
             # (its program did not even load), which the judge reads from the channel.
             os.chdir("/")
         _confine(request, zygote, zygote.uid, workdir)
+        _judge_reads_nothing_of_the_candidates()
         _reseed()  # a test's random inputs differ from one program to the next
         if broker_fd >= 0:
             from qsandbox_env.sandbox import qpu_proxy  # installed at start-up (ibm: targets)
@@ -582,6 +583,35 @@ def _judge_child(
         _judge_failed(report_fd, exc)
     finally:
         os._exit(code)
+
+
+# Where the judge's home is: a path that does not exist, under the read-only root, so that no
+# program can create it.
+JUDGE_HOME = "/nonexistent/qsandbox-judge-home"
+
+
+def _judge_reads_nothing_of_the_candidates() -> None:
+    """Point every settings file and cache the judge's libraries read at run time away from the
+    candidate's home.
+
+    The judge runs in the candidate's filesystem, where ``$HOME`` is the candidate's own,
+    writable directory. A program that wrote ``~/.qiskit/settings.conf`` there (say
+    ``transpile_optimization_level = 0``) and made it readable would set the defaults of the
+    test's own ``transpile``, and so rig the reference its answer is compared with; stevedore's
+    entry-point cache under ``~/.cache`` would let it swap the transpiler's stages. Paths the
+    libraries fixed when the template imported them are reset here too.
+    """
+    settings = os.path.join(JUDGE_HOME, ".qiskit", "settings.conf")
+    os.environ["HOME"] = JUDGE_HOME
+    os.environ["QISKIT_SETTINGS"] = settings
+    os.environ["XDG_CACHE_HOME"] = os.path.join(JUDGE_HOME, ".cache")
+    user_config = sys.modules.get("qiskit.user_config")
+    if user_config is not None:
+        user_config.DEFAULT_FILENAME = settings
+    cache = getattr(sys.modules.get("stevedore._cache"), "_c", None)
+    if cache is not None:
+        cache._dir = os.path.join(JUDGE_HOME, ".cache", "python-entrypoints")
+        cache._disable_caching = True  # entry points are read afresh, never from a file
 
 
 def _judge_failed(report_fd: int, exc: BaseException) -> None:
