@@ -90,7 +90,7 @@ def check_capacity(ray: Any, actors: int, per_actor: dict[str, float], label: st
         )
         raise ValueError(
             f"{label}: {actors} actors of ({ask}) each cannot be placed: the Ray cluster's "
-            f"{len(nodes)} alive node(s) ({have} in all) hold {room}; ask for actors <= {room}, "
+            f"{len(nodes)} alive node(s) ({have} in all) hold {room}; ask for workers <= {room}, "
             "fewer CPUs per actor (num_cpus=...), or add nodes"
         )
     return room

@@ -66,7 +66,10 @@ class RayVerifier(RayPool):
     Raises:
         ImportError: Ray is not installed (the message has the ``pip install`` command).
         ValueError: The cluster's nodes cannot hold ``workers`` actors of ``num_cpus`` CPUs.
-        RuntimeError: Actors did not start within ``start_timeout``.
+        RuntimeError: Actors did not start within ``start_timeout`` when the pool was made.
+            (Later, when every actor is lost and none restarts within ``start_timeout``, the
+            items not yet verified get ``sandbox`` verdicts saying so; verdicts already in hand
+            are kept.)
 
     Calls from several threads are served one at a time. When Ray is already initialised in
     this process, that session is used whatever ``address`` says.
