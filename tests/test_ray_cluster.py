@@ -136,7 +136,7 @@ def test_the_cluster_capacity_check_counts_every_alive_node(on_cluster):
         RayVerifier(workers=3, preload=())
     assert str(caught.value) == (
         "RayVerifier: 3 actors of (CPU 1) each cannot be placed: the Ray cluster's 3 alive "
-        "node(s) (CPU 2 in all) hold 2; ask for actors <= 2, fewer CPUs per actor "
+        "node(s) (CPU 2 in all) hold 2; ask for workers <= 2, fewer CPUs per actor "
         "(num_cpus=...), or add nodes"
     )
 

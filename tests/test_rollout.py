@@ -257,13 +257,13 @@ def test_more_actors_than_the_cluster_holds_raise_before_anything_starts(ray_ses
         RayVerifier(workers=3, preload=())
     assert str(caught.value) == (
         "RayVerifier: 3 actors of (CPU 1) each cannot be placed: the Ray cluster's 1 alive "
-        "node(s) (CPU 2 in all) hold 2; ask for actors <= 2, fewer CPUs per actor "
+        "node(s) (CPU 2 in all) hold 2; ask for workers <= 2, fewer CPUs per actor "
         "(num_cpus=...), or add nodes"
     )
 
 
 def test_an_actor_larger_than_any_node_is_refused(ray_session):
-    with pytest.raises(ValueError, match=r"hold 0; ask for actors <= 0"):
+    with pytest.raises(ValueError, match=r"hold 0; ask for workers <= 0"):
         RayVerifier(workers=1, num_cpus=4, preload=())
 
 
