@@ -64,7 +64,7 @@ import sys
 import tempfile
 import traceback
 
-from qsandbox_env.sandbox.zygote import Zygote
+from qsandbox_env.sandbox.zygote import Zygote, reap_ended
 
 MAX_PACKET = 1 << 16
 REAP_INTERVAL = 1.0  # seconds between reaping ended forks while no request comes
@@ -102,12 +102,12 @@ def main(zygote: Zygote, in_fd: int, out_fd: int) -> None:
 
 def serve(zygote: Zygote, channel: socket.socket) -> None:
     while True:
-        _reap()
+        reap_ended()
         if not select.select([channel], [], [], REAP_INTERVAL)[0]:
             continue
         note, fds, _, _ = socket.recv_fds(channel, MAX_PACKET, 3)
         if not note:
-            _reap()  # the pool is gone; the zygotes it ended are not left as zombies
+            reap_ended()  # the pool is gone; the zygotes it ended are not left as zombies
             return
         try:
             request = json.loads(note)
@@ -158,14 +158,3 @@ def _null_stdin() -> None:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
-
-
-def _reap() -> None:
-    """Reap every fork that has ended (the pool watches them through their pidfds)."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return

@@ -411,7 +411,7 @@ class Zygote:
     def _clean(self, workdir: str) -> None:
         if self.pid_namespace:
             isolation.kill_namespace()
-        _reap_all()
+        reap_ended()
         remove_tree(workdir)
         remove_tree(self.home)
         if "private-tmp" not in self.iso.active:
@@ -849,7 +849,7 @@ def _reap(pid: int) -> int:
             continue
 
 
-def _reap_all() -> None:
+def reap_ended() -> None:
     """Reap every child that has ended; killed ones still exiting are reaped next time."""
     while True:
         try:
