@@ -272,7 +272,15 @@ def test_programs_can_run_under_another_interpreter(tmp_path):
         assert v.verify(task, "def where():\n    return '/elsewhere'\n").outcome is Outcome.FAILED
 
 
-def test_missing_isolation_layers_are_announced_and_listed():
+@pytest.fixture
+def unannounced(monkeypatch):
+    """Each sandbox warning is shown once per process: start these tests as if none had been."""
+    import qsandbox_env.verifier
+
+    monkeypatch.setattr(qsandbox_env.verifier, "_ANNOUNCED", set())
+
+
+def test_missing_isolation_layers_are_announced_and_listed(unannounced):
     with pytest.warns(RuntimeWarning, match="sandbox layers are NOT active"):
         v = Verifier(workers=1, preload=(), isolate=False)
     with v:
@@ -281,7 +289,7 @@ def test_missing_isolation_layers_are_announced_and_listed():
         assert v.verify(ADD, "    return a + b\n").passed
 
 
-def test_a_module_that_cannot_be_preloaded_is_announced():
+def test_a_module_that_cannot_be_preloaded_is_announced(unannounced):
     with pytest.warns(RuntimeWarning, match="could not preload:\n  - no_such_module_qsandbox"):
         v = Verifier(workers=1, preload=("no_such_module_qsandbox",))
     with v:
