@@ -129,23 +129,10 @@ def line_tokenizer(texts: list[str]) -> Any:
 
 
 def tiny_model(vocab_size: int, seed: int) -> Any:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    """The GRPO demo's model, with room for a whole Qiskit-HumanEval program."""
+    from agents.grpo.demo import demo_model
 
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-        bos_token_id=0,
-        eos_token_id=0,
-        tie_word_embeddings=False,
-    )
-    return LlamaForCausalLM(config).eval()
+    return demo_model(vocab_size, seed, max_positions=1024)
 
 
 # -- the measurement ---------------------------------------------------------------------------

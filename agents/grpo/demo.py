@@ -134,8 +134,9 @@ def demo_tokenizer(tasks: TaskSet | None = None) -> Any:
     return PreTrainedTokenizerFast(tokenizer_object=core, eos_token=EOS, pad_token=EOS)
 
 
-def demo_model(vocab_size: int, seed: int = 0) -> Any:
-    """A 2-layer Llama with 32-wide hidden states, initialised from ``seed`` (no download).
+def demo_model(vocab_size: int, seed: int = 0, max_positions: int = 16) -> Any:
+    """A 2-layer Llama with 32-wide hidden states, initialised from ``seed`` (no download);
+    ``max_positions`` tokens of prompt and completion at most.
 
     Llama rather than GPT-2: without learned absolute position embeddings, the last prompt
     position's state is dominated by its own token (the task's docstring), so the policy can
@@ -152,7 +153,7 @@ def demo_model(vocab_size: int, seed: int = 0) -> Any:
         num_hidden_layers=2,
         num_attention_heads=2,
         num_key_value_heads=2,
-        max_position_embeddings=16,
+        max_position_embeddings=max_positions,
         bos_token_id=0,
         eos_token_id=0,
         pad_token_id=None,  # the trainer passes the pad id; padding is always masked
